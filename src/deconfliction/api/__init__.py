@@ -1,0 +1,1 @@
+"""The HTTP API: routes over the service, one error shape."""

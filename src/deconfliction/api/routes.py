@@ -1,0 +1,165 @@
+"""HTTP routes: each one authenticates, hands a plain body to the service and returns its answer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from deconfliction.api.schemas import (
+    AorIn,
+    AssetIn,
+    CheckIn,
+    ErrorBody,
+    PartyIn,
+    ReportBatchIn,
+    ReportIn,
+    TerritoryIn,
+    TokenIn,
+    ZoneIn,
+)
+from deconfliction.service import Caller, Service
+
+bearer = HTTPBearer(auto_error=False, description="A party token: Authorization: Bearer TOKEN")
+ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorBody} for status in (401, 403, 404, 409, 422, 503)}
+router = APIRouter(prefix="/v1", responses=ERRORS)
+Json = dict[str, Any]
+
+
+def service(request: Request) -> Service:
+    svc: Service = request.app.state.service
+    return svc
+
+
+def caller(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Caller:
+    return service(request).authenticate(None if credentials is None else credentials.credentials)
+
+
+Svc = Annotated[Service, Depends(service)]
+Who = Annotated[Caller, Depends(caller)]
+
+
+def body(model: Any) -> Json:
+    return dict(model.model_dump(exclude_unset=True, mode="json"))
+
+
+@router.post("/parties", status_code=201, tags=["admin"])
+def create_party(data: PartyIn, svc: Svc, who: Who) -> Json:
+    """Create a party (admin)."""
+    return svc.create_party(who, body(data))
+
+
+@router.get("/parties", tags=["picture"])
+def list_parties(svc: Svc, who: Who) -> list[Json]:
+    return svc.parties(who)
+
+
+@router.post("/parties/{party}/tokens", status_code=201, tags=["admin"])
+def create_token(party: str, data: TokenIn, svc: Svc, who: Who) -> Json:
+    """A new token for a party with a role (admin). The token is shown once; only its hash is kept."""
+    return {"token": svc.create_token(who, party, data.role), "party": party, "role": data.role}
+
+
+@router.put("/territories/{party}", tags=["admin"])
+def put_territory(party: str, data: TerritoryIn, svc: Svc, who: Who) -> Json:
+    """Load a party's territory from the shared border reference (admin)."""
+    return svc.put_territory(who, party, data.area)
+
+
+@router.get("/territories", tags=["picture"])
+def list_territories(svc: Svc, who: Who) -> list[Json]:
+    return svc.territories(who)
+
+
+@router.post("/assets", status_code=201, tags=["assets"])
+def register_asset(data: AssetIn, svc: Svc, who: Who) -> Json:
+    """Register a unit or site of the caller's party, with an optional initial position."""
+    return svc.register_asset(who, body(data)) or {}
+
+
+@router.get("/assets", tags=["assets"])
+def list_assets(svc: Svc, who: Who) -> list[Json]:
+    """Own assets in full; other parties' as their disclosure allows (hidden ones not at all)."""
+    return svc.assets(who)
+
+
+@router.get("/assets/{party}/{asset_id}", tags=["assets"])
+def get_asset(party: str, asset_id: str, svc: Svc, who: Who) -> Json:
+    return svc.asset(who, party, asset_id)
+
+
+@router.delete("/assets/{asset_id}", tags=["assets"])
+def withdraw_asset(asset_id: str, svc: Svc, who: Who) -> Json:
+    return svc.withdraw_asset(who, asset_id)
+
+
+@router.delete("/assets/{asset_id}/position", tags=["assets"])
+def withdraw_position(asset_id: str, svc: Svc, who: Who) -> Json:
+    """The asset's last position no longer holds (a site was moved away or closed)."""
+    return svc.withdraw_position(who, asset_id)
+
+
+@router.post("/reports", status_code=201, tags=["reports"])
+def post_report(data: ReportIn, svc: Svc, who: Who) -> Json:
+    """One position report; the answer reads the position back (lat/lon, MGRS, border)."""
+    return svc.report(who, body(data))
+
+
+@router.post("/reports/batch", status_code=201, tags=["reports"])
+def post_reports(data: ReportBatchIn, svc: Svc, who: Who) -> Json:
+    """Many reports in one transaction: all are taken, or none (the error names the bad one)."""
+    return {"reports": svc.report_batch(who, [body(r) for r in data.reports])}
+
+
+@router.post("/zones", status_code=201, tags=["zones"])
+def declare_zone(data: ZoneIn, svc: Svc, who: Who) -> Json:
+    return svc.declare_zone(who, body(data))
+
+
+@router.get("/zones", tags=["zones"])
+def list_zones(svc: Svc, who: Who) -> list[Json]:
+    return svc.zones(who)
+
+
+@router.delete("/zones/{zone_id}", tags=["zones"])
+def withdraw_zone(zone_id: str, svc: Svc, who: Who) -> Json:
+    return svc.withdraw_zone(who, zone_id)
+
+
+@router.post("/aors", status_code=201, tags=["aors"])
+def declare_aor(data: AorIn, svc: Svc, who: Who) -> Json:
+    """Declare an area of responsibility; it is lapsed until first confirmed."""
+    return svc.declare_aor(who, body(data))
+
+
+@router.get("/aors", tags=["aors"])
+def list_aors(svc: Svc, who: Who) -> list[Json]:
+    return svc.aors(who)
+
+
+@router.post("/aors/{aor_id}/confirm", tags=["aors"])
+def confirm_aor(aor_id: str, svc: Svc, who: Who) -> Json:
+    """State that the party's picture in this AOR is complete as of now."""
+    return svc.confirm_aor(who, aor_id)
+
+
+@router.post("/checks", tags=["checks"])
+def post_check(data: CheckIn, svc: Svc, who: Who) -> Json:
+    """Is it safe to do this here, now? conflict, unknown or clear, with the reasons; recorded."""
+    return svc.check(who, body(data))
+
+
+@router.get("/readback", tags=["picture"])
+def readback(svc: Svc, who: Who, position: Annotated[str, Query(examples=["42S XD 84886 24985"])]) -> Json:
+    """Read a position in any notation back in canonical form, storing nothing."""
+    del who
+    return svc.read_position(position)
+
+
+@router.get("/picture", tags=["picture"])
+def picture(svc: Svc, who: Who, response: Response) -> Json:
+    """The picture version and counts."""
+    del who
+    response.headers["Cache-Control"] = "no-store"
+    return svc.summary()

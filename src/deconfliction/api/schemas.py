@@ -1,0 +1,95 @@
+"""Request bodies as pydantic models: they shape the OpenAPI document; the service validates meaning.
+
+Positions stay strings and geometries stay GeoJSON mappings here, so that the service can
+read them with one parser and answer with one precise error, whichever outlet they came by.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+GeoJSON = dict[str, Any]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PartyIn(Body):
+    id: str = Field(description="Lowercase id: a-z, 0-9, '.', '_', '-'.", examples=["isaf"])
+    name: str = Field(examples=["ISAF"])
+    stale_after_s: float | None = Field(None, description="Default life of this party's unit reports, seconds (1800).")
+
+
+class TokenIn(Body):
+    role: Literal["admin", "liaison", "viewer", "auditor"]
+
+
+class TerritoryIn(Body):
+    area: GeoJSON = Field(description="GeoJSON Polygon or MultiPolygon, lon/lat.")
+
+
+class AssetIn(Body):
+    id: str
+    kind: Literal["unit", "site"]
+    name: str | None = None
+    disclosure: Literal["exact", "coarse", "hidden"] = "exact"
+    position: str | None = Field(None, description="Initial position in any notation.", examples=["42S XD 84886 24985"])
+    uncertainty_m: float | None = None
+    time: AwareDatetime | None = None
+    stale_after_s: float | None = None
+
+
+class ReportIn(Body):
+    asset: str
+    position: str = Field(examples=["34.5500, 71.0150", "42S XD 84886 24985", "42N 684887 3824986"])
+    time: AwareDatetime | None = Field(None, description="When the position was taken; default now.")
+    uncertainty_m: float | None = Field(None, description="Radius of the position's uncertainty, metres.")
+    stale_after_s: float | None = Field(None, description="Units only: the report goes stale this long after its time.")
+
+
+class ReportBatchIn(Body):
+    reports: list[ReportIn]
+
+
+class WindowIn(Body):
+    start: AwareDatetime
+    end: AwareDatetime
+
+
+class ZoneIn(Body):
+    id: str
+    kind: Literal["operating_area", "protected_area", "no_fire_area", "route"]
+    name: str | None = None
+    area: GeoJSON = Field(description="Polygon or MultiPolygon; a route is a LineString.")
+    width_m: float | None = Field(None, description="Routes only: full width of the corridor, metres.")
+    window: WindowIn | None = None
+    altitude_m: list[float] | None = Field(None, description="[low, high] metres above mean sea level.")
+    disclosure: Literal["exact", "coarse", "hidden"] = "exact"
+
+
+class AorIn(Body):
+    id: str
+    area: GeoJSON
+    freshness_s: float = Field(description="The party reports all its assets here at least this often, seconds.")
+
+
+class CheckIn(Body):
+    position: str | None = Field(None, examples=["42S XD 84698 25204"])
+    radius_m: float | None = None
+    area: GeoJSON | None = None
+    kind: Literal["fires", "air", "ground", "other"]
+    window: WindowIn | None = None
+    altitude_m: list[float] | None = None
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail

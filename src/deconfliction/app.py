@@ -1,0 +1,59 @@
+"""``create_app(service)``: the one place that wires the HTTP API around a service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from deconfliction import __version__
+from deconfliction.api.routes import router
+from deconfliction.errors import DeconflictionError
+from deconfliction.service import Service
+
+
+def error_body(code: str, message: str, field: str | None) -> dict[str, Any]:
+    """The one JSON shape of every refusal: ``{"error": {"code", "message", "field"}}``."""
+    return {"error": {"code": code, "message": message, "field": field}}
+
+
+def _field_of(loc: tuple[Any, ...]) -> str | None:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    # pydantic names the union branch it tried ("function-after[...]", "str"); drop it
+    parts = [p for p in parts if "[" not in p]
+    return ".".join(parts) or None
+
+
+def create_app(service: Service) -> FastAPI:
+    """The HTTP API for ``service``; OpenAPI at ``/openapi.json`` and ``/docs``."""
+    app = FastAPI(
+        title="deconfliction",
+        version=__version__,
+        description="Check every planned or urgent activity against every party's units, sites and areas "
+        "of responsibility. Answers are conflict, unknown or clear; silence is not clearance.",
+    )
+    app.state.service = service
+    app.include_router(router)
+
+    @app.exception_handler(DeconflictionError)
+    async def refused(request: Request, exc: DeconflictionError) -> JSONResponse:
+        del request
+        return JSONResponse(error_body(exc.code, exc.message, exc.field), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
+        del request
+        first = exc.errors()[0]
+        field = _field_of(tuple(first.get("loc", ())))
+        message = str(first.get("msg", "invalid value"))
+        if first.get("type") == "extra_forbidden":
+            message = "unknown field"
+        return JSONResponse(error_body("invalid_input", message, field), status_code=422)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, Any]:
+        return {"ok": True, "picture_version": service.picture.version}
+
+    return app

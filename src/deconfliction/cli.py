@@ -1,0 +1,275 @@
+"""The ``deconflict`` command. The only module that prints and chooses exit codes.
+
+Exit codes: 0 done; 1 a scenario expectation failed or a check was not clear
+(``check --fail-unless-clear``); 2 the input was refused (bad file, bad position, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from deconfliction.client import Client, HttpClient, LocalClient
+from deconfliction.errors import DeconflictionError
+from deconfliction.service import ROOT, Service
+from deconfliction.settings import Settings, settings_table
+from deconfliction.stores import open_store
+
+app = typer.Typer(help="deconflict: check every activity against every party's picture.", no_args_is_help=True)
+party_app = typer.Typer(help="Parties (admin).", no_args_is_help=True)
+token_app = typer.Typer(help="Tokens (admin).", no_args_is_help=True)
+app.add_typer(party_app, name="party")
+app.add_typer(token_app, name="token")
+err = Console(stderr=True, soft_wrap=True)
+
+Db = Annotated[Path | None, typer.Option("--db", help="Store path (SQLite file), opened in this process.")]
+Server = Annotated[str | None, typer.Option("--server", envvar="DECONFLICT_SERVER", help="URL of a running server.")]
+Token = Annotated[str | None, typer.Option("--token", envvar="DECONFLICT_TOKEN", help="Bearer token for --server.")]
+As = Annotated[str | None, typer.Option("--as", help="With --db: act as a liaison of this party.")]
+
+
+def _print(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _fail(exc: DeconflictionError, code: int = 2) -> NoReturn:
+    err.print(f"[red]refused[/red] ({exc.code}{', ' + exc.field if exc.field else ''}): {exc.message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _client(db: Path | None, server: str | None, token: str | None, party: str | None) -> Client:
+    if (db is None) == (server is None):
+        err.print("give either --db PATH (a store on this machine) or --server URL --token TOKEN")
+        raise typer.Exit(2)
+    if server is not None:
+        return HttpClient(server, token)
+    assert db is not None
+    return LocalClient(Service(open_store(db), settings=Settings.from_env()), party)
+
+
+@app.command()
+def init(db: Annotated[Path, typer.Option("--db", help="Where to create the store.")]) -> None:
+    """Create a store and print {"admin_token": ...} as JSON."""
+    try:
+        store = open_store(db)
+        if store.events(limit=1):
+            err.print(
+                f"{db} is initialised already; make another admin token with: deconflict token create --db {db} --role admin"
+            )
+            raise typer.Exit(2)
+        token = Service(store).create_token(ROOT, None, "admin")
+    except DeconflictionError as exc:
+        _fail(exc)
+    _print({"admin_token": token})
+
+
+def _serve(service: Service, host: str, port: int) -> None:
+    import uvicorn
+
+    from deconfliction.app import create_app
+
+    uvicorn.run(create_app(service), host=host, port=port, log_level="info")
+
+
+def _settings(**flags: Any) -> Settings:
+    try:
+        return Settings.from_env(**flags)
+    except DeconflictionError as exc:
+        _fail(exc)
+
+
+@app.command()
+def serve(
+    db: Annotated[Path, typer.Option("--db", help="Store path (SQLite file).")] = Path("deconfliction.db"),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the HTTP API (OpenAPI at /docs) on a store."""
+    try:
+        service = Service(open_store(db), settings=_settings())
+    except DeconflictionError as exc:
+        _fail(exc)
+    err.print(f"deconfliction on http://{host}:{port}  (API docs at /docs), store {db}")
+    _serve(service, host, port)
+
+
+@app.command()
+def demo(
+    db: Annotated[Path | None, typer.Option("--db", help="Store path; default a fresh file in a temporary folder.")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Load the demo picture, print the tokens, do not serve.")] = False,
+) -> None:
+    """Load the demo border picture into a fresh store, print the URL and a token per party, and serve."""
+    from deconfliction.demo import load_demo
+
+    path = db or Path(tempfile.mkdtemp(prefix="deconfliction-demo-")) / "demo.db"
+    try:
+        store = open_store(path)
+        if store.events(limit=1):
+            err.print(f"{path} is not empty; the demo needs a fresh store")
+            raise typer.Exit(2)
+        service = Service(store, settings=_settings())
+        tokens = load_demo(service)
+    except DeconflictionError as exc:
+        _fail(exc)
+    _print({"url": f"http://{host}:{port}", "db": str(path), "tokens": tokens})
+    if not no_serve:
+        _serve(service, host, port)
+
+
+@party_app.command("create")
+def party_create(
+    party_id: Annotated[str, typer.Argument(help="Lowercase id.")],
+    name: Annotated[str, typer.Argument(help="Display name.")],
+    db: Db = None,
+    server: Server = None,
+    token: Token = None,
+) -> None:
+    """Create a party."""
+    try:
+        _print(_client(db, server, token, None).create_party({"id": party_id, "name": name}))
+    except DeconflictionError as exc:
+        _fail(exc)
+
+
+@party_app.command("list")
+def party_list(db: Db = None, server: Server = None, token: Token = None) -> None:
+    """List the parties."""
+    try:
+        _print(_client(db, server, token, None).parties())
+    except DeconflictionError as exc:
+        _fail(exc)
+
+
+@token_app.command("create")
+def token_create(
+    party: Annotated[str | None, typer.Argument(help="The token's party (none: a server admin token).")] = None,
+    role: Annotated[str, typer.Option(help="admin, liaison, viewer or auditor.")] = "liaison",
+    db: Db = None,
+    server: Server = None,
+    token: Token = None,
+) -> None:
+    """Create a token and print {"token": ...}. It is shown once; the store keeps only its hash."""
+    try:
+        client = _client(db, server, token, None)
+        if party is None:
+            if not isinstance(client, LocalClient):
+                err.print("a server admin token (no party) can only be made with --db")
+                raise typer.Exit(2)
+            made = client.service.create_token(ROOT, None, role)
+        else:
+            made = client.create_token(party, role)
+    except DeconflictionError as exc:
+        _fail(exc)
+    _print({"token": made, "party": party, "role": role})
+
+
+@app.command()
+def check(
+    position: Annotated[str | None, typer.Argument(help="Any notation: '34.55, 71.015', MGRS, UTM, DMS.")] = None,
+    kind: Annotated[str, typer.Option(help="fires, air, ground or other.")] = "other",
+    radius_m: Annotated[float | None, typer.Option("--radius-m", help="Radius around the position, metres.")] = None,
+    area: Annotated[Path | None, typer.Option(help="A GeoJSON file with a Polygon, instead of a position.")] = None,
+    db: Db = None,
+    server: Server = None,
+    token: Token = None,
+    as_party: As = None,
+    fail_unless_clear: Annotated[bool, typer.Option(help="Exit 1 unless the answer is clear.")] = False,
+) -> None:
+    """Ask a check and print the answer as JSON."""
+    body: dict[str, Any] = {"kind": kind}
+    if position is not None:
+        body["position"] = position
+    if radius_m is not None:
+        body["radius_m"] = radius_m
+    if area is not None:
+        body["area"] = json.loads(area.read_text(encoding="utf-8"))
+    try:
+        answer = _client(db, server, token, as_party).check(body)
+    except DeconflictionError as exc:
+        _fail(exc)
+    _print(answer)
+    if fail_unless_clear and answer["status"] != "clear":
+        raise typer.Exit(1)
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="A GeoJSON FeatureCollection; see docs/cli.md.")],
+    db: Db = None,
+    server: Server = None,
+    token: Token = None,
+    as_party: As = None,
+) -> None:
+    """Import assets, zones, AORs and territories from GeoJSON; prints one line per feature."""
+    from deconfliction.geojson_import import import_features
+
+    try:
+        collection = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        err.print(f"cannot read {file}: {exc}")
+        raise typer.Exit(2) from exc
+    try:
+        for line in import_features(_client(db, server, token, as_party), collection):
+            _print(line)
+    except DeconflictionError as exc:
+        _fail(exc)
+
+
+@app.command()
+def replay(
+    files: Annotated[list[Path], typer.Argument(help="Scenario files (YAML).")],
+    db: Annotated[
+        Path | None, typer.Option("--db", help="Store to play into; default a fresh temporary file per scenario.")
+    ] = None,
+) -> None:
+    """Play scenario files against a fresh store; one JSON line per step. Exit 1 if an expectation fails."""
+    from deconfliction.replay import ScenarioError, load_scenario, run_scenario
+
+    failed = False
+    for file in files:
+        with tempfile.TemporaryDirectory(prefix="deconfliction-replay-") as tmp:
+            try:
+                scenario = load_scenario(file)
+                store = open_store(db or Path(tmp) / "replay.db")
+                for outcome in run_scenario(scenario, store):
+                    _print(outcome.line)
+                    for failure in outcome.failures:
+                        failed = True
+                        err.print(f"{file}: step {outcome.line['step']}: {failure}", highlight=False)
+                store.close()
+            except ScenarioError as exc:
+                _fail(exc)
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def readback(position: Annotated[str, typer.Argument(help="A position in any notation.")], db: Db = None) -> None:
+    """Read a position back in canonical form (lat/lon, MGRS, and the border if --db has territories)."""
+    try:
+        service = Service(open_store(db) if db else open_store(":memory:"))
+        _print(service.read_position(position))
+    except DeconflictionError as exc:
+        _fail(exc)
+
+
+@app.command()
+def settings() -> None:
+    """List every setting with its default and its environment variable."""
+    table = Table("setting", "default", "variable", "meaning")
+    for name, default, help_ in settings_table():
+        table.add_row(name, str(default), f"DECONFLICT_{name.upper()}", help_)
+    Console().print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

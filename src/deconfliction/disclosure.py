@@ -1,0 +1,82 @@
+"""Need to know: the one policy that decides what of another party's object a caller sees.
+
+- ``exact``: id, name, position and distance;
+- ``coarse``: id, name, the H3 cell and a distance band, never a point;
+- ``hidden``: used by checks, but only the owning party is named.
+
+A party always sees its own objects exactly. Every outlet that shows an asset, a zone or
+a finding calls :func:`level_for` and one of the ``show_*`` functions here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import h3
+
+from deconfliction.geo import LatLon, to_mgrs
+from deconfliction.model import Disclosure, Finding, Gap
+
+DISTANCE_BANDS_M = (250, 500, 1000, 2000, 5000)
+
+
+def level_for(owner: str, disclosure: Disclosure, viewer: str | None) -> Disclosure:
+    """What ``viewer`` may see of an object ``owner`` declared with ``disclosure``."""
+    return Disclosure.EXACT if viewer == owner else disclosure
+
+
+def distance_band(distance_m: float) -> str:
+    """``"250-500 m"``: the band a coarse distance is shown as."""
+    low = 0
+    for high in DISTANCE_BANDS_M:
+        if distance_m < high:
+            return f"under {high} m" if low == 0 else f"{low}-{high} m"
+        low = high
+    return f"over {low} m"
+
+
+def show_point(point: LatLon) -> dict[str, Any]:
+    return {"lat": round(point.lat, 7), "lon": round(point.lon, 7), "mgrs": to_mgrs(point)}
+
+
+def show_cell(point: LatLon, resolution: int) -> str:
+    """The H3 cell a coarse position is shown as."""
+    return str(h3.latlng_to_cell(point.lat, point.lon, resolution))
+
+
+def show_finding(finding: Finding, viewer: str | None, cell_resolution: int) -> dict[str, Any]:
+    level = level_for(finding.party, finding.disclosure, viewer)
+    if level is Disclosure.HIDDEN:
+        return {"party": finding.party, "disclosure": "hidden"}
+    shown: dict[str, Any] = {
+        "party": finding.party,
+        "object": finding.object,
+        "id": finding.id,
+        "name": finding.name,
+        "disclosure": level.value,
+    }
+    if level is Disclosure.EXACT:
+        shown["distance_m"] = round(finding.distance_m, 1)
+        if finding.point is not None:
+            shown["position"] = show_point(finding.point)
+    else:
+        shown["distance_band"] = distance_band(finding.distance_m)
+        if finding.point is not None:
+            shown["cell"] = show_cell(finding.point, cell_resolution)
+    return shown
+
+
+def show_gap(gap: Gap, viewer: str | None, cell_resolution: int) -> dict[str, Any]:
+    shown: dict[str, Any] = {
+        "party": gap.party,
+        "reason": gap.reason,
+        "since": None if gap.since is None else gap.since.isoformat(),
+    }
+    if gap.aor is not None:
+        shown["aor"] = gap.aor
+    if gap.asset is not None:
+        asset = show_finding(gap.asset, viewer, cell_resolution)
+        if asset.get("disclosure") == "hidden":
+            shown["since"] = None  # when a hidden unit went stale is itself a clue
+        shown["asset"] = asset
+    return shown

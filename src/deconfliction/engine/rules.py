@@ -1,0 +1,233 @@
+"""The check rules: conflict, unknown or clear. Explained in prose in docs/rules.md.
+
+A check measures everything in metres on a :class:`~deconfliction.geo.LocalPlane` at the
+checked geometry's reference point, with every buffer widened by ``SAFETY_FACTOR`` so that
+the plane's small error can only add conflicts. The order of the rules matters:
+
+1. conflict: something protected is within the buffer during the window;
+2. unknown: some part of the buffered area is not vouched for by a fresh picture;
+3. clear: neither.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+
+import numpy as np
+import shapely
+from shapely.geometry import Point, box
+from shapely.geometry.base import BaseGeometry
+
+from deconfliction.engine.picture import Picture
+from deconfliction.geo import SAFETY_FACTOR, LatLon, LocalPlane, degrees_envelope
+from deconfliction.model import (
+    AssetKind,
+    Border,
+    CheckKind,
+    CheckQuery,
+    CheckResult,
+    Finding,
+    Gap,
+    Status,
+    Zone,
+    ZoneKind,
+)
+
+UNCOVERED_AREA_M2 = 1.0
+"""Uncovered slivers smaller than this are rounding noise at shared AOR/territory edges."""
+
+BORDER_SEARCH_M = 50_000.0
+"""Border distance is measured first on the boundary within this distance (fast), then on all of it."""
+
+
+def zone_applies(zone: Zone, kind: CheckKind) -> bool:
+    """Which zones a check of this kind must keep its buffer from."""
+    if zone.kind in (ZoneKind.PROTECTED_AREA, ZoneKind.ROUTE):
+        return True
+    if zone.kind is ZoneKind.NO_FIRE_AREA:
+        return kind in (CheckKind.FIRES, CheckKind.AIR)
+    return False  # an operating area is information, not something to keep clear of
+
+
+def reference_point(geom: BaseGeometry) -> LatLon:
+    """The point a check's border read-back is given for: the position, or the area's centroid."""
+    p = geom if isinstance(geom, Point) else geom.centroid
+    return LatLon(p.y, p.x)
+
+
+def _clipped_xy(plane: LocalPlane, geom: BaseGeometry, envelope: tuple[float, float, float, float]) -> BaseGeometry:
+    """The part of a lon/lat shape inside ``envelope``, in plane metres (large shapes stay cheap).
+
+    An intersection with the box rather than ``clip_by_rect``: the latter may return
+    invalid polygons, which the coverage arithmetic below cannot take.
+    """
+    return plane.project(geom.intersection(box(*envelope)))
+
+
+def check(picture: Picture, query: CheckQuery, now: datetime, buffer_m: float) -> CheckResult:
+    """Answer one check on the picture as it is at ``now``.
+
+    >>> check(picture, CheckQuery("isaf", CheckKind.FIRES, Point(71.013, 34.552), window), now, 1500)
+    """
+    ref = reference_point(query.geometry)
+    plane = LocalPlane(ref)
+    q_xy = plane.project(query.geometry)
+    reach = (query.radius_m + buffer_m) * SAFETY_FACTOR
+    envelope = degrees_envelope(query.geometry.bounds, reach + 1.0)
+
+    conflicts: list[Finding] = []
+    gaps: list[Gap] = []
+    _assets(picture, query, now, plane, q_xy, reach, conflicts, gaps)
+    _zones(picture, query, plane, q_xy, reach, conflicts)
+    _coverage(picture, query, now, plane, q_xy, reach, envelope, gaps)
+
+    status = Status.CONFLICT if conflicts else Status.UNKNOWN if gaps else Status.CLEAR
+    conflicts.sort(key=lambda f: (f.distance_m, f.party, f.id))
+    return CheckResult(
+        status=status,
+        conflicts=tuple(conflicts),
+        gaps=tuple(gaps),
+        border=border(picture, ref, plane),
+        reference=ref,
+        buffer_m=buffer_m,
+        picture_version=picture.version,
+    )
+
+
+def _assets(
+    picture: Picture,
+    query: CheckQuery,
+    now: datetime,
+    plane: LocalPlane,
+    q_xy: BaseGeometry,
+    reach: float,
+    conflicts: list[Finding],
+    gaps: list[Gap],
+) -> None:
+    """An asset conflicts when its distance minus its uncertainty is inside the buffer.
+
+    A unit whose report went stale cannot be vouched for either way: its last known
+    position inside the buffer makes a gap, not a conflict and not a clear.
+    """
+    keys = list(picture.positions.near(query.geometry, plane, reach))
+    if not keys:
+        return
+    reports = [picture.reports[k] for k in keys]
+    xs, ys = plane.xy(
+        np.fromiter((r.point.lon for r in reports), dtype=float, count=len(reports)),
+        np.fromiter((r.point.lat for r in reports), dtype=float, count=len(reports)),
+    )
+    distances = shapely.distance(q_xy, shapely.points(xs, ys))
+    for key, report, d in zip(keys, reports, distances.tolist(), strict=True):
+        if d - report.uncertainty_m > reach:
+            continue
+        asset = picture.assets[key]
+        finding = Finding(
+            party=asset.party,
+            object=asset.kind.value,
+            id=asset.id,
+            name=asset.name,
+            disclosure=asset.disclosure,
+            distance_m=max(0.0, d - query.radius_m),
+            point=report.point,
+        )
+        if asset.kind is AssetKind.UNIT and report.is_stale(now):
+            gaps.append(Gap(party=asset.party, reason="stale_asset", since=report.stale_at, asset=finding))
+        else:
+            conflicts.append(finding)
+
+
+def _zones(
+    picture: Picture,
+    query: CheckQuery,
+    plane: LocalPlane,
+    q_xy: BaseGeometry,
+    reach: float,
+    conflicts: list[Finding],
+) -> None:
+    """A zone conflicts when the kind must keep clear of it and it is within the buffer, in time and height."""
+    for zone in picture.zones.near(query.geometry, reach):
+        if not zone_applies(zone, query.kind):
+            continue
+        if zone.window is not None and not zone.window.overlaps(query.window):
+            continue
+        if zone.altitude is not None and query.altitude is not None and not zone.altitude.overlaps(query.altitude):
+            continue
+        half_width = zone.width_m / 2
+        zone_envelope = degrees_envelope(query.geometry.bounds, reach + half_width + 1.0)
+        part = _clipped_xy(plane, zone.geometry, zone_envelope)
+        if part.is_empty:
+            continue
+        d = max(0.0, float(shapely.distance(q_xy, part)) - half_width)
+        if d <= reach:
+            conflicts.append(
+                Finding(
+                    party=zone.party,
+                    object=zone.kind.value,
+                    id=zone.id,
+                    name=zone.name,
+                    disclosure=zone.disclosure,
+                    distance_m=max(0.0, d - query.radius_m),
+                )
+            )
+
+
+def _coverage(
+    picture: Picture,
+    query: CheckQuery,
+    now: datetime,
+    plane: LocalPlane,
+    q_xy: BaseGeometry,
+    reach: float,
+    envelope: tuple[float, float, float, float],
+    gaps: list[Gap],
+) -> None:
+    """Who vouches for the buffered area: lapsed AORs, and other parties' territory outside any of their AORs."""
+    area = q_xy.buffer(reach, quad_segs=16)
+    covered: dict[str, list[BaseGeometry]] = defaultdict(list)
+    for aor in picture.aors.near(query.geometry, reach):
+        part = _clipped_xy(plane, aor.geometry, envelope)
+        if part.is_empty or not part.intersects(area):
+            continue
+        covered[aor.party].append(part)
+        lapsed = aor.lapsed_since(now)
+        if lapsed is not None:
+            since = None if aor.confirmed_at is None else lapsed
+            gaps.append(Gap(party=aor.party, reason="aor_lapsed", since=since, aor=aor.id))
+    for territory in picture.territories.near(query.geometry, reach):
+        if territory.party == query.asker:
+            continue
+        part = _clipped_xy(plane, territory.geometry, envelope).intersection(area)
+        if part.is_empty:
+            continue
+        if covered[territory.party]:
+            part = part.difference(shapely.union_all(covered[territory.party]))
+        if part.area > UNCOVERED_AREA_M2:
+            gaps.append(Gap(party=territory.party, reason="no_aor", since=None))
+
+
+def border(picture: Picture, point: LatLon, plane: LocalPlane | None = None) -> Border:
+    """Whose territory ``point`` is in, and its distance to that territory's boundary.
+
+    Outside every territory, the distance is to the nearest territory's boundary; with no
+    territories loaded, both are None.
+    """
+    if not len(picture.territories):
+        return Border(None, None)
+    plane = plane or LocalPlane(point)
+    here = Point(point.lon, point.lat)
+    inside = [t for _, t in picture.territories if t.geometry.covers(here)]
+    candidates = inside[:1] or [t for _, t in picture.territories]
+    distance = min(_boundary_distance(plane, t.geometry, here) for t in candidates)
+    return Border(inside[0].party if inside else None, round(distance, 1))
+
+
+def _boundary_distance(plane: LocalPlane, geom: BaseGeometry, here: Point) -> float:
+    here_xy = plane.project(here)
+    near = _clipped_xy(plane, geom.boundary, degrees_envelope(here.bounds, BORDER_SEARCH_M))
+    if not near.is_empty:
+        d = float(shapely.distance(here_xy, near))
+        if d <= BORDER_SEARCH_M:
+            return d
+    return float(shapely.distance(here_xy, plane.project(geom.boundary)))

@@ -1,0 +1,99 @@
+"""Every error the service raises on purpose, in one tree.
+
+    DeconflictionError                 status  code
+    ├── InvalidInput                   422     invalid_input (or a narrower code)
+    │   └── InvalidPosition            422     invalid_position
+    ├── Unauthenticated                401     unauthenticated
+    ├── Forbidden                      403     forbidden
+    ├── NotFound                       404     not_found
+    ├── AlreadyExists                  409     already_exists
+    ├── OutOfOrder                     409     out_of_order
+    └── StoreError                     503     store_unavailable
+
+Each error carries the HTTP status it maps to, a stable machine-readable ``code``, a
+message that says what is wrong and what is allowed, and the ``field`` it concerns (a
+dotted path such as ``window.end`` or ``position``). The HTTP layer renders all of them
+in one shape: ``{"error": {"code", "message", "field"}}``.
+
+A conflict found by a check is *not* an error: it is a finding in the check's answer.
+"""
+
+from __future__ import annotations
+
+
+class DeconflictionError(Exception):
+    """Base of every error the service raises on purpose."""
+
+    status = 500
+    code = "internal"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code is not None:
+            self.code = code
+
+    def to_dict(self) -> dict[str, str | None]:
+        """The error as the body every outlet (HTTP, replay, CLI) shows."""
+        return {"code": self.code, "message": self.message, "field": self.field}
+
+    def at(self, prefix: str) -> DeconflictionError:
+        """Re-anchor the error's field under ``prefix`` (``reports.3`` + ``position``)."""
+        self.field = f"{prefix}.{self.field}" if self.field else prefix
+        return self
+
+
+class InvalidInput(DeconflictionError):
+    """A request was refused because a value is malformed or out of range; nothing changed."""
+
+    status = 422
+    code = "invalid_input"
+
+
+class InvalidPosition(InvalidInput):
+    """A position string could not be read unambiguously as one place on Earth."""
+
+    code = "invalid_position"
+
+
+class Unauthenticated(DeconflictionError):
+    """No token, or a token the service does not know."""
+
+    status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(DeconflictionError):
+    """The token is valid but its role or party may not do this."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(DeconflictionError):
+    """The named object does not exist (or the caller may not know that it does)."""
+
+    status = 404
+    code = "not_found"
+
+
+class AlreadyExists(DeconflictionError):
+    """An object with that id exists already."""
+
+    status = 409
+    code = "already_exists"
+
+
+class OutOfOrder(DeconflictionError):
+    """A report older than the one the picture already holds for that asset."""
+
+    status = 409
+    code = "out_of_order"
+
+
+class StoreError(DeconflictionError):
+    """The store could not durably take or give data; the request changed nothing."""
+
+    status = 503
+    code = "store_unavailable"

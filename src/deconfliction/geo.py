@@ -1,0 +1,429 @@
+"""Positions and geometry: strict parsing of human notations, read-back, metric distances.
+
+Everything the service keeps is WGS 84 longitude/latitude. Human input may be decimal,
+degrees-minutes-seconds, MGRS or UTM; :func:`parse_position` reads exactly one place from
+it or raises :class:`~deconfliction.errors.InvalidPosition` naming what is wrong. It never
+guesses: a string with two valid readings is refused, not resolved.
+
+Conversions are done by libraries (``mgrs`` for MGRS, ``pyproj`` for UTM and geodesics,
+``shapely`` for geometry). The decimal/DMS reader is written here because the lenient
+parsers on PyPI (``lat-lon-parser`` and friends) accept strings they cannot read
+unambiguously, which is exactly what must not happen here.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import mgrs
+import numpy as np
+import shapely
+from pyproj import Geod, Transformer
+from shapely.geometry.base import BaseGeometry
+
+from deconfliction.errors import InvalidInput, InvalidPosition
+
+WGS84 = Geod(ellps="WGS84")
+_MGRS = mgrs.MGRS()
+
+
+@dataclass(frozen=True, slots=True)
+class LatLon:
+    """A WGS 84 position in decimal degrees."""
+
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedPosition:
+    """A position read from a human string.
+
+    ``precision_m`` is how coarse the notation itself is: an MGRS reference at 100 m
+    precision names a 100 m square, so the position is the square's centre and the
+    service never records an uncertainty smaller than half its diagonal.
+    """
+
+    point: LatLon
+    notation: str
+    precision_m: float = 0.0
+
+
+# ---------------------------------------------------------------------------- parsing
+
+_NUMBER = r"\d+(?:\.\d+)?"
+_SIGNED_PAIR = re.compile(rf"^\s*([+-]?{_NUMBER})\s*,\s*([+-]?{_NUMBER})\s*$")
+_MGRS_RE = re.compile(
+    r"^(?P<zone>\d{1,2})\s*(?P<band>[A-Z])\s*(?P<square>[A-Z]{2})\s*"
+    r"(?P<e>\d+)?(?:\s+(?P<n>\d+))?$"
+)
+_UTM_RE = re.compile(
+    rf"^(?P<zone>\d{{1,2}})\s*(?P<letter>[A-Z])\s+(?P<e>{_NUMBER})\s*(?:M?E)?\s+"
+    rf"(?P<n>{_NUMBER})\s*(?:M?N)?$"
+)
+_DMS_TOKEN = re.compile(rf"({_NUMBER})\s*(''|°|º|'|′|\"|″)?|([NSEW])")
+_BAND_LETTERS = "CDEFGHJKLMNPQRSTUVWX"  # 8° latitude bands from 80°S, no I or O
+_COLUMN_LETTERS = set("ABCDEFGHJKLMNPQRSTUVWXYZ")  # 100 km column letters, no I or O
+_ROW_LETTERS = set("ABCDEFGHJKLMNPQRSTUV")  # 100 km row letters, no I or O
+_DMS_MARKS = (("°", "º"), ("'", "′"), ('"', "″", "''"))
+
+
+def parse_position(text: object, field: str = "position") -> ParsedPosition:
+    """Read one position from a human string, or raise ``InvalidPosition``.
+
+    >>> parse_position("42S XD 84886 24985").point
+    LatLon(lat=34.55..., lon=71.01...)
+
+    Accepted: ``lat, lon`` in signed decimal degrees; decimal or DMS with hemisphere
+    letters (``34.55N 71.015E``, ``34°33'00"N 71°00'54"E``, ``34 33 00 N 71 00 54 E``);
+    MGRS with or without spaces at 1 m to 10 km precision; UTM ``42N 684887 3824986``
+    where the letter is a latitude band or, for N and S, a hemisphere.
+    """
+    if not isinstance(text, str):
+        raise InvalidPosition("a position must be a string such as '34.55, 71.015'", field=field)
+    s = " ".join(text.strip().upper().split())
+    if not s:
+        raise InvalidPosition("the position is empty", field=field)
+    if m := _SIGNED_PAIR.match(s):
+        return ParsedPosition(_checked(float(m[1]), float(m[2]), field), "decimal")
+    if m := _UTM_RE.match(s):
+        return _parse_utm(m, field)
+    if m := _MGRS_RE.match(s):
+        return _parse_mgrs(m, field)
+    if re.search(r"[NSEW]", s) and not re.search(r"[A-DF-MO-RT-VX-Z]", s):
+        return _parse_hemisphere_form(s, field)
+    raise InvalidPosition(
+        f"cannot read {text!r} as a position: use 'lat, lon' in decimal degrees, degrees "
+        "with hemisphere letters (34°33'00\"N 71°00'54\"E), MGRS (42S XD 84886 24985) or "
+        "UTM (42N 684887 3824986)",
+        field=field,
+    )
+
+
+def _checked(lat: float, lon: float, field: str) -> LatLon:
+    if not math.isfinite(lat) or not -90.0 <= lat <= 90.0:
+        raise InvalidPosition(f"latitude {lat} is outside -90 to 90", field=field)
+    if not math.isfinite(lon) or not -180.0 <= lon <= 180.0:
+        raise InvalidPosition(f"longitude {lon} is outside -180 to 180", field=field)
+    return LatLon(lat, lon)
+
+
+def _parse_hemisphere_form(s: str, field: str) -> ParsedPosition:
+    """Two coordinates, each with a hemisphere letter before or after it."""
+    rest = re.sub(r"[\s,;]+", " ", s)
+    tokens: list[tuple[str, str | None] | str] = []
+    pos = 0
+    for m in _DMS_TOKEN.finditer(rest):
+        if rest[pos : m.start()].strip():
+            raise InvalidPosition(f"unexpected {rest[pos : m.start()].strip()!r} in the position", field=field)
+        pos = m.end()
+        tokens.append(m[3] if m[3] else (m[1], m[2]))
+    if rest[pos:].strip():
+        raise InvalidPosition(f"unexpected {rest[pos:].strip()!r} in the position", field=field)
+    prefix = isinstance(tokens[0], str)
+    groups: list[tuple[str, list[tuple[str, str | None]]]] = []
+    numbers: list[tuple[str, str | None]] = []
+    letter: str | None = None
+    for tok in tokens:
+        if isinstance(tok, str):
+            if prefix:
+                if letter is not None:
+                    groups.append((letter, numbers))
+                letter, numbers = tok, []
+            else:
+                groups.append((tok, numbers))
+                numbers = []
+        else:
+            numbers.append(tok)
+    if prefix and letter is not None:
+        groups.append((letter, numbers))
+    elif numbers:
+        raise InvalidPosition("every coordinate needs a hemisphere letter (N, S, E or W)", field=field)
+    if len(groups) != 2:
+        raise InvalidPosition("a position needs exactly one latitude and one longitude", field=field)
+    values: dict[str, float] = {}
+    for hemi, nums in groups:
+        axis = "lat" if hemi in "NS" else "lon"
+        if axis in values:
+            raise InvalidPosition(f"two {'latitudes' if axis == 'lat' else 'longitudes'} given", field=field)
+        value = _dms_value(nums, field)
+        values[axis] = -value if hemi in "SW" else value
+    return ParsedPosition(_checked(values["lat"], values["lon"], field), "dms")
+
+
+def _dms_value(nums: list[tuple[str, str | None]], field: str) -> float:
+    if not 1 <= len(nums) <= 3:
+        raise InvalidPosition("a coordinate is degrees, optional minutes and optional seconds", field=field)
+    for i, (raw, mark) in enumerate(nums):
+        if mark is not None and mark not in _DMS_MARKS[i]:
+            raise InvalidPosition(f"{raw}{mark} is not in the place of {('degrees', 'minutes', 'seconds')[i]}", field=field)
+        if "." in raw and i < len(nums) - 1:
+            raise InvalidPosition(f"only the last part of a coordinate may have decimals, not {raw}", field=field)
+    parts = [float(raw) for raw, _ in nums]
+    for name, part in zip(("minutes", "seconds"), parts[1:], strict=False):
+        if part >= 60:
+            raise InvalidPosition(f"{name} must be under 60, not {part:g}", field=field)
+    return parts[0] + sum(p / 60**i for i, p in enumerate(parts[1:], start=1))
+
+
+def _parse_mgrs(m: re.Match[str], field: str) -> ParsedPosition:
+    zone, band, square = int(m["zone"]), m["band"], m["square"]
+    if not 1 <= zone <= 60:
+        raise InvalidPosition(f"MGRS zone {zone} is outside 1 to 60", field=field)
+    if band not in _BAND_LETTERS:
+        raise InvalidPosition(f"MGRS latitude band {band!r} is not one of {_BAND_LETTERS}", field=field)
+    if square[0] not in _COLUMN_LETTERS or square[1] not in _ROW_LETTERS:
+        raise InvalidPosition(f"MGRS 100 km square {square!r} has a letter that no square uses", field=field)
+    e, n = m["e"] or "", m["n"]
+    if n is None:
+        if len(e) % 2:
+            raise InvalidPosition(f"MGRS digits {e!r} cannot be split into equal easting and northing", field=field)
+        e, n = e[: len(e) // 2], e[len(e) // 2 :]
+    if len(e) != len(n):
+        raise InvalidPosition(f"MGRS easting {e!r} and northing {n!r} have unequal digit counts", field=field)
+    if not 1 <= len(e) <= 5:
+        raise InvalidPosition("MGRS needs 1 to 5 digits each for easting and northing (10 km to 1 m)", field=field)
+    digits = len(e)
+    precision_m = 10.0 ** (5 - digits)
+    # The reference names the square's south-west corner; the place is somewhere inside it.
+    # Take the centre and let the precision count as uncertainty, rather than pretend to
+    # know the corner is meant.
+    half = int(precision_m // 2)
+    e5, n5 = int(e) * int(precision_m) + half, int(n) * int(precision_m) + half
+    ref = f"{zone:02d}{band}{square}{e5:05d}{n5:05d}"
+    try:
+        with warnings.catch_warnings():
+            # mgrs warns (instead of failing) when the band contradicts the northing;
+            # the round trip below turns that case into a precise refusal.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lat, lon = _MGRS.toLatLon(ref)
+    except Exception as exc:  # mgrs raises its own MGRSError with a terse message
+        raise InvalidPosition(f"MGRS {m[0]!r} names no place: {exc}", field=field) from exc
+    # mgrs silently maps some impossible references (a square letter outside the zone's
+    # set, a band that the northing contradicts) to a neighbour; convert back and insist
+    # on the same zone, band and square, so no string is read as a different place.
+    back = _MGRS.toMGRS(lat, lon, MGRSPrecision=5)
+    if not back.startswith(f"{zone:02d}{band}{square}"):
+        raise InvalidPosition(
+            f"MGRS {m[0]!r} is not a valid reference: that easting and northing lie in "
+            f"{back[:3]} {back[3:5]}, not {zone}{band} {square}",
+            field=field,
+        )
+    return ParsedPosition(_checked(lat, lon, field), "mgrs", precision_m=precision_m * math.sqrt(2) / 2)
+
+
+@functools.lru_cache(maxsize=128)
+def _utm_to_lonlat(zone: int, south: bool) -> Transformer:
+    epsg = (32700 if south else 32600) + zone
+    return Transformer.from_crs(epsg, 4326, always_xy=True)
+
+
+def _utm_reading(zone: int, south: bool, easting: float, northing: float) -> LatLon:
+    lon, lat = _utm_to_lonlat(zone, south).transform(easting, northing)
+    return LatLon(lat, lon)
+
+
+def _band_of(lat: float) -> str | None:
+    if not -80.0 <= lat <= 84.0:
+        return None
+    return _BAND_LETTERS[min(int((lat + 80.0) // 8), len(_BAND_LETTERS) - 1)]
+
+
+def _parse_utm(m: re.Match[str], field: str) -> ParsedPosition:
+    zone, letter = int(m["zone"]), m["letter"]
+    easting, northing = float(m["e"]), float(m["n"])
+    if not 1 <= zone <= 60:
+        raise InvalidPosition(f"UTM zone {zone} is outside 1 to 60", field=field)
+    if letter not in _BAND_LETTERS:
+        raise InvalidPosition(f"UTM letter {letter!r} is neither a latitude band nor N or S", field=field)
+    if not 100_000 <= easting < 900_000:
+        raise InvalidPosition(f"UTM easting {easting:g} is outside 100000 to 900000", field=field)
+    if not 0 <= northing <= 10_000_000:
+        raise InvalidPosition(f"UTM northing {northing:g} is outside 0 to 10000000", field=field)
+    readings: dict[str, LatLon] = {}
+    # As a latitude band: C-M are south of the equator, N-X north.
+    band_point = _utm_reading(zone, letter < "N", easting, northing)
+    if _band_of(band_point.lat) == letter:
+        readings[f"latitude band {letter}"] = band_point
+    # N and S are also read as hemispheres (the common "42N" form).
+    if letter in "NS":
+        hemi_point = _utm_reading(zone, letter == "S", easting, northing)
+        on_side = 0 <= hemi_point.lat <= 84 if letter == "N" else -80 <= hemi_point.lat < 0
+        if on_side and hemi_point not in readings.values():
+            readings[f"{'northern' if letter == 'N' else 'southern'} hemisphere"] = hemi_point
+    if not readings:
+        raise InvalidPosition(
+            f"UTM {zone}{letter} {easting:g} {northing:g} lies outside latitude band {letter}",
+            field=field,
+        )
+    if len(readings) > 1:
+        places = "; ".join(f"as {k}: {v.lat:.4f}, {v.lon:.4f}" for k, v in readings.items())
+        raise InvalidPosition(
+            f"UTM letter {letter!r} is ambiguous here ({places}); write the latitude band of "
+            "the place, or give the position in MGRS or decimal degrees",
+            field=field,
+        )
+    (point,) = readings.values()
+    return ParsedPosition(_checked(point.lat, point.lon, field), "utm")
+
+
+# ---------------------------------------------------------------------------- read-back
+
+
+def to_mgrs(point: LatLon) -> str | None:
+    """MGRS at 1 m precision with the usual spaces, or None where MGRS is undefined."""
+    try:
+        ref = _MGRS.toMGRS(point.lat, point.lon, MGRSPrecision=5)
+    except Exception:  # mgrs cannot format the poles' edge cases; the read-back says so
+        return None
+    head = 3 if ref[:2].isdigit() else 1  # UPS references have no zone number
+    return f"{ref[:head]} {ref[head : head + 2]} {ref[head + 2 : -5]} {ref[-5:]}"
+
+
+def geodesic_m(a: LatLon, b: LatLon) -> float:
+    """Distance in metres on the WGS 84 ellipsoid."""
+    return float(WGS84.inv(a.lon, a.lat, b.lon, b.lat)[2])
+
+
+# ---------------------------------------------------------------------------- metric plane
+
+
+class LocalPlane:
+    """A tangent plane at one point, in metres, to measure short distances between shapes.
+
+    pyproj builds a proper azimuthal projection in about 0.6 ms, more than a whole check
+    may take, so checks use this local equirectangular plane with the ellipsoid's radii of
+    curvature at the origin instead. Within 20 km of the origin it agrees with the
+    geodesic distance to better than 0.3 % (tests/test_geo.py measures it against
+    pyproj.Geod); :data:`SAFETY_FACTOR` widens every buffer by more than that, so the
+    approximation can only turn a clear into a conflict, never the reverse.
+    """
+
+    __slots__ = ("kx", "ky", "lat0", "lon0")
+
+    def __init__(self, origin: LatLon) -> None:
+        a, f = 6378137.0, 1 / 298.257223563
+        e2 = f * (2 - f)
+        phi = math.radians(origin.lat)
+        w = math.sqrt(1 - e2 * math.sin(phi) ** 2)
+        meridional = a * (1 - e2) / w**3
+        prime_vertical = a / w
+        self.lat0, self.lon0 = origin.lat, origin.lon
+        self.ky = math.radians(1) * meridional
+        self.kx = math.radians(1) * prime_vertical * math.cos(phi)
+
+    def xy(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        dlon = (lon - self.lon0 + 180.0) % 360.0 - 180.0
+        return dlon * self.kx, (lat - self.lat0) * self.ky
+
+    def project(self, geom: BaseGeometry) -> BaseGeometry:
+        """The geometry in plane metres."""
+        return shapely.transform(geom, self._forward)
+
+    def unproject(self, geom: BaseGeometry) -> BaseGeometry:
+        """A plane geometry back in lon/lat."""
+        return shapely.transform(geom, self._inverse)
+
+    def _forward(self, coords: np.ndarray) -> np.ndarray:
+        x, y = self.xy(coords[:, 0], coords[:, 1])
+        return np.column_stack((x, y))
+
+    def _inverse(self, coords: np.ndarray) -> np.ndarray:
+        return np.column_stack((coords[:, 0] / self.kx + self.lon0, coords[:, 1] / self.ky + self.lat0))
+
+
+SAFETY_FACTOR = 1.005
+"""Every buffer is widened by 0.5 % to cover the error of :class:`LocalPlane`."""
+
+
+def degrees_envelope(bounds: tuple[float, float, float, float], margin_m: float) -> tuple[float, float, float, float]:
+    """A lon/lat box that surely holds everything within ``margin_m`` of ``bounds``.
+
+    Degrees of latitude are never shorter than 110,574 m; degrees of longitude shrink
+    with the cosine of the latitude farthest from the equator inside the box.
+    """
+    minx, miny, maxx, maxy = bounds
+    dlat = margin_m / 110_574.0 * 1.01
+    far_lat = min(89.9, max(abs(miny - dlat), abs(maxy + dlat)))
+    dlon = min(180.0, margin_m / (111_320.0 * math.cos(math.radians(far_lat))) * 1.01)
+    return (minx - dlon, max(-90.0, miny - dlat), maxx + dlon, min(90.0, maxy + dlat))
+
+
+# ---------------------------------------------------------------------------- GeoJSON
+
+MAX_VERTICES = 10_000
+"""More vertices than a hand-drawn area needs; beyond this a request is refused (413-class abuse)."""
+
+_GEOJSON_TYPES = {"Polygon", "MultiPolygon", "LineString", "Point"}
+
+
+def parse_geojson(obj: object, field: str, allowed: Sequence[str]) -> BaseGeometry:
+    """Validate a GeoJSON geometry and return it as a shapely geometry in lon/lat.
+
+    Refuses unknown types, non-numeric or out-of-range coordinates, unclosed rings,
+    rings with too few points and self-intersecting shapes, each with a message that
+    names the field and the fault.
+    """
+    if not isinstance(obj, Mapping):
+        raise InvalidInput("a GeoJSON geometry object is required", field=field)
+    kind = obj.get("type")
+    if kind not in _GEOJSON_TYPES or kind not in allowed:
+        raise InvalidInput(f"geometry type {kind!r} is not allowed here; use {' or '.join(allowed)}", field=f"{field}.type")
+    coords = obj.get("coordinates")
+    count = _check_coordinates(coords, _DEPTH[str(kind)], f"{field}.coordinates")
+    if count > MAX_VERTICES:
+        raise InvalidInput(f"{count} vertices is more than the {MAX_VERTICES} allowed", field=f"{field}.coordinates")
+    assert isinstance(coords, list)
+    if kind == "Polygon":
+        _check_rings(coords, f"{field}.coordinates")
+    elif kind == "MultiPolygon":
+        for i, polygon in enumerate(coords):
+            _check_rings(polygon, f"{field}.coordinates.{i}")
+    elif kind == "LineString" and len(coords) < 2:
+        raise InvalidInput("a LineString needs at least 2 positions", field=f"{field}.coordinates")
+    geom = shapely.geometry.shape({"type": kind, "coordinates": coords})
+    if not geom.is_valid:
+        reason = shapely.is_valid_reason(geom)
+        raise InvalidInput(f"the {kind} is not valid: {reason}", field=field)
+    if geom.is_empty:
+        raise InvalidInput(f"the {kind} is empty", field=field)
+    return geom
+
+
+_DEPTH = {"Point": 0, "LineString": 1, "Polygon": 2, "MultiPolygon": 3}
+
+
+def _check_coordinates(coords: Any, depth: int, field: str) -> int:
+    if depth == 0:
+        if not isinstance(coords, list) or len(coords) not in (2, 3):
+            raise InvalidInput("a position is [lon, lat] or [lon, lat, alt]", field=field)
+        if not all(isinstance(c, int | float) and not isinstance(c, bool) and math.isfinite(c) for c in coords):
+            raise InvalidInput(f"{coords!r} holds a value that is not a finite number", field=field)
+        lon, lat = coords[0], coords[1]
+        if not -180 <= lon <= 180:
+            raise InvalidInput(f"longitude {lon} is outside -180 to 180 (GeoJSON is lon, lat)", field=field)
+        if not -90 <= lat <= 90:
+            raise InvalidInput(f"latitude {lat} is outside -90 to 90 (GeoJSON is lon, lat)", field=field)
+        return 1
+    if not isinstance(coords, list) or not coords:
+        raise InvalidInput("coordinates must be a non-empty array", field=field)
+    return sum(_check_coordinates(c, depth - 1, f"{field}.{i}") for i, c in enumerate(coords))
+
+
+def _check_rings(rings: list[Any], field: str) -> None:
+    for i, ring in enumerate(rings):
+        if len(ring) < 4:
+            raise InvalidInput("a ring needs at least 4 positions, the last equal to the first", field=f"{field}.{i}")
+        if ring[0][:2] != ring[-1][:2]:
+            raise InvalidInput("the ring is not closed: its last position must equal its first", field=f"{field}.{i}")
+
+
+def to_geojson(geom: BaseGeometry) -> dict[str, Any]:
+    """The geometry as a GeoJSON mapping (lon, lat)."""
+    return dict(shapely.geometry.mapping(geom))

@@ -1,0 +1,73 @@
+"""Every setting in one table: it feeds the CLI flags, the DECONFLICT_* variables and the docs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from deconfliction.errors import InvalidInput
+from deconfliction.model import DEFAULT_BUFFERS_M, CheckKind
+
+ENV_PREFIX = "DECONFLICT_"
+
+
+def _meta(help_: str) -> dict[str, str]:
+    return {"help": help_}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Deployment settings; ``Settings.from_env()`` reads ``DECONFLICT_<NAME>`` variables."""
+
+    buffer_fires_m: float = field(default=DEFAULT_BUFFERS_M[CheckKind.FIRES], metadata=_meta("Buffer of a fires check, metres."))
+    buffer_air_m: float = field(default=DEFAULT_BUFFERS_M[CheckKind.AIR], metadata=_meta("Buffer of an air check, metres."))
+    buffer_ground_m: float = field(
+        default=DEFAULT_BUFFERS_M[CheckKind.GROUND], metadata=_meta("Buffer of a ground check, metres.")
+    )
+    buffer_other_m: float = field(
+        default=DEFAULT_BUFFERS_M[CheckKind.OTHER], metadata=_meta("Buffer of any other check, metres.")
+    )
+    stale_after_s: float = field(default=1800.0, metadata=_meta("Default life of a unit's report for new parties, seconds."))
+    clock_skew_s: float = field(
+        default=300.0, metadata=_meta("How far a report's time may lie ahead of the server clock, seconds.")
+    )
+    coarse_resolution: int = field(default=7, metadata=_meta("H3 resolution shown for coarse assets (7: cells of about 5 km²)."))
+    max_batch: int = field(default=10_000, metadata=_meta("Most reports in one batch."))
+
+    def buffer_m(self, kind: CheckKind) -> float:
+        return float(getattr(self, f"buffer_{kind.value}_m"))
+
+    def with_buffers(self, buffers: Mapping[str, Any]) -> Settings:
+        """A copy with some buffers replaced, e.g. from a scenario's ``buffers_m``."""
+        changes: dict[str, Any] = {}
+        for kind, value in buffers.items():
+            name = f"buffer_{kind}_m"
+            if name not in {f.name for f in fields(self)}:
+                raise InvalidInput(f"{kind!r} is not a check kind", field=f"buffers_m.{kind}")
+            changes[name] = float(value)
+        return Settings(**{**self.as_dict(), **changes})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``DECONFLICT_*`` variables, then explicit overrides (CLI flags)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                try:
+                    values[f.name] = type(f.default)(raw)
+                except ValueError as exc:
+                    raise InvalidInput(f"{raw!r} is not a {type(f.default).__name__}", field=ENV_PREFIX + f.name.upper()) from exc
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def settings_table() -> list[tuple[str, Any, str]]:
+    """(name, default, help) for every setting, in order: the docs are generated from this."""
+    return [(f.name, f.default, f.metadata["help"]) for f in fields(Settings)]
