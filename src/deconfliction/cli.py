@@ -204,7 +204,7 @@ def check(
 
 @app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(help="A GeoJSON FeatureCollection; see docs/cli.md.")],
+    file: Annotated[Path, typer.Argument(help="A GeoJSON FeatureCollection; format in docs/usage.md.")],
     db: Db = None,
     server: Server = None,
     token: Token = None,
@@ -268,7 +268,7 @@ def settings() -> None:
     table = Table("setting", "default", "variable", "meaning")
     for name, default, help_ in settings_table():
         table.add_row(name, str(default), f"DECONFLICT_{name.upper()}", help_)
-    Console().print(table)
+    Console(width=max(140, Console().width)).print(table)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -149,4 +149,8 @@ def apply(picture: Picture, event: Event) -> None:
         case "aor.confirmed":
             picture.confirm_aor((d["party"], d["id"]), event.time)
         case _:
-            pass
+            return
+    # The version of the picture is the log position of its latest change, so that it
+    # means the same after a restart (which skips superseded reports) as before it.
+    if event.seq:
+        picture.version = event.seq

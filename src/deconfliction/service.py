@@ -12,7 +12,7 @@ import hashlib
 import secrets
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -116,8 +116,8 @@ class Service:
 
     def _commit(self, events: Sequence[Event]) -> list[int]:
         seqs = self.store.append(events)
-        for event in events:
-            self._apply(event)
+        for event, seq in zip(events, seqs, strict=True):
+            self._apply(replace(event, seq=seq))
         return seqs
 
     def _liaison(self, caller: Caller) -> str:

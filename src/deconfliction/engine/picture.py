@@ -1,8 +1,8 @@
 """The shared picture in memory: every party's assets, positions, zones, AORs and territories.
 
 Pure state with no I/O and no clock: the service applies accepted writes to it, and the
-rules read it. ``version`` grows by one with every change, so an answer can say which
-picture it was given on.
+rules read it. ``version`` grows with every change, so an answer can say which picture it
+was given on; fed from the log, it is the sequence number of the latest change.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ class Picture:
         self.zones: ShapeIndex[Key, Zone] = ShapeIndex()
         self.aors: ShapeIndex[Key, Aor] = ShapeIndex()
         self.territories: ShapeIndex[str, Territory] = ShapeIndex()
+        self.boundaries: dict[str, BaseGeometry] = {}  # each territory's outline, for border distances
 
     def _changed(self) -> int:
         self.version += 1
@@ -88,4 +89,5 @@ class Picture:
 
     def put_territory(self, territory: Territory) -> int:
         self.territories.put(territory.party, territory.geometry, territory)
+        self.boundaries[territory.party] = territory.geometry.boundary
         return self._changed()

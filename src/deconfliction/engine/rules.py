@@ -16,7 +16,7 @@ from datetime import datetime
 
 import numpy as np
 import shapely
-from shapely.geometry import Point, box
+from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
 from deconfliction.engine.picture import Picture
@@ -62,7 +62,10 @@ def _clipped_xy(plane: LocalPlane, geom: BaseGeometry, envelope: tuple[float, fl
     An intersection with the box rather than ``clip_by_rect``: the latter may return
     invalid polygons, which the coverage arithmetic below cannot take.
     """
-    return plane.project(geom.intersection(box(*envelope)))
+    minx, miny, maxx, maxy = geom.bounds
+    if minx >= envelope[0] and miny >= envelope[1] and maxx <= envelope[2] and maxy <= envelope[3]:
+        return plane.project(geom)
+    return plane.project(geom.intersection(shapely.box(*envelope)))
 
 
 def check(picture: Picture, query: CheckQuery, now: datetime, buffer_m: float) -> CheckResult:
@@ -110,18 +113,19 @@ def _assets(
     A unit whose report went stale cannot be vouched for either way: its last known
     position inside the buffer makes a gap, not a conflict and not a clear.
     """
-    keys = list(picture.positions.near(query.geometry, plane, reach))
-    if not keys:
+    index = picture.positions
+    slots = index.near(query.geometry, plane, reach)
+    if not len(slots):
         return
-    reports = [picture.reports[k] for k in keys]
-    xs, ys = plane.xy(
-        np.fromiter((r.point.lon for r in reports), dtype=float, count=len(reports)),
-        np.fromiter((r.point.lat for r in reports), dtype=float, count=len(reports)),
-    )
-    distances = shapely.distance(q_xy, shapely.points(xs, ys))
-    for key, report, d in zip(keys, reports, distances.tolist(), strict=True):
-        if d - report.uncertainty_m > reach:
-            continue
+    xs, ys = plane.xy(index.lon[slots], index.lat[slots])
+    if isinstance(q_xy, Point):  # the plane's origin is the checked point itself
+        distances = np.hypot(xs, ys)
+    else:
+        distances = shapely.distance(q_xy, shapely.points(xs, ys))
+    within = distances - index.uncertainty_m[slots] <= reach
+    for slot, d in zip(slots[within].tolist(), distances[within].tolist(), strict=True):
+        key = index.key(slot)
+        report = picture.reports[key]
         asset = picture.assets[key]
         finding = Finding(
             party=asset.party,
@@ -183,21 +187,33 @@ def _coverage(
     envelope: tuple[float, float, float, float],
     gaps: list[Gap],
 ) -> None:
-    """Who vouches for the buffered area: lapsed AORs, and other parties' territory outside any of their AORs."""
-    area = q_xy.buffer(reach, quad_segs=16)
+    """Who vouches for the buffered area: lapsed AORs, and other parties' territory outside any of their AORs.
+
+    ``envelope`` holds the whole buffered area, so an AOR that contains the envelope
+    covers the area, and a shape that misses the envelope misses the area: the common
+    cases need no polygon arithmetic.
+    """
+    env = shapely.box(*envelope)
+    area: BaseGeometry | None = None
     covered: dict[str, list[BaseGeometry]] = defaultdict(list)
+    whole: set[str] = set()
     for aor in picture.aors.near(query.geometry, reach):
-        part = _clipped_xy(plane, aor.geometry, envelope)
-        if part.is_empty or not part.intersects(area):
-            continue
-        covered[aor.party].append(part)
+        if aor.geometry.contains(env):
+            whole.add(aor.party)
+        else:
+            area = area or q_xy.buffer(reach, quad_segs=16)
+            part = _clipped_xy(plane, aor.geometry, envelope)
+            if part.is_empty or not part.intersects(area):
+                continue
+            covered[aor.party].append(part)
         lapsed = aor.lapsed_since(now)
         if lapsed is not None:
             since = None if aor.confirmed_at is None else lapsed
             gaps.append(Gap(party=aor.party, reason="aor_lapsed", since=since, aor=aor.id))
     for territory in picture.territories.near(query.geometry, reach):
-        if territory.party == query.asker:
+        if territory.party == query.asker or territory.party in whole or not territory.geometry.intersects(env):
             continue
+        area = area or q_xy.buffer(reach, quad_segs=16)
         part = _clipped_xy(plane, territory.geometry, envelope).intersection(area)
         if part.is_empty:
             continue
@@ -219,15 +235,15 @@ def border(picture: Picture, point: LatLon, plane: LocalPlane | None = None) -> 
     here = Point(point.lon, point.lat)
     inside = [t for _, t in picture.territories if t.geometry.covers(here)]
     candidates = inside[:1] or [t for _, t in picture.territories]
-    distance = min(_boundary_distance(plane, t.geometry, here) for t in candidates)
+    distance = min(_boundary_distance(plane, picture.boundaries[t.party], here) for t in candidates)
     return Border(inside[0].party if inside else None, round(distance, 1))
 
 
-def _boundary_distance(plane: LocalPlane, geom: BaseGeometry, here: Point) -> float:
+def _boundary_distance(plane: LocalPlane, boundary: BaseGeometry, here: Point) -> float:
     here_xy = plane.project(here)
-    near = _clipped_xy(plane, geom.boundary, degrees_envelope(here.bounds, BORDER_SEARCH_M))
+    near = _clipped_xy(plane, boundary, degrees_envelope(here.bounds, BORDER_SEARCH_M))
     if not near.is_empty:
         d = float(shapely.distance(here_xy, near))
         if d <= BORDER_SEARCH_M:
             return d
-    return float(shapely.distance(here_xy, plane.project(geom.boundary)))
+    return float(shapely.distance(here_xy, plane.project(boundary)))

@@ -1,0 +1,194 @@
+"""Fixtures for the HTTP API tests: a service on a fresh SQLite file, a manual clock, two parties.
+
+The picture every test starts from (``api``):
+
+- parties ``alfa`` and ``bravo``, each with a liaison, a viewer and an auditor token;
+- territories on either side of the meridian 71.0 E between 34.3 N and 34.9 N: alfa east, bravo west;
+- the clock at 2026-01-01T00:00:00Z, moved only by ``api.clock.advance_to``.
+
+Tests talk to the API as a user would: ``api.post("/v1/assets", "alfa", json=...)`` sends the
+request with alfa's liaison token; ``"bravo:viewer"`` names another of the tokens, ``"admin"``
+the server admin, ``None`` sends no token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from deconfliction.app import create_app
+from deconfliction.clock import ManualClock
+from deconfliction.service import ROOT, Service
+from deconfliction.stores import SQLiteStore
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+ROLES = ("liaison", "viewer", "auditor")
+MERIDIAN = 71.0
+SOUTH, NORTH = 34.3, 34.9
+
+
+def box(west: float, south: float, east: float, north: float) -> dict[str, Any]:
+    """A GeoJSON Polygon (lon/lat) for a lat/lon box."""
+    ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
+    return {"type": "Polygon", "coordinates": [ring]}
+
+
+ALFA_LAND = box(MERIDIAN, SOUTH, 71.3, NORTH)
+BRAVO_LAND = box(70.7, SOUTH, MERIDIAN, NORTH)
+
+
+def iso(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+def at(seconds: float) -> datetime:
+    """T0 plus ``seconds``."""
+    return T0 + timedelta(seconds=seconds)
+
+
+def refusal(response: httpx.Response, status: int, code: str | None = None, field: str | None | type = type) -> dict[str, Any]:
+    """Assert ``response`` is a refusal in the one error shape; return its ``error`` object.
+
+    ``field=type`` (the default) leaves the field unchecked; ``None`` or a string pins it.
+    """
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert set(error) == {"code", "message", "field"}, body
+    assert isinstance(error["code"], str) and error["code"], body
+    assert isinstance(error["message"], str) and error["message"], body
+    assert error["field"] is None or isinstance(error["field"], str), body
+    if code is not None:
+        assert error["code"] == code, body
+    if field is not type:
+        assert error["field"] == field, body
+    return error
+
+
+@dataclass
+class Api:
+    """The app in process, its service, clock and store file, and a token per (party, role)."""
+
+    app: FastAPI
+    client: TestClient
+    service: Service
+    clock: ManualClock
+    db: Path
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def headers(self, who: str | None) -> dict[str, str]:
+        if who is None:
+            return {}
+        token = self.tokens.get(who) or self.tokens[f"{who}:liaison"]
+        return {"Authorization": f"Bearer {token}"}
+
+    def call(self, method: str, path: str, who: str | None, **kwargs: Any) -> httpx.Response:
+        headers = {**self.headers(who), **kwargs.pop("headers", {})}
+        return self.client.request(method, path, headers=headers, **kwargs)
+
+    def get(self, path: str, who: str | None, **kwargs: Any) -> httpx.Response:
+        return self.call("GET", path, who, **kwargs)
+
+    def post(self, path: str, who: str | None, **kwargs: Any) -> httpx.Response:
+        return self.call("POST", path, who, **kwargs)
+
+    def put(self, path: str, who: str | None, **kwargs: Any) -> httpx.Response:
+        return self.call("PUT", path, who, **kwargs)
+
+    def delete(self, path: str, who: str | None, **kwargs: Any) -> httpx.Response:
+        return self.call("DELETE", path, who, **kwargs)
+
+    def ok(self, method: str, path: str, who: str | None, status: int | None = None, **kwargs: Any) -> Any:
+        """Send a request that must succeed (2xx, or exactly ``status``); return its JSON."""
+        response = self.call(method, path, who, **kwargs)
+        if status is None:
+            assert response.is_success, (method, path, response.status_code, response.text)
+        else:
+            assert response.status_code == status, (method, path, response.status_code, response.text)
+        return response.json()
+
+    def version(self) -> int:
+        return int(self.ok("GET", "/v1/picture", "admin")["picture_version"])
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance_to(self.clock.now() + timedelta(seconds=seconds))
+
+    # -- the usual writes, as a liaison would make them
+
+    def party(self, party_id: str, **extra: Any) -> dict[str, Any]:
+        party = self.ok("POST", "/v1/parties", "admin", 201, json={"id": party_id, "name": party_id.title(), **extra})
+        for role in ROLES:
+            made = self.ok("POST", f"/v1/parties/{party_id}/tokens", "admin", 201, json={"role": role})
+            self.tokens[f"{party_id}:{role}"] = made["token"]
+        return dict(party)
+
+    def asset(self, who: str, asset_id: str, kind: str = "site", **extra: Any) -> dict[str, Any]:
+        return dict(self.ok("POST", "/v1/assets", who, 201, json={"id": asset_id, "kind": kind, **extra}))
+
+    def report(self, who: str, asset_id: str, position: str, **extra: Any) -> dict[str, Any]:
+        return dict(self.ok("POST", "/v1/reports", who, 201, json={"asset": asset_id, "position": position, **extra}))
+
+    def zone(self, who: str, zone_id: str, kind: str, area: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        return dict(self.ok("POST", "/v1/zones", who, 201, json={"id": zone_id, "kind": kind, "area": area, **extra}))
+
+    def aor(self, who: str, aor_id: str, area: dict[str, Any], freshness_s: float = 3600, confirm: bool = True) -> dict[str, Any]:
+        made = self.ok("POST", "/v1/aors", who, 201, json={"id": aor_id, "area": area, "freshness_s": freshness_s})
+        if confirm:
+            made = self.ok("POST", f"/v1/aors/{aor_id}/confirm", who, 200)
+        return dict(made)
+
+    def check(self, who: str, **body: Any) -> dict[str, Any]:
+        return dict(self.ok("POST", "/v1/checks", who, 200, json=body))
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def service(tmp_path: Path, clock: ManualClock) -> Iterator[Service]:
+    store = SQLiteStore(tmp_path / "t.db")
+    yield Service(store, clock)
+    store.close()
+
+
+@pytest.fixture
+def bare_api(service: Service, clock: ManualClock, tmp_path: Path) -> Iterator[Api]:
+    """The app with only a server admin token: no parties yet."""
+    app = create_app(service)
+    with TestClient(app) as client:
+        api = Api(app, client, service, clock, tmp_path / "t.db")
+        api.tokens["admin"] = service.create_token(ROOT, None, "admin")
+        yield api
+
+
+def add_parties(api: Api) -> Api:
+    """alfa and bravo with liaison, viewer and auditor tokens, and their territories."""
+    api.party("alfa")
+    api.party("bravo")
+    api.ok("PUT", "/v1/territories/alfa", "admin", 200, json={"area": ALFA_LAND})
+    api.ok("PUT", "/v1/territories/bravo", "admin", 200, json={"area": BRAVO_LAND})
+    return api
+
+
+@pytest.fixture
+def api(bare_api: Api) -> Api:
+    return add_parties(bare_api)
+
+
+@pytest.fixture
+def lenient(api: Api) -> Iterator[TestClient]:
+    """A client on the same app that answers 500 instead of raising the server's exception."""
+    with TestClient(api.app, raise_server_exceptions=False) as client:
+        yield client

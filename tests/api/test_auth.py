@@ -1,0 +1,234 @@
+"""Who may do what: bearer tokens, roles, parties, and tokens kept only as hashes."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+from tests.api.conftest import ALFA_LAND, Api, box, refusal
+
+NEAR_BORDER = box(71.0, 34.5, 71.05, 34.55)
+
+
+# Every write a liaison may make, each a fresh object, for the "who may write" tables.
+WRITES: dict[str, tuple[str, str, dict[str, Any] | None]] = {
+    "asset": ("POST", "/v1/assets", {"id": "new-post", "kind": "site", "position": "34.6, 71.1"}),
+    "report": ("POST", "/v1/reports", {"asset": "post", "position": "34.61, 71.11"}),
+    "batch": ("POST", "/v1/reports/batch", {"reports": [{"asset": "post", "position": "34.61, 71.11"}]}),
+    "zone": ("POST", "/v1/zones", {"id": "nfa", "kind": "no_fire_area", "area": NEAR_BORDER}),
+    "aor": ("POST", "/v1/aors", {"id": "east", "area": ALFA_LAND, "freshness_s": 3600}),
+    "confirm": ("POST", "/v1/aors/held/confirm", None),
+    "withdraw-position": ("DELETE", "/v1/assets/post/position", None),
+    "withdraw-asset": ("DELETE", "/v1/assets/post", None),
+    "withdraw-zone": ("DELETE", "/v1/zones/held-zone", None),
+}
+
+
+@pytest.fixture
+def alfa_objects(api: Api) -> Api:
+    """alfa holds a site ``post``, an AOR ``held`` and a zone ``held-zone`` for the write tables."""
+    api.asset("alfa", "post", position="34.6, 71.1")
+    api.aor("alfa", "held", box(71.0, 34.6, 71.2, 34.8), confirm=False)
+    api.zone("alfa", "held-zone", "protected_area", box(71.1, 34.7, 71.12, 34.72))
+    return api
+
+
+def send(api: Api, who: str | None, write: str) -> Any:
+    method, path, body = WRITES[write]
+    return api.call(method, path, who, json=body) if body is not None else api.call(method, path, who)
+
+
+# ---------------------------------------------------------------------------- authentication
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        pytest.param("GET", "/v1/assets", id="assets"),
+        pytest.param("POST", "/v1/checks", id="check"),
+        pytest.param("POST", "/v1/parties", id="create-party"),
+        pytest.param("GET", "/v1/readback?position=34.5,71.0", id="readback"),
+    ],
+)
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        pytest.param(None, id="no-header"),
+        pytest.param("Bearer not-a-token-of-this-service", id="unknown-token"),
+        pytest.param("Bearer ", id="empty-bearer"),
+        pytest.param("Basic YWxmYTpzZWNyZXQ=", id="basic-scheme"),
+    ],
+)
+def test_auth_without_a_known_token_is_401(api: Api, method: str, path: str, authorization: str | None) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    version = api.version()
+    response = api.call(method, path, None, headers=headers, json={"kind": "fires", "position": "34.5, 71.1"})
+    refusal(response, 401, "unauthenticated", None)
+    assert api.version() == version
+
+
+def test_auth_unknown_token_says_so(api: Api) -> None:
+    error = refusal(api.get("/v1/picture", None, headers={"Authorization": "Bearer nope"}), 401, "unauthenticated")
+    assert "not known" in error["message"]
+
+
+def test_auth_token_of_another_service_is_unknown(api: Api, bare_api: Api) -> None:
+    """A token is looked up by its hash, not by its shape: a well-formed stranger is refused."""
+    stranger = api.tokens["alfa:liaison"][:-4] + "AAAA"
+    refusal(api.get("/v1/picture", None, headers={"Authorization": f"Bearer {stranger}"}), 401, "unauthenticated")
+
+
+# ---------------------------------------------------------------------------- the admin
+
+
+def test_auth_admin_creates_parties_tokens_and_territories(bare_api: Api) -> None:
+    api = bare_api
+    assert api.ok("POST", "/v1/parties", "admin", 201, json={"id": "alfa", "name": "Alfa Army"}) == {
+        "id": "alfa",
+        "name": "Alfa Army",
+        "stale_after_s": 1800.0,
+    }
+    made = api.ok("POST", "/v1/parties/alfa/tokens", "admin", 201, json={"role": "liaison"})
+    assert made["party"] == "alfa" and made["role"] == "liaison"
+    assert isinstance(made["token"], str) and len(made["token"]) >= 32
+    territory = api.ok("PUT", "/v1/territories/alfa", "admin", 200, json={"area": ALFA_LAND})
+    assert territory["party"] == "alfa"
+    assert territory["area"]["type"] == "Polygon"
+    # the new token works at once, as alfa's liaison
+    api.tokens["alfa:liaison"] = made["token"]
+    api.asset("alfa", "post", position="34.6, 71.1")
+    assert [p["id"] for p in api.ok("GET", "/v1/parties", "alfa")] == ["alfa"]
+    assert [t["party"] for t in api.ok("GET", "/v1/territories", "alfa")] == ["alfa"]
+
+
+def test_auth_tokens_are_distinct(api: Api) -> None:
+    tokens = [api.ok("POST", "/v1/parties/alfa/tokens", "admin", 201, json={"role": "liaison"})["token"] for _ in range(5)]
+    assert len(set(tokens) | set(api.tokens.values())) == len(tokens) + len(api.tokens)
+
+
+@pytest.mark.parametrize("write", [pytest.param(w, id=w) for w in ("asset", "report", "batch", "zone", "aor")])
+def test_auth_admin_cannot_write_for_a_party(alfa_objects: Api, write: str) -> None:
+    api = alfa_objects
+    version = api.version()
+    refusal(send(api, "admin", write), 403, "forbidden", None)
+    assert api.version() == version
+
+
+def test_auth_admin_cannot_ask_a_check(api: Api) -> None:
+    """The server admin belongs to no party, so there is nobody for whom the check would be asked."""
+    refusal(api.post("/v1/checks", "admin", json={"position": "34.6, 71.1", "kind": "fires"}), 403, "forbidden")
+
+
+def test_auth_token_for_unknown_party_is_404(api: Api) -> None:
+    refusal(api.post("/v1/parties/charlie/tokens", "admin", json={"role": "liaison"}), 404, "not_found", "party")
+
+
+def test_auth_territory_for_unknown_party_is_404(api: Api) -> None:
+    refusal(api.put("/v1/territories/charlie", "admin", json={"area": ALFA_LAND}), 404, "not_found", "party")
+
+
+# ---------------------------------------------------------------------------- liaisons, viewers, auditors
+
+
+@pytest.mark.parametrize("who", ["alfa", "alfa:viewer", "alfa:auditor"])
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        pytest.param("POST", "/v1/parties", {"id": "charlie", "name": "Charlie"}, id="create-party"),
+        pytest.param("POST", "/v1/parties/alfa/tokens", {"role": "liaison"}, id="token-own-party"),
+        pytest.param("POST", "/v1/parties/alfa/tokens", {"role": "admin"}, id="admin-token"),
+        pytest.param("POST", "/v1/parties/bravo/tokens", {"role": "liaison"}, id="token-other-party"),
+        pytest.param("PUT", "/v1/territories/alfa", {"area": ALFA_LAND}, id="territory"),
+    ],
+)
+def test_auth_only_admin_does_admin_work(api: Api, who: str, method: str, path: str, body: dict[str, Any]) -> None:
+    version = api.version()
+    refusal(api.call(method, path, who, json=body), 403, "forbidden", None)
+    assert api.version() == version
+    assert [p["id"] for p in api.ok("GET", "/v1/parties", who)] == ["alfa", "bravo"]
+
+
+@pytest.mark.parametrize("write", [pytest.param(w, id=w) for w in WRITES])
+def test_auth_liaison_writes_for_own_party(alfa_objects: Api, write: str) -> None:
+    api = alfa_objects
+    version = api.version()
+    response = send(api, "alfa", write)
+    assert response.is_success, response.text
+    assert api.version() > version
+
+
+@pytest.mark.parametrize("who", [pytest.param("alfa:viewer", id="viewer"), pytest.param("alfa:auditor", id="auditor")])
+@pytest.mark.parametrize("write", [pytest.param(w, id=w) for w in WRITES])
+def test_auth_viewer_and_auditor_cannot_write(alfa_objects: Api, who: str, write: str) -> None:
+    api = alfa_objects
+    version = api.version()
+    refusal(send(api, who, write), 403, "forbidden", None)
+    assert api.version() == version
+
+
+@pytest.mark.parametrize(
+    ("write", "field"),
+    [
+        pytest.param("report", "asset", id="report"),
+        pytest.param("batch", "reports.0.asset", id="batch"),
+        pytest.param("confirm", "aor", id="confirm"),
+        pytest.param("withdraw-position", "id", id="withdraw-position"),
+        pytest.param("withdraw-asset", "id", id="withdraw-asset"),
+        pytest.param("withdraw-zone", "id", id="withdraw-zone"),
+    ],
+)
+def test_auth_liaison_cannot_touch_another_partys_objects(alfa_objects: Api, write: str, field: str) -> None:
+    api = alfa_objects
+    version = api.version()
+    refusal(send(api, "bravo", write), 404, "not_found", field)
+    assert api.version() == version
+    mine = {a["id"]: a for a in api.ok("GET", "/v1/assets", "alfa")}
+    assert mine["post"]["position"]["lat"] == 34.6
+    assert [z["id"] for z in api.ok("GET", "/v1/zones", "alfa")] == ["held-zone"]
+
+
+def test_auth_liaison_objects_land_in_its_own_party(api: Api) -> None:
+    """The same id in two parties is two objects: a liaison writes under its token's party only."""
+    api.asset("alfa", "post", position="34.6, 71.1")
+    api.asset("bravo", "post", position="34.6, 70.9")
+    shown = {(a["party"], a["id"]): a for a in api.ok("GET", "/v1/assets", "alfa:viewer")}
+    assert shown[("alfa", "post")]["position"]["lon"] == 71.1
+    assert shown[("bravo", "post")]["position"]["lon"] == 70.9
+
+
+@pytest.mark.parametrize("who", ["alfa:viewer", "alfa:auditor", "bravo:viewer", "bravo:auditor"])
+def test_auth_readers_can_read_the_picture(alfa_objects: Api, who: str) -> None:
+    api = alfa_objects
+    assert [p["id"] for p in api.ok("GET", "/v1/parties", who, 200)] == ["alfa", "bravo"]
+    assert sorted(t["party"] for t in api.ok("GET", "/v1/territories", who, 200)) == ["alfa", "bravo"]
+    assert [(a["party"], a["id"]) for a in api.ok("GET", "/v1/assets", who, 200)] == [("alfa", "post")]
+    assert api.ok("GET", "/v1/assets/alfa/post", who, 200)["position"]["lat"] == 34.6
+    assert [(z["party"], z["id"]) for z in api.ok("GET", "/v1/zones", who, 200)] == [("alfa", "held-zone")]
+    assert [(a["party"], a["id"]) for a in api.ok("GET", "/v1/aors", who, 200)] == [("alfa", "held")]
+    summary = api.ok("GET", "/v1/picture", who, 200)
+    assert (summary["assets"], summary["zones"], summary["aors"]) == (1, 1, 1)
+
+
+def test_auth_viewer_can_ask_a_check(alfa_objects: Api) -> None:
+    answer = alfa_objects.check("bravo:viewer", position="34.6, 71.1", kind="fires")
+    assert answer["status"] == "conflict"
+    assert [(c["party"], c["id"]) for c in answer["conflicts"]] == [("alfa", "post")]
+    assert isinstance(answer["record"], int)
+
+
+# ---------------------------------------------------------------------------- tokens at rest
+
+
+def test_auth_tokens_are_stored_only_as_hashes(api: Api) -> None:
+    api.asset("alfa", "post", position="34.6, 71.1")  # traffic with the tokens, too
+    api.check("bravo:viewer", position="34.6, 71.1", kind="fires")
+    files = [p for p in api.db.parent.iterdir() if p.name.startswith(api.db.name)]
+    assert api.db.with_name(api.db.name + "-wal") in files
+    stored = b"".join(p.read_bytes() for p in files)
+    assert len(api.tokens) == 7
+    for who, token in api.tokens.items():
+        assert token.encode() not in stored, f"the {who} token is stored in clear"
+        # ...while its hash is there: the bytes read are the store's
+        assert hashlib.sha256(token.encode()).hexdigest().encode() in stored, who

@@ -1,0 +1,125 @@
+"""Every store keeps the log in order, durably, and rebuilds the same picture on restart."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from deconfliction.clock import ManualClock
+from deconfliction.errors import StoreError
+from deconfliction.model import Event, Role
+from deconfliction.service import ROOT, Caller, Service
+from deconfliction.stores import SQLiteStore, Store, open_store
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+BLUE = Caller("blue", Role.LIAISON)
+
+
+def report(asset: str, n: int) -> Event:
+    return Event("report.accepted", T0, "blue", {"party": "blue", "asset": asset, "n": n})
+
+
+def test_store_append_returns_increasing_sequence_numbers(store: Store) -> None:
+    first = store.append([report("a", 1), report("a", 2)])
+    second = store.append([report("b", 1)])
+    assert first == [1, 2] and second == [3]
+    assert [e.seq for e in store.events()] == [1, 2, 3]
+
+
+def test_store_load_keeps_only_the_newest_report_per_asset(store: Store) -> None:
+    store.append([report("a", 1), report("b", 1), report("a", 2), Event("check.asked", T0, "blue", {"x": 1})])
+    loaded = list(store.load())
+    assert [(e.data["asset"], e.data["n"]) for e in loaded] == [("b", 1), ("a", 2)]
+
+
+def test_store_events_filter_by_type_and_position(store: Store) -> None:
+    store.append([report("a", 1), Event("check.asked", T0, "blue", {}), report("a", 2)])
+    assert [e.seq for e in store.events(types=["check.asked"])] == [2]
+    assert [e.seq for e in store.events(after=1, limit=1)] == [2]
+
+
+def test_store_refuses_data_json_cannot_hold(store: Store) -> None:
+    with pytest.raises(ValueError):
+        store.append([Event("x", T0, None, {"bad": float("nan")})])
+    assert store.events() == []
+
+
+def _build(service: Service) -> None:
+    service.create_party(ROOT, {"id": "blue", "name": "Blue"})
+    service.put_territory(ROOT, "blue", {"type": "Polygon", "coordinates": [[[71, 34], [72, 34], [72, 35], [71, 35], [71, 34]]]})
+    service.register_asset(BLUE, {"id": "u1", "kind": "unit", "position": "34.5, 71.5"})
+    service.register_asset(BLUE, {"id": "s1", "kind": "site", "position": "34.6, 71.6", "disclosure": "hidden"})
+    service.register_asset(BLUE, {"id": "gone", "kind": "site", "position": "34.7, 71.7"})
+    service.withdraw_asset(BLUE, "gone")
+    service.declare_zone(
+        BLUE,
+        {
+            "id": "z",
+            "kind": "no_fire_area",
+            "area": {"type": "Polygon", "coordinates": [[[71.1, 34.1], [71.2, 34.1], [71.2, 34.2], [71.1, 34.1]]]},
+        },
+    )
+    service.declare_aor(
+        BLUE,
+        {"id": "a", "area": {"type": "Polygon", "coordinates": [[[71, 34], [72, 34], [72, 35], [71, 34]]]}, "freshness_s": 3600},
+    )
+    service.confirm_aor(BLUE, "a")
+    for minute in range(1, 4):
+        service.clock.advance_to(T0 + timedelta(minutes=minute))  # type: ignore[attr-defined]
+        service.report(BLUE, {"asset": "u1", "position": f"34.5, 71.5{minute}"})
+
+
+def test_restart_restores_the_same_picture(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    first = Service(SQLiteStore(path), ManualClock(T0))
+    _build(first)
+    before = (first.summary(), first.assets(BLUE), first.zones(BLUE), first.aors(BLUE))
+    answer = first.check(BLUE, {"position": "34.5, 71.53", "kind": "fires"})
+    first.store.close()
+
+    second = Service(SQLiteStore(path), ManualClock(T0 + timedelta(minutes=3)))
+    assert (second.summary(), second.assets(BLUE), second.zones(BLUE), second.aors(BLUE)) == before
+    again = second.check(BLUE, {"position": "34.5, 71.53", "kind": "fires"})
+    assert {k: v for k, v in again.items() if k != "record"} == {k: v for k, v in answer.items() if k != "record"}
+
+
+def test_restart_restores_tokens(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    service = Service(SQLiteStore(path), ManualClock(T0))
+    service.create_party(ROOT, {"id": "blue", "name": "Blue"})
+    token = service.create_token(ROOT, "blue", "viewer")
+    service.store.close()
+    assert Service(SQLiteStore(path)).authenticate(token) == Caller("blue", Role.VIEWER)
+
+
+def test_sqlite_store_is_wal_and_synchronous_full(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "p.db")
+    assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_sqlite_errors_become_store_errors(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "p.db")
+    store._db.execute("PRAGMA query_only = ON")
+    with pytest.raises(StoreError) as caught:
+        store.append([report("a", 1)])
+    assert isinstance(caught.value.__cause__, sqlite3.Error)
+
+
+def test_a_failed_write_changes_nothing_in_the_picture(tmp_path: Path) -> None:
+    service = Service(SQLiteStore(tmp_path / "p.db"), ManualClock(T0))
+    service.create_party(ROOT, {"id": "blue", "name": "Blue"})
+    service.register_asset(BLUE, {"id": "u1", "kind": "unit"})
+    version = service.picture.version
+    service.store._db.execute("PRAGMA query_only = ON")  # type: ignore[attr-defined]
+    with pytest.raises(StoreError):
+        service.report(BLUE, {"asset": "u1", "position": "34.5, 71.5"})
+    assert service.picture.version == version and service.picture.reports == {}
+
+
+def test_open_store_unreadable_path_is_a_store_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError):
+        open_store(tmp_path / "missing-dir" / "p.db")
