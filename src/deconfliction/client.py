@@ -98,7 +98,7 @@ class LocalClient:
         return self.service.put_territory(ROOT, party, area)
 
     def register_asset(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self.service.register_asset(self.caller, body) or {}
+        return self.service.register_asset(self.caller, body)
 
     def declare_zone(self, body: dict[str, Any]) -> dict[str, Any]:
         return self.service.declare_zone(self.caller, body)

@@ -169,7 +169,7 @@ def _dms_value(nums: list[tuple[str, str | None]], field: str) -> float:
     for name, part in zip(("minutes", "seconds"), parts[1:], strict=False):
         if part >= 60:
             raise InvalidPosition(f"{name} must be under 60, not {part:g}", field=field)
-    return parts[0] + sum(p / 60**i for i, p in enumerate(parts[1:], start=1))
+    return parts[0] + sum(p / 60.0**i for i, p in enumerate(parts[1:], start=1))
 
 
 def _parse_mgrs(m: re.Match[str], field: str) -> ParsedPosition:

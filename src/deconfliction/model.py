@@ -117,6 +117,8 @@ def check_time(value: object, field: str) -> datetime:
 
 def check_enum(enum: type[StrEnum], value: object, field: str) -> Any:
     try:
+        if not isinstance(value, str):
+            raise ValueError(value)
         return enum(value)
     except ValueError as exc:
         allowed = ", ".join(e.value for e in enum)

@@ -107,7 +107,7 @@ def _act(service: Service, caller: Caller, op: str, body: Any) -> dict[str, Any]
     if op == "confirm":
         return service.confirm_aor(caller, str(body.get("aor")))
     if op == "asset":
-        return service.register_asset(caller, body) or {}
+        return service.register_asset(caller, body)
     if op == "report":
         if "stale_after" in body:
             body["stale_after_s"] = parse_duration_s(body.pop("stale_after"), "stale_after")
@@ -144,9 +144,9 @@ def _judge(expect: object, line: Mapping[str, Any], changed_on_error: bool) -> l
             if got != sorted(wanted or []):
                 failures.append(f"expected conflicts with {sorted(wanted or [])}, got {got}")
         elif key == "territory":
-            got = (line.get("border") or {}).get("territory")
-            if got != wanted:
-                failures.append(f"expected territory {wanted}, got {got}")
+            territory = (line.get("border") or {}).get("territory")
+            if territory != wanted:
+                failures.append(f"expected territory {wanted}, got {territory}")
         elif key == "position":
             pos = line.get("position") or {}
             d = geodesic_m(LatLon(pos["lat"], pos["lon"]), LatLon(float(wanted["lat"]), float(wanted["lon"])))

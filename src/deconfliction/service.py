@@ -147,7 +147,8 @@ class Service:
     def read_position(self, text: object) -> dict[str, Any]:
         """Parse a human position and read it back, storing nothing (for a console or CLI)."""
         parsed = self._position(text)
-        return {**self.readback(parsed.point), "notation": parsed.notation}
+        with self._lock:
+            return {**self.readback(parsed.point), "notation": parsed.notation}
 
     # ------------------------------------------------------------------ admin
 
@@ -180,18 +181,19 @@ class Service:
 
     def parties(self, caller: Caller) -> list[dict[str, Any]]:
         del caller  # every authenticated caller may know who takes part
-        return [self._show_party(p) for p in self.picture.parties.values()]
+        with self._lock:
+            return [self._show_party(p) for p in self.picture.parties.values()]
 
     def create_token(self, caller: Caller, party: str | None, role: object) -> str:
         """A new random token for ``party`` (None: the server itself, admin only)."""
         self._admin(caller)
-        role = check_enum(Role, role, "role")
-        if party is None and role is not Role.ADMIN:
+        chosen: Role = check_enum(Role, role, "role")
+        if party is None and chosen is not Role.ADMIN:
             raise InvalidInput("only an admin token may belong to no party", field="role")
         if party is not None and party not in self.picture.parties:
             raise NotFound(f"there is no party {party!r}", field="party")
         token = secrets.token_urlsafe(32)
-        data = {"hash": hash_token(token), "party": party, "role": role.value}
+        data = {"hash": hash_token(token), "party": party, "role": chosen.value}
         with self._lock:
             self._commit([Event("token.created", self.clock.now(), caller.party, data)])
         return token
@@ -207,7 +209,8 @@ class Service:
 
     def territories(self, caller: Caller) -> list[dict[str, Any]]:
         del caller  # the shared border reference is public to every party
-        return [{"party": t.party, "area": to_geojson(t.geometry)} for _, t in self.picture.territories]
+        with self._lock:
+            return [{"party": t.party, "area": to_geojson(t.geometry)} for _, t in self.picture.territories]
 
     # ------------------------------------------------------------------ assets and reports
 
@@ -234,7 +237,9 @@ class Service:
                 )
                 events.append(ev.report_event(report, now))
             self._commit(events)
-        return self._show_asset(asset, report, party)
+        shown = self._show_asset(asset, report, party)
+        assert shown is not None, "a party always sees its own assets"
+        return shown
 
     def _report(self, asset: Asset, body: Mapping[str, Any], field: str, now: datetime) -> Report:
         prefix = f"{field}." if field else ""
@@ -304,14 +309,16 @@ class Service:
             return [self._show_report(r) for r in reports]
 
     def _show_report(self, report: Report) -> dict[str, Any]:
+        """An accepted report as its sender sees it: the read-back and the picture version."""
+        return {"asset": report.asset, **self._report_fields(report), "picture_version": self.picture.version}
+
+    def _report_fields(self, report: Report) -> dict[str, Any]:
         return {
-            "asset": report.asset,
             "time": report.time.isoformat(),
             "uncertainty_m": report.uncertainty_m,
             "stale_at": None if report.stale_at is None else report.stale_at.isoformat(),
             "notation": report.notation,
             **self.readback(report.point),
-            "picture_version": self.picture.version,
         }
 
     def withdraw_asset(self, caller: Caller, asset_id: str) -> dict[str, Any]:
@@ -338,27 +345,28 @@ class Service:
             "id": asset.id,
             "kind": asset.kind.value,
             "name": asset.name,
-            "disclosure": asset.disclosure.value if viewer == asset.party else level.value,
+            "disclosure": asset.disclosure.value,
         }
         if report is not None:
             now = self.clock.now()
             shown["time"] = report.time.isoformat()
             shown["stale"] = report.is_stale(now)
             if level is Disclosure.EXACT:
-                shown.update(self._show_report(report))
-                del shown["picture_version"], shown["asset"]
+                shown.update(self._report_fields(report))
             else:
                 shown["cell"] = show_cell(report.point, self.settings.coarse_resolution)
         return shown
 
     def assets(self, caller: Caller) -> list[dict[str, Any]]:
         """Every asset the caller may see: its own, and others' by their disclosure."""
-        shown = (self._show_asset(a, self.picture.reports.get(k), caller.party) for k, a in self.picture.assets.items())
+        with self._lock:
+            shown = [self._show_asset(a, self.picture.reports.get(k), caller.party) for k, a in self.picture.assets.items()]
         return [s for s in shown if s is not None]
 
     def asset(self, caller: Caller, party: str, asset_id: str) -> dict[str, Any]:
-        asset = self.picture.assets.get((party, asset_id))
-        shown = None if asset is None else self._show_asset(asset, self.picture.reports.get(asset.key), caller.party)
+        with self._lock:
+            asset = self.picture.assets.get((party, asset_id))
+            shown = None if asset is None else self._show_asset(asset, self.picture.reports.get(asset.key), caller.party)
         if shown is None:
             raise NotFound(f"no visible asset {party}/{asset_id}", field="id")
         return shown
@@ -435,7 +443,8 @@ class Service:
         return shown
 
     def zones(self, caller: Caller) -> list[dict[str, Any]]:
-        shown = (self._show_zone(z, caller.party) for _, z in self.picture.zones)
+        with self._lock:
+            shown = [self._show_zone(z, caller.party) for _, z in self.picture.zones]
         return [s for s in shown if s is not None]
 
     def withdraw_zone(self, caller: Caller, zone_id: str) -> dict[str, Any]:
@@ -489,7 +498,8 @@ class Service:
 
     def aors(self, caller: Caller) -> list[dict[str, Any]]:
         del caller  # where a party vouches for its picture is shared with everyone, by design
-        return [self._show_aor(a) for _, a in self.picture.aors]
+        with self._lock:
+            return [self._show_aor(a) for _, a in self.picture.aors]
 
     # ------------------------------------------------------------------ checks
 

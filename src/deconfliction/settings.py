@@ -57,13 +57,15 @@ class Settings:
         """Defaults, then ``DECONFLICT_*`` variables, then explicit overrides (CLI flags)."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
+        defaults = cls()
         for f in fields(cls):
             raw = environ.get(ENV_PREFIX + f.name.upper())
             if raw is not None:
+                convert = type(getattr(defaults, f.name))
                 try:
-                    values[f.name] = type(f.default)(raw)
+                    values[f.name] = convert(raw)
                 except ValueError as exc:
-                    raise InvalidInput(f"{raw!r} is not a {type(f.default).__name__}", field=ENV_PREFIX + f.name.upper()) from exc
+                    raise InvalidInput(f"{raw!r} is not a {convert.__name__}", field=ENV_PREFIX + f.name.upper()) from exc
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

@@ -75,7 +75,7 @@ def list_territories(svc: Svc, who: Who) -> list[Json]:
 @router.post("/assets", status_code=201, tags=["assets"])
 def register_asset(data: AssetIn, svc: Svc, who: Who) -> Json:
     """Register a unit or site of the caller's party, with an optional initial position."""
-    return svc.register_asset(who, body(data)) or {}
+    return svc.register_asset(who, body(data))
 
 
 @router.get("/assets", tags=["assets"])

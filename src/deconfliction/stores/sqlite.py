@@ -79,10 +79,9 @@ class SQLiteStore:
             raise StoreError(f"cannot read the store: {exc}") from exc
 
     def events(self, after: int = 0, limit: int = 1000, types: Sequence[str] = ()) -> list[Event]:
-        where, args = "seq > ?", [after]
+        where, args = "seq > ?", [after, *types]
         if types:
             where += f" AND type IN ({','.join('?' * len(types))})"
-            args.extend(types)
         try:
             rows = self._db.execute(
                 f"SELECT seq, type, time, party, data FROM events WHERE {where} ORDER BY seq LIMIT ?",
