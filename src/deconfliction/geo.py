@@ -90,6 +90,13 @@ def parse_position(text: object, field: str = "position") -> ParsedPosition:
     s = " ".join(text.strip().upper().split())
     if not s:
         raise InvalidPosition("the position is empty", field=field)
+    if re.search(r"\d,\d", s) and not (_SIGNED_PAIR.match(s) and "." in s):
+        # "34,55N 71,015E" or "34,71": a comma between digits may be a decimal comma.
+        raise InvalidPosition(
+            "a comma between digits could be a decimal comma: write decimals with a point and "
+            "separate the coordinates with ', ' (34.55, 71.015)",
+            field=field,
+        )
     if m := _SIGNED_PAIR.match(s):
         return ParsedPosition(_checked(float(m[1]), float(m[2]), field), "decimal")
     if m := _UTM_RE.match(s):
@@ -189,33 +196,37 @@ def _parse_mgrs(m: re.Match[str], field: str) -> ParsedPosition:
         raise InvalidPosition(f"MGRS easting {e!r} and northing {n!r} have unequal digit counts", field=field)
     if not 1 <= len(e) <= 5:
         raise InvalidPosition("MGRS needs 1 to 5 digits each for easting and northing (10 km to 1 m)", field=field)
-    digits = len(e)
-    precision_m = 10.0 ** (5 - digits)
-    # The reference names the square's south-west corner; the place is somewhere inside it.
-    # Take the centre and let the precision count as uncertainty, rather than pretend to
-    # know the corner is meant.
-    half = int(precision_m // 2)
-    e5, n5 = int(e) * int(precision_m) + half, int(n) * int(precision_m) + half
-    ref = f"{zone:02d}{band}{square}{e5:05d}{n5:05d}"
+    precision_m = 10.0 ** (5 - len(e))
+    ref = f"{zone:02d}{band}{square}{e}{n}"
     try:
         with warnings.catch_warnings():
             # mgrs warns (instead of failing) when the band contradicts the northing;
-            # the round trip below turns that case into a precise refusal.
+            # the check below turns that case into a precise refusal.
             warnings.simplefilter("ignore", RuntimeWarning)
-            lat, lon = _MGRS.toLatLon(ref)
+            _, hemisphere, centre_e, centre_n = _MGRS.MGRSToUTM(ref)
     except Exception as exc:  # mgrs raises its own MGRSError with a terse message
         raise InvalidPosition(f"MGRS {m[0]!r} names no place: {exc}", field=field) from exc
-    # mgrs silently maps some impossible references (a square letter outside the zone's
-    # set, a band that the northing contradicts) to a neighbour; convert back and insist
-    # on the same zone, band and square, so no string is read as a different place.
-    back = _MGRS.toMGRS(lat, lon, MGRSPrecision=5)
-    if not back.startswith(f"{zone:02d}{band}{square}"):
-        raise InvalidPosition(
-            f"MGRS {m[0]!r} is not a valid reference: that easting and northing lie in "
-            f"{back[:3]} {back[3:5]}, not {zone}{band} {square}",
-            field=field,
-        )
-    return ParsedPosition(_checked(lat, lon, field), "mgrs", precision_m=precision_m * math.sqrt(2) / 2)
+    # The reference names a square; the place is somewhere inside it. mgrs gives the
+    # square's centre: take it, and let half the diagonal count as uncertainty rather
+    # than pretend to know more.
+    south = hemisphere == "S"
+    point = _utm_reading(zone, south, centre_e, centre_n)
+    # mgrs silently maps impossible references (a band the northing contradicts) to a
+    # neighbour. A valid reference names a square of which some part lies in the named
+    # zone, band and square (squares may straddle a band or zone edge), so sample it.
+    prefix = f"{zone:02d}{band}{square}"
+    samples = ((0.5, 0.5), (0.001, 0.001), (0.999, 0.001), (0.001, 0.999), (0.999, 0.999))
+    names = []
+    for fx, fy in samples:
+        p = _utm_reading(zone, south, centre_e + (fx - 0.5) * precision_m, centre_n + (fy - 0.5) * precision_m)
+        names.append(_MGRS.toMGRS(p.lat, p.lon, MGRSPrecision=5))
+        if names[-1].startswith(prefix):
+            return ParsedPosition(_checked(point.lat, point.lon, field), "mgrs", precision_m=precision_m * math.sqrt(2) / 2)
+    raise InvalidPosition(
+        f"MGRS {m[0]!r} is not a valid reference: that easting and northing lie in "
+        f"{names[0][:3]} {names[0][3:5]}, not {zone}{band} {square}",
+        field=field,
+    )
 
 
 @functools.lru_cache(maxsize=128)
@@ -299,10 +310,12 @@ class LocalPlane:
 
     pyproj builds a proper azimuthal projection in about 0.6 ms, more than a whole check
     may take, so checks use this local equirectangular plane with the ellipsoid's radii of
-    curvature at the origin instead. Within 20 km of the origin it agrees with the
-    geodesic distance to better than 0.3 % (tests/test_geo.py measures it against
-    pyproj.Geod); :data:`SAFETY_FACTOR` widens every buffer by more than that, so the
-    approximation can only turn a clear into a conflict, never the reverse.
+    curvature at the origin instead. Distances from the origin within 20 km agree with the
+    geodesic to better than 0.3 % up to 78° of latitude; between any two points, the error
+    grows with their distance from the origin and the latitude, and :meth:`error_bound`
+    bounds it (tests/test_geo.py measures both against pyproj.Geod). Checks widen every
+    buffer by that bound, so the approximation can only turn a clear into a conflict,
+    never the reverse.
     """
 
     __slots__ = ("kx", "ky", "lat0", "lon0")
@@ -335,11 +348,24 @@ class LocalPlane:
         return np.column_stack((x, y))
 
     def _inverse(self, coords: np.ndarray) -> np.ndarray:
-        return np.column_stack((coords[:, 0] / self.kx + self.lon0, coords[:, 1] / self.ky + self.lat0))
+        lon = (coords[:, 0] / self.kx + self.lon0 + 180.0) % 360.0 - 180.0
+        return np.column_stack((lon, coords[:, 1] / self.ky + self.lat0))
+
+    def error_bound(self, extent_m: float) -> float:
+        """Relative error of plane distances between points within ``extent_m`` of the origin.
+
+        The plane keeps the origin's east-west scale, so it errs by about tan(latitude) times
+        the latitude offset, plus a second-order term. The factor 1.5 is a margin over the
+        worst case found by sampling 20,000 pairs against pyproj.Geod (0.96 of this formula,
+        latitudes up to 80°, extents up to 50 km; tests/test_geo.py keeps checking it).
+        """
+        e = extent_m / 6_371_000.0
+        phi = min(math.radians(abs(self.lat0)) + e, math.radians(89.5))
+        return 1.5 * (math.tan(phi) * e + e * e)
 
 
 SAFETY_FACTOR = 1.005
-"""Every buffer is widened by 0.5 % to cover the error of :class:`LocalPlane`."""
+"""Every buffer is widened by at least 0.5 %, and by :meth:`LocalPlane.error_bound` where that is more."""
 
 
 def degrees_envelope(bounds: tuple[float, float, float, float], margin_m: float) -> tuple[float, float, float, float]:
@@ -350,9 +376,13 @@ def degrees_envelope(bounds: tuple[float, float, float, float], margin_m: float)
     """
     minx, miny, maxx, maxy = bounds
     dlat = margin_m / 110_574.0 * 1.01
-    far_lat = min(89.9, max(abs(miny - dlat), abs(maxy + dlat)))
+    south, north = miny - dlat, maxy + dlat
+    if north >= 89.0 or south <= -89.0:
+        # Near a pole a small circle spans many degrees of longitude: take them all.
+        return (-180.0, max(-90.0, south), 180.0, min(90.0, north))
+    far_lat = max(abs(south), abs(north))
     dlon = min(180.0, margin_m / (111_320.0 * math.cos(math.radians(far_lat))) * 1.01)
-    return (minx - dlon, max(-90.0, miny - dlat), maxx + dlon, min(90.0, maxy + dlat))
+    return (minx - dlon, south, maxx + dlon, north)
 
 
 # ---------------------------------------------------------------------------- GeoJSON
@@ -373,7 +403,7 @@ def parse_geojson(obj: object, field: str, allowed: Sequence[str]) -> BaseGeomet
     if not isinstance(obj, Mapping):
         raise InvalidInput("a GeoJSON geometry object is required", field=field)
     kind = obj.get("type")
-    if kind not in _GEOJSON_TYPES or kind not in allowed:
+    if not isinstance(kind, str) or kind not in _GEOJSON_TYPES or kind not in allowed:
         raise InvalidInput(f"geometry type {kind!r} is not allowed here; use {' or '.join(allowed)}", field=f"{field}.type")
     coords = obj.get("coordinates")
     count = _check_coordinates(coords, _DEPTH[str(kind)], f"{field}.coordinates")
@@ -403,8 +433,8 @@ def _check_coordinates(coords: Any, depth: int, field: str) -> int:
     if depth == 0:
         if not isinstance(coords, list) or len(coords) not in (2, 3):
             raise InvalidInput("a position is [lon, lat] or [lon, lat, alt]", field=field)
-        if not all(isinstance(c, int | float) and not isinstance(c, bool) and math.isfinite(c) for c in coords):
-            raise InvalidInput(f"{coords!r} holds a value that is not a finite number", field=field)
+        if not all(isinstance(c, int | float) and not isinstance(c, bool) and _finite(c) for c in coords):
+            raise InvalidInput(f"{str(coords)[:100]} holds a value that is not a finite number", field=field)
         lon, lat = coords[0], coords[1]
         if not -180 <= lon <= 180:
             raise InvalidInput(f"longitude {lon} is outside -180 to 180 (GeoJSON is lon, lat)", field=field)
@@ -414,6 +444,13 @@ def _check_coordinates(coords: Any, depth: int, field: str) -> int:
     if not isinstance(coords, list) or not coords:
         raise InvalidInput("coordinates must be a non-empty array", field=field)
     return sum(_check_coordinates(c, depth - 1, f"{field}.{i}") for i, c in enumerate(coords))
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float: JSON allows it, geometry does not
+        return False
 
 
 def _check_rings(rings: list[Any], field: str) -> None:

@@ -2,7 +2,7 @@
 
 The picture every test starts from (``api``):
 
-- parties ``alfa`` and ``bravo``, each with a liaison, a viewer and an auditor token;
+- parties ``alfa`` and ``bravo``, with a liaison, a viewer and an auditor token each (made on first use);
 - territories on either side of the meridian 71.0 E between 34.3 N and 34.9 N: alfa east, bravo west;
 - the clock at 2026-01-01T00:00:00Z, moved only by ``api.clock.advance_to``.
 
@@ -14,6 +14,7 @@ the server admin, ``None`` sends no token.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -86,11 +87,18 @@ class Api:
     db: Path
     tokens: dict[str, str] = field(default_factory=dict)
 
+    def token(self, who: str) -> str:
+        """The token of ``who`` ("admin", "alfa" for its liaison, "alfa:viewer"), made through the API on first use."""
+        key = who if ":" in who or who == "admin" else f"{who}:liaison"
+        if key not in self.tokens:
+            party, role = key.split(":")
+            made = self.ok("POST", f"/v1/parties/{party}/tokens", "admin", 201, json={"role": role})
+            assert made == {"token": made["token"], "party": party, "role": role}
+            self.tokens[key] = made["token"]
+        return self.tokens[key]
+
     def headers(self, who: str | None) -> dict[str, str]:
-        if who is None:
-            return {}
-        token = self.tokens.get(who) or self.tokens[f"{who}:liaison"]
-        return {"Authorization": f"Bearer {token}"}
+        return {} if who is None else {"Authorization": f"Bearer {self.token(who)}"}
 
     def call(self, method: str, path: str, who: str | None, **kwargs: Any) -> httpx.Response:
         headers = {**self.headers(who), **kwargs.pop("headers", {})}
@@ -126,11 +134,8 @@ class Api:
     # -- the usual writes, as a liaison would make them
 
     def party(self, party_id: str, **extra: Any) -> dict[str, Any]:
-        party = self.ok("POST", "/v1/parties", "admin", 201, json={"id": party_id, "name": party_id.title(), **extra})
-        for role in ROLES:
-            made = self.ok("POST", f"/v1/parties/{party_id}/tokens", "admin", 201, json={"role": role})
-            self.tokens[f"{party_id}:{role}"] = made["token"]
-        return dict(party)
+        """Create a party; its liaison, viewer and auditor tokens are made when first used."""
+        return dict(self.ok("POST", "/v1/parties", "admin", 201, json={"id": party_id, "name": party_id.title(), **extra}))
 
     def asset(self, who: str, asset_id: str, kind: str = "site", **extra: Any) -> dict[str, Any]:
         return dict(self.ok("POST", "/v1/assets", who, 201, json={"id": asset_id, "kind": kind, **extra}))
@@ -151,25 +156,26 @@ class Api:
         return dict(self.ok("POST", "/v1/checks", who, 200, json=body))
 
 
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(T0)
+@contextmanager
+def running_api(db: Path) -> Iterator[Api]:
+    """The app over a fresh SQLite store at ``db`` with a manual clock at T0 and a server admin token."""
+    clock = ManualClock(T0)
+    store = SQLiteStore(db)
+    try:
+        service = Service(store, clock)
+        app = create_app(service)
+        with TestClient(app) as client:
+            api = Api(app, client, service, clock, db)
+            api.tokens["admin"] = service.create_token(ROOT, None, "admin")
+            yield api
+    finally:
+        store.close()
 
 
 @pytest.fixture
-def service(tmp_path: Path, clock: ManualClock) -> Iterator[Service]:
-    store = SQLiteStore(tmp_path / "t.db")
-    yield Service(store, clock)
-    store.close()
-
-
-@pytest.fixture
-def bare_api(service: Service, clock: ManualClock, tmp_path: Path) -> Iterator[Api]:
+def bare_api(tmp_path: Path) -> Iterator[Api]:
     """The app with only a server admin token: no parties yet."""
-    app = create_app(service)
-    with TestClient(app) as client:
-        api = Api(app, client, service, clock, tmp_path / "t.db")
-        api.tokens["admin"] = service.create_token(ROOT, None, "admin")
+    with running_api(tmp_path / "t.db") as api:
         yield api
 
 
@@ -185,6 +191,17 @@ def add_parties(api: Api) -> Api:
 @pytest.fixture
 def api(bare_api: Api) -> Api:
     return add_parties(bare_api)
+
+
+@pytest.fixture
+def clock(api: Api) -> ManualClock:
+    """The clock of ``api``'s service: ``clock.advance_to(t)`` moves the whole service."""
+    return api.clock
+
+
+@pytest.fixture
+def service(api: Api) -> Service:
+    return api.service
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ the plane's small error can only add conflicts. The order of the rules matters:
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from datetime import datetime
 
@@ -76,7 +77,9 @@ def check(picture: Picture, query: CheckQuery, now: datetime, buffer_m: float) -
     ref = reference_point(query.geometry)
     plane = LocalPlane(ref)
     q_xy = plane.project(query.geometry)
-    reach = (query.radius_m + buffer_m) * SAFETY_FACTOR
+    minx, miny, maxx, maxy = q_xy.bounds
+    extent = math.hypot(maxx - minx, maxy - miny) / 2 + (query.radius_m + buffer_m) * 1.01
+    reach = (query.radius_m + buffer_m) * max(SAFETY_FACTOR, 1 + plane.error_bound(extent))
     envelope = degrees_envelope(query.geometry.bounds, reach + 1.0)
 
     conflicts: list[Finding] = []

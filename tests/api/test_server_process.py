@@ -1,0 +1,170 @@
+"""A real server process: ``deconflict init`` then ``deconflict serve``, written to over a socket, killed, restarted.
+
+The writes are acknowledged (2xx) by a server that is then killed with SIGKILL at once; a new
+server on the same file must show every acknowledged write. Every wait is bounded and every
+process started here is killed in the fixture's teardown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+DECONFLICT = Path(sys.executable).parent / "deconflict"
+TIMEOUT_S = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env() -> dict[str, str]:
+    """The environment without DECONFLICT_* settings, so the server runs on its defaults."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("DECONFLICT_")}
+
+
+@dataclass
+class Server:
+    db: Path
+    log: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(DECONFLICT), "serve", "--db", str(self.db), "--port", str(self.port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=clean_env(),
+            )
+        deadline = time.monotonic() + TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"the server exited with {self.process.returncode}:\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        self.kill()
+        pytest.fail(f"the server did not answer /healthz within {TIMEOUT_S} s:\n{self.log.read_text()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handler, no flush, no checkpoint."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=TIMEOUT_S)
+        self.process = None
+
+
+@dataclass
+class Run:
+    """What the clients saw before the kill and after the restart."""
+
+    acknowledged: dict[str, Any]
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+
+def call(client: httpx.Client, method: str, path: str, token: str, **kwargs: Any) -> Any:
+    response = client.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
+    assert response.is_success, (method, path, response.status_code, response.text)
+    return response.json()
+
+
+def snapshot(client: httpx.Client, token: str) -> dict[str, Any]:
+    return {
+        "picture": call(client, "GET", "/v1/picture", token),
+        "assets": call(client, "GET", "/v1/assets", token),
+        "parties": call(client, "GET", "/v1/parties", token),
+        "aors": call(client, "GET", "/v1/aors", token),
+    }
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    tmp = tmp_path_factory.mktemp("server")
+    db = tmp / "s.db"
+    made = subprocess.run(
+        [str(DECONFLICT), "init", "--db", str(db)], capture_output=True, env=clean_env(), timeout=TIMEOUT_S, check=True
+    )
+    admin = json.loads(made.stdout)["admin_token"]
+    server = Server(db, tmp / "server.log")
+    try:
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
+            acknowledged: dict[str, Any] = {"admin": admin}
+            call(client, "POST", "/v1/parties", admin, json={"id": "alfa", "name": "Alfa Army"})
+            box = {"type": "Polygon", "coordinates": [[[71.0, 34.3], [71.3, 34.3], [71.3, 34.9], [71.0, 34.9], [71.0, 34.3]]]}
+            call(client, "PUT", "/v1/territories/alfa", admin, json={"area": box})
+            liaison = call(client, "POST", "/v1/parties/alfa/tokens", admin, json={"role": "liaison"})["token"]
+            acknowledged["liaison"] = liaison
+            call(client, "POST", "/v1/aors", liaison, json={"id": "east", "area": box, "freshness_s": 86400})
+            call(client, "POST", "/v1/aors/east/confirm", liaison)
+            call(client, "POST", "/v1/assets", liaison, json={"id": "qrf-1", "kind": "unit", "position": "34.60, 71.10"})
+            call(client, "POST", "/v1/assets", liaison, json={"id": "post", "kind": "site", "position": "34.55, 71.02"})
+            for i in range(1, 6):
+                call(client, "POST", "/v1/reports", liaison, json={"asset": "qrf-1", "position": f"34.6{i}, 71.1{i}"})
+            batch = [{"asset": "qrf-1", "position": "34.67, 71.17"}, {"asset": "post", "position": "34.56, 71.03"}]
+            call(client, "POST", "/v1/reports/batch", liaison, json={"reports": batch})
+            before = snapshot(client, liaison)
+            last = call(client, "POST", "/v1/reports", liaison, json={"asset": "qrf-1", "position": "34.68, 71.18"})
+            server.kill()  # at once after the 2xx
+            acknowledged["last"] = last
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
+            after = snapshot(client, liaison)
+            after["healthz"] = client.get("/healthz").json()
+        yield Run(acknowledged, before, after)
+    finally:
+        server.kill()
+
+
+def test_server_restart_keeps_every_acknowledged_write(run: Run) -> None:
+    after = {a["id"]: a for a in run.after["assets"]}
+    assert set(after) == {"qrf-1", "post"}
+    assert (after["qrf-1"]["position"]["lat"], after["qrf-1"]["position"]["lon"]) == (34.68, 71.18)
+    assert after["qrf-1"]["time"] == run.acknowledged["last"]["time"]
+    assert after["qrf-1"]["position"] == run.acknowledged["last"]["position"]
+    assert after["qrf-1"]["border"] == run.acknowledged["last"]["border"]
+    assert after["qrf-1"]["border"]["territory"] == "alfa"
+    assert (after["post"]["position"]["lat"], after["post"]["position"]["lon"]) == (34.56, 71.03)
+    assert [p["id"] for p in run.after["parties"]] == ["alfa"]
+    assert [(a["id"], a["status"]) for a in run.after["aors"]] == [("east", "fresh")]
+
+
+def test_server_restart_keeps_the_tokens(run: Run) -> None:
+    """The liaison token made before the kill still authenticates after it (snapshot used it)."""
+    assert run.after["picture"]["assets"] == 2
+    assert run.after["picture"]["positions"] == 2
+
+
+def test_server_restart_keeps_the_counts(run: Run) -> None:
+    counts = {k: v for k, v in run.after["picture"].items() if k != "picture_version"}
+    assert counts == {"parties": 1, "assets": 2, "positions": 2, "zones": 0, "aors": 1, "territories": 1}
+
+
+def test_server_restart_keeps_the_picture_version(run: Run) -> None:
+    """The version names the same picture after a restart, although the store replays only the newest report per asset."""
+    assert run.after["picture"]["picture_version"] == run.acknowledged["last"]["picture_version"]
+    assert run.after["healthz"]["picture_version"] == run.acknowledged["last"]["picture_version"]
+    assert run.acknowledged["last"]["picture_version"] > run.before["picture"]["picture_version"]
