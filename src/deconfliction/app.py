@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deconfliction import __version__
 from deconfliction.api.routes import router
@@ -50,7 +51,16 @@ def create_app(service: Service) -> FastAPI:
         message = str(first.get("msg", "invalid value"))
         if first.get("type") == "extra_forbidden":
             message = "unknown field"
+        elif first.get("type") == "json_invalid":
+            # pydantic's loc here is a character offset, not a field
+            field, message = None, f"the body is not valid JSON: {first.get('ctx', {}).get('error', message)}"
         return JSONResponse(error_body("invalid_input", message, field), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        del request
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(code, str(exc.detail), None), status_code=exc.status_code, headers=exc.headers)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, Any]:

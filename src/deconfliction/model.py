@@ -101,6 +101,14 @@ def check_positive(value: object, field: str, *, maximum: float = math.inf) -> f
     return number
 
 
+# Times outside these years are typing errors, and keeping them out keeps date arithmetic
+# (a time plus a duration of up to MAX_DURATION_S) from overflowing.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2999, 12, 31, tzinfo=UTC)
+MAX_DURATION_S = 366 * 86400.0
+"""The longest stale time or freshness interval: a promise longer than a year is no promise."""
+
+
 def check_time(value: object, field: str) -> datetime:
     """An aware datetime (or ISO 8601 text with a zone), returned in UTC."""
     if isinstance(value, str):
@@ -112,7 +120,13 @@ def check_time(value: object, field: str) -> datetime:
         raise InvalidInput("a time in ISO 8601 with a time zone is required", field=field)
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInput(f"{value.isoformat()} has no time zone; write it in UTC with a Z", field=field)
-    return value.astimezone(UTC)
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError as exc:
+        raise InvalidInput(f"{value.isoformat()} is outside the years {EARLIEST.year} to {LATEST.year}", field=field) from exc
+    if not EARLIEST <= utc <= LATEST:
+        raise InvalidInput(f"{value.isoformat()} is outside the years {EARLIEST.year} to {LATEST.year}", field=field)
+    return utc
 
 
 def check_enum(enum: type[StrEnum], value: object, field: str) -> Any:
@@ -130,13 +144,13 @@ _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration_s(value: object, field: str) -> float:
-    """A duration as seconds: a number of seconds, or text such as ``90m``, ``6h``, ``2d``."""
+    """A duration as seconds: a number of seconds, or text such as ``90m``, ``6h``, ``2d``; at most a year."""
     if isinstance(value, str):
         m = _DURATION.match(value.strip())
         if not m:
             raise InvalidInput(f"{value!r} is not a duration such as 30s, 90m, 6h or 2d", field=field)
         value = float(m[1]) * _UNIT_S[m[2]]
-    return check_positive(value, field)
+    return check_positive(value, field, maximum=MAX_DURATION_S)
 
 
 @dataclass(frozen=True, slots=True)

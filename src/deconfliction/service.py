@@ -76,6 +76,7 @@ def hash_token(token: str) -> str:
 
 
 def _fields(body: object, field: str, allowed: Sequence[str], required: Sequence[str] = ()) -> Mapping[str, Any]:
+    """Refuse unknown and missing fields; an explicit null means the field is absent."""
     if not isinstance(body, Mapping):
         raise InvalidInput("an object is required", field=field or None)
     prefix = f"{field}." if field else ""
@@ -85,7 +86,7 @@ def _fields(body: object, field: str, allowed: Sequence[str], required: Sequence
     for name in required:
         if body.get(name) is None:
             raise InvalidInput("this field is required", field=f"{prefix}{name}")
-    return body
+    return {name: value for name, value in body.items() if value is not None}
 
 
 class Service:
@@ -132,9 +133,12 @@ class Service:
             raise NotFound(f"there is no party {caller.party!r}", field="party")
         return caller.party
 
-    def _admin(self, caller: Caller) -> None:
+    def _admin(self, caller: Caller, party: str | None = None) -> None:
+        """Server admins (no party) may do everything; a party's admin only manages that party's tokens."""
         if caller.role is not Role.ADMIN:
             raise Forbidden(f"only an admin may do this; this token's role is {caller.role.value}")
+        if caller.party is not None and (party is None or party != caller.party):
+            raise Forbidden(f"an admin of {caller.party} manages only its own party's tokens")
 
     def _position(self, text: object, field: str = "position") -> ParsedPosition:
         return parse_position(text, field)
@@ -186,7 +190,7 @@ class Service:
 
     def create_token(self, caller: Caller, party: str | None, role: object) -> str:
         """A new random token for ``party`` (None: the server itself, admin only)."""
-        self._admin(caller)
+        self._admin(caller, party)
         chosen: Role = check_enum(Role, role, "role")
         if party is None and chosen is not Role.ADMIN:
             raise InvalidInput("only an admin token may belong to no party", field="role")
@@ -259,6 +263,11 @@ class Service:
                 field=f"{prefix}time",
             )
         stale_at = None
+        if asset.kind is AssetKind.SITE and "stale_after_s" in body:
+            raise InvalidInput(
+                "a site's position holds until it is moved or withdrawn; stale_after_s is for units",
+                field=f"{prefix}stale_after_s",
+            )
         if asset.kind is AssetKind.UNIT:
             default = self.picture.parties[asset.party].stale_after_s
             stale_at = time + timedelta(seconds=parse_duration_s(body.get("stale_after_s", default), f"{prefix}stale_after_s"))

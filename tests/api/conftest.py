@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -55,23 +54,37 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def refusal(response: httpx.Response, status: int, code: str | None = None, field: str | None | type = type) -> dict[str, Any]:
+# TestClient answers with httpx2's Response and the server-process test with httpx's: both
+# have the status_code, headers, text and json() that these helpers use.
+Response = Any
+
+
+class _Unchecked:
+    """The field of a refusal that a test leaves unchecked."""
+
+
+UNCHECKED = _Unchecked()
+
+
+def refusal(
+    response: Response, status: int, code: str | None = None, field: str | _Unchecked | None = UNCHECKED
+) -> dict[str, Any]:
     """Assert ``response`` is a refusal in the one error shape; return its ``error`` object.
 
-    ``field=type`` (the default) leaves the field unchecked; ``None`` or a string pins it.
+    ``field`` is left unchecked unless given; ``None`` or a string pins it.
     """
     assert response.status_code == status, (response.status_code, response.text)
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
     assert set(body) == {"error"}, body
-    error = body["error"]
+    error: dict[str, Any] = body["error"]
     assert set(error) == {"code", "message", "field"}, body
     assert isinstance(error["code"], str) and error["code"], body
     assert isinstance(error["message"], str) and error["message"], body
     assert error["field"] is None or isinstance(error["field"], str), body
     if code is not None:
         assert error["code"] == code, body
-    if field is not type:
+    if field is not UNCHECKED:
         assert error["field"] == field, body
     return error
 
@@ -100,20 +113,20 @@ class Api:
     def headers(self, who: str | None) -> dict[str, str]:
         return {} if who is None else {"Authorization": f"Bearer {self.token(who)}"}
 
-    def call(self, method: str, path: str, who: str | None, **kwargs: Any) -> httpx.Response:
+    def call(self, method: str, path: str, who: str | None, **kwargs: Any) -> Response:
         headers = {**self.headers(who), **kwargs.pop("headers", {})}
         return self.client.request(method, path, headers=headers, **kwargs)
 
-    def get(self, path: str, who: str | None, **kwargs: Any) -> httpx.Response:
+    def get(self, path: str, who: str | None, **kwargs: Any) -> Response:
         return self.call("GET", path, who, **kwargs)
 
-    def post(self, path: str, who: str | None, **kwargs: Any) -> httpx.Response:
+    def post(self, path: str, who: str | None, **kwargs: Any) -> Response:
         return self.call("POST", path, who, **kwargs)
 
-    def put(self, path: str, who: str | None, **kwargs: Any) -> httpx.Response:
+    def put(self, path: str, who: str | None, **kwargs: Any) -> Response:
         return self.call("PUT", path, who, **kwargs)
 
-    def delete(self, path: str, who: str | None, **kwargs: Any) -> httpx.Response:
+    def delete(self, path: str, who: str | None, **kwargs: Any) -> Response:
         return self.call("DELETE", path, who, **kwargs)
 
     def ok(self, method: str, path: str, who: str | None, status: int | None = None, **kwargs: Any) -> Any:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.api.conftest import ALFA_LAND, ROLES, Api, box, refusal
+from tests.api.conftest import ALFA_LAND, ROLES, Api, add_parties, box, refusal, running_api
 
 NEAR_BORDER = box(71.0, 34.5, 71.05, 34.55)
 
@@ -26,13 +27,27 @@ WRITES: dict[str, tuple[str, str, dict[str, Any] | None]] = {
 }
 
 
-@pytest.fixture
-def alfa_objects(api: Api) -> Api:
+def add_alfa_objects(api: Api) -> Api:
     """alfa holds a site ``post``, an AOR ``held`` and a zone ``held-zone`` for the write tables."""
     api.asset("alfa", "post", position="34.6, 71.1")
     api.aor("alfa", "held", box(71.0, 34.6, 71.2, 34.8), confirm=False)
     api.zone("alfa", "held-zone", "protected_area", box(71.1, 34.7, 71.12, 34.72))
     return api
+
+
+@pytest.fixture
+def alfa_objects(api: Api) -> Api:
+    return add_alfa_objects(api)
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """The same picture as ``alfa_objects``, shared by the tests that are refused or only read.
+
+    Each of them checks that the picture version did not move, so sharing cannot hide a change.
+    """
+    with running_api(tmp_path_factory.mktemp("auth") / "t.db") as api:
+        yield add_alfa_objects(add_parties(api))
 
 
 def send(api: Api, who: str | None, write: str) -> Any:
@@ -61,23 +76,23 @@ def send(api: Api, who: str | None, write: str) -> Any:
         pytest.param("Basic YWxmYTpzZWNyZXQ=", id="basic-scheme"),
     ],
 )
-def test_auth_without_a_known_token_is_401(api: Api, method: str, path: str, authorization: str | None) -> None:
+def test_auth_without_a_known_token_is_401(shared: Api, method: str, path: str, authorization: str | None) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
-    version = api.version()
-    response = api.call(method, path, None, headers=headers, json={"kind": "fires", "position": "34.5, 71.1"})
+    version = shared.version()
+    response = shared.call(method, path, None, headers=headers, json={"kind": "fires", "position": "34.5, 71.1"})
     refusal(response, 401, "unauthenticated", None)
-    assert api.version() == version
+    assert shared.version() == version
 
 
-def test_auth_unknown_token_says_so(api: Api) -> None:
-    error = refusal(api.get("/v1/picture", None, headers={"Authorization": "Bearer nope"}), 401, "unauthenticated")
+def test_auth_unknown_token_says_so(shared: Api) -> None:
+    error = refusal(shared.get("/v1/picture", None, headers={"Authorization": "Bearer nope"}), 401, "unauthenticated")
     assert "not known" in error["message"]
 
 
-def test_auth_altered_token_is_unknown(api: Api) -> None:
+def test_auth_altered_token_is_unknown(shared: Api) -> None:
     """A token is looked up by its hash, not by its shape: a well-formed near miss is refused."""
-    stranger = api.token("alfa")[:-4] + "AAAA"
-    refusal(api.get("/v1/picture", None, headers={"Authorization": f"Bearer {stranger}"}), 401, "unauthenticated")
+    stranger = shared.token("alfa")[:-4] + "AAAA"
+    refusal(shared.get("/v1/picture", None, headers={"Authorization": f"Bearer {stranger}"}), 401, "unauthenticated")
 
 
 # ---------------------------------------------------------------------------- the admin
@@ -103,6 +118,19 @@ def test_auth_admin_creates_parties_tokens_and_territories(bare_api: Api) -> Non
     assert [t["party"] for t in api.ok("GET", "/v1/territories", "alfa")] == ["alfa"]
 
 
+def test_auth_party_admin_manages_only_its_own_partys_tokens(api: Api) -> None:
+    """An admin token of a party is not a server admin: it cannot write as another party."""
+    made = api.ok("POST", "/v1/parties/alfa/tokens", "admin", 201, json={"role": "admin"})
+    api.tokens["alfa:admin"] = made["token"]
+    viewer = api.ok("POST", "/v1/parties/alfa/tokens", "alfa:admin", 201, json={"role": "viewer"})
+    assert viewer["party"] == "alfa"
+    version = api.version()
+    refusal(api.post("/v1/parties/bravo/tokens", "alfa:admin", json={"role": "liaison"}), 403, "forbidden")
+    refusal(api.post("/v1/parties", "alfa:admin", json={"id": "charlie", "name": "C"}), 403, "forbidden")
+    refusal(api.put("/v1/territories/alfa", "alfa:admin", json={"area": ALFA_LAND}), 403, "forbidden")
+    assert api.version() == version
+
+
 def test_auth_tokens_are_distinct(api: Api) -> None:
     tokens = [api.ok("POST", "/v1/parties/alfa/tokens", "admin", 201, json={"role": "liaison"})["token"] for _ in range(5)]
     assert len(set(tokens)) == 5 and api.tokens["admin"] not in tokens
@@ -111,24 +139,23 @@ def test_auth_tokens_are_distinct(api: Api) -> None:
 
 
 @pytest.mark.parametrize("write", [pytest.param(w, id=w) for w in ("asset", "report", "batch", "zone", "aor")])
-def test_auth_admin_cannot_write_for_a_party(alfa_objects: Api, write: str) -> None:
-    api = alfa_objects
-    version = api.version()
-    refusal(send(api, "admin", write), 403, "forbidden", None)
-    assert api.version() == version
+def test_auth_admin_cannot_write_for_a_party(shared: Api, write: str) -> None:
+    version = shared.version()
+    refusal(send(shared, "admin", write), 403, "forbidden", None)
+    assert shared.version() == version
 
 
-def test_auth_admin_cannot_ask_a_check(api: Api) -> None:
+def test_auth_admin_cannot_ask_a_check(shared: Api) -> None:
     """The server admin belongs to no party, so there is nobody for whom the check would be asked."""
-    refusal(api.post("/v1/checks", "admin", json={"position": "34.6, 71.1", "kind": "fires"}), 403, "forbidden")
+    refusal(shared.post("/v1/checks", "admin", json={"position": "34.6, 71.1", "kind": "fires"}), 403, "forbidden")
 
 
-def test_auth_token_for_unknown_party_is_404(api: Api) -> None:
-    refusal(api.post("/v1/parties/charlie/tokens", "admin", json={"role": "liaison"}), 404, "not_found", "party")
+def test_auth_token_for_unknown_party_is_404(shared: Api) -> None:
+    refusal(shared.post("/v1/parties/charlie/tokens", "admin", json={"role": "liaison"}), 404, "not_found", "party")
 
 
-def test_auth_territory_for_unknown_party_is_404(api: Api) -> None:
-    refusal(api.put("/v1/territories/charlie", "admin", json={"area": ALFA_LAND}), 404, "not_found", "party")
+def test_auth_territory_for_unknown_party_is_404(shared: Api) -> None:
+    refusal(shared.put("/v1/territories/charlie", "admin", json={"area": ALFA_LAND}), 404, "not_found", "party")
 
 
 # ---------------------------------------------------------------------------- liaisons, viewers, auditors
@@ -145,11 +172,11 @@ def test_auth_territory_for_unknown_party_is_404(api: Api) -> None:
         pytest.param("PUT", "/v1/territories/alfa", {"area": ALFA_LAND}, id="territory"),
     ],
 )
-def test_auth_only_admin_does_admin_work(api: Api, who: str, method: str, path: str, body: dict[str, Any]) -> None:
-    version = api.version()
-    refusal(api.call(method, path, who, json=body), 403, "forbidden", None)
-    assert api.version() == version
-    assert [p["id"] for p in api.ok("GET", "/v1/parties", who)] == ["alfa", "bravo"]
+def test_auth_only_admin_does_admin_work(shared: Api, who: str, method: str, path: str, body: dict[str, Any]) -> None:
+    version = shared.version()
+    refusal(shared.call(method, path, who, json=body), 403, "forbidden", None)
+    assert shared.version() == version
+    assert [p["id"] for p in shared.ok("GET", "/v1/parties", who)] == ["alfa", "bravo"]
 
 
 @pytest.mark.parametrize("write", [pytest.param(w, id=w) for w in WRITES])
@@ -163,11 +190,10 @@ def test_auth_liaison_writes_for_own_party(alfa_objects: Api, write: str) -> Non
 
 @pytest.mark.parametrize("who", [pytest.param("alfa:viewer", id="viewer"), pytest.param("alfa:auditor", id="auditor")])
 @pytest.mark.parametrize("write", [pytest.param(w, id=w) for w in WRITES])
-def test_auth_viewer_and_auditor_cannot_write(alfa_objects: Api, who: str, write: str) -> None:
-    api = alfa_objects
-    version = api.version()
-    refusal(send(api, who, write), 403, "forbidden", None)
-    assert api.version() == version
+def test_auth_viewer_and_auditor_cannot_write(shared: Api, who: str, write: str) -> None:
+    version = shared.version()
+    refusal(send(shared, who, write), 403, "forbidden", None)
+    assert shared.version() == version
 
 
 @pytest.mark.parametrize(
@@ -181,14 +207,13 @@ def test_auth_viewer_and_auditor_cannot_write(alfa_objects: Api, who: str, write
         pytest.param("withdraw-zone", "id", id="withdraw-zone"),
     ],
 )
-def test_auth_liaison_cannot_touch_another_partys_objects(alfa_objects: Api, write: str, field: str) -> None:
-    api = alfa_objects
-    version = api.version()
-    refusal(send(api, "bravo", write), 404, "not_found", field)
-    assert api.version() == version
-    mine = {a["id"]: a for a in api.ok("GET", "/v1/assets", "alfa")}
+def test_auth_liaison_cannot_touch_another_partys_objects(shared: Api, write: str, field: str) -> None:
+    version = shared.version()
+    refusal(send(shared, "bravo", write), 404, "not_found", field)
+    assert shared.version() == version
+    mine = {a["id"]: a for a in shared.ok("GET", "/v1/assets", "alfa")}
     assert mine["post"]["position"]["lat"] == 34.6
-    assert [z["id"] for z in api.ok("GET", "/v1/zones", "alfa")] == ["held-zone"]
+    assert [z["id"] for z in shared.ok("GET", "/v1/zones", "alfa")] == ["held-zone"]
 
 
 def test_auth_liaison_objects_land_in_its_own_party(api: Api) -> None:
@@ -201,20 +226,19 @@ def test_auth_liaison_objects_land_in_its_own_party(api: Api) -> None:
 
 
 @pytest.mark.parametrize("who", ["alfa:viewer", "alfa:auditor", "bravo:viewer", "bravo:auditor"])
-def test_auth_readers_can_read_the_picture(alfa_objects: Api, who: str) -> None:
-    api = alfa_objects
-    assert [p["id"] for p in api.ok("GET", "/v1/parties", who, 200)] == ["alfa", "bravo"]
-    assert sorted(t["party"] for t in api.ok("GET", "/v1/territories", who, 200)) == ["alfa", "bravo"]
-    assert [(a["party"], a["id"]) for a in api.ok("GET", "/v1/assets", who, 200)] == [("alfa", "post")]
-    assert api.ok("GET", "/v1/assets/alfa/post", who, 200)["position"]["lat"] == 34.6
-    assert [(z["party"], z["id"]) for z in api.ok("GET", "/v1/zones", who, 200)] == [("alfa", "held-zone")]
-    assert [(a["party"], a["id"]) for a in api.ok("GET", "/v1/aors", who, 200)] == [("alfa", "held")]
-    summary = api.ok("GET", "/v1/picture", who, 200)
+def test_auth_readers_can_read_the_picture(shared: Api, who: str) -> None:
+    assert [p["id"] for p in shared.ok("GET", "/v1/parties", who, 200)] == ["alfa", "bravo"]
+    assert sorted(t["party"] for t in shared.ok("GET", "/v1/territories", who, 200)) == ["alfa", "bravo"]
+    assert [(a["party"], a["id"]) for a in shared.ok("GET", "/v1/assets", who, 200)] == [("alfa", "post")]
+    assert shared.ok("GET", "/v1/assets/alfa/post", who, 200)["position"]["lat"] == 34.6
+    assert [(z["party"], z["id"]) for z in shared.ok("GET", "/v1/zones", who, 200)] == [("alfa", "held-zone")]
+    assert [(a["party"], a["id"]) for a in shared.ok("GET", "/v1/aors", who, 200)] == [("alfa", "held")]
+    summary = shared.ok("GET", "/v1/picture", who, 200)
     assert (summary["assets"], summary["zones"], summary["aors"]) == (1, 1, 1)
 
 
-def test_auth_viewer_can_ask_a_check(alfa_objects: Api) -> None:
-    answer = alfa_objects.check("bravo:viewer", position="34.6, 71.1", kind="fires")
+def test_auth_viewer_can_ask_a_check(shared: Api) -> None:
+    answer = shared.check("bravo:viewer", position="34.6, 71.1", kind="fires")
     assert answer["status"] == "conflict"
     assert [(c["party"], c["id"]) for c in answer["conflicts"]] == [("alfa", "post")]
     assert isinstance(answer["record"], int)

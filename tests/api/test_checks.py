@@ -192,7 +192,14 @@ def test_check_no_fire_area_binds_fires_and_air_only(covered: Api, kind: str, st
     assert answer["status"] == status
     if status == "conflict":
         assert answer["conflicts"] == [
-            {"party": "alfa", "object": "no_fire_area", "id": "village", "name": "Village", "disclosure": "exact", "distance_m": 0.0}
+            {
+                "party": "alfa",
+                "object": "no_fire_area",
+                "id": "village",
+                "name": "Village",
+                "disclosure": "exact",
+                "distance_m": 0.0,
+            }
         ]
 
 

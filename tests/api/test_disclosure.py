@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import h3
-import httpx
 import pytest
 from pyproj import Geod
 
-from tests.api.conftest import ALFA_LAND, BRAVO_LAND, Api, box, refusal
+from tests.api.conftest import ALFA_LAND, BRAVO_LAND, Api, Response, box, refusal
 
 WGS84 = Geod(ellps="WGS84")
 CELL_RESOLUTION = 7
@@ -82,7 +81,7 @@ def picture(api: Api) -> Picture:
             position=f"{point[0]}, {point[1]}",
             uncertainty_m=20,
             disclosure=disclosure,
-            stale_after_s=600,
+            **({"stale_after_s": 600} if kind == "unit" else {}),
         )
         readback[asset_id] = made["position"]["mgrs"]
     api.zone("alfa", "coarse-zone", "protected_area", box(*COARSE_ZONE), name="Coarse Zone", disclosure="coarse")
@@ -90,7 +89,7 @@ def picture(api: Api) -> Picture:
     return Picture(api, readback)
 
 
-def walk(api: Api, who: str) -> list[httpx.Response]:
+def walk(api: Api, who: str) -> list[Response]:
     """Everything a caller could do near alfa's objects, refused or not."""
     calls: list[tuple[str, str, dict[str, Any] | None]] = [
         ("GET", "/v1/assets", None),
@@ -223,7 +222,9 @@ def test_disclosure_hidden_stale_unit_gap_names_only_the_party(picture: Picture)
     api.advance(600)
     answer = api.check("bravo", position=NEAR_UNIT, kind="fires")
     stale = [g for g in answer["gaps"] if g["reason"] == "stale_asset"]
-    assert stale == [{"party": "alfa", "reason": "stale_asset", "since": None, "asset": {"party": "alfa", "disclosure": "hidden"}}]
+    assert stale == [
+        {"party": "alfa", "reason": "stale_asset", "since": None, "asset": {"party": "alfa", "disclosure": "hidden"}}
+    ]
 
 
 def test_disclosure_zones_coarse_without_area_hidden_absent(picture: Picture) -> None:
@@ -252,7 +253,14 @@ def test_disclosure_owner_sees_everything_exactly(picture: Picture) -> None:
         assert zones["hidden-zone"]["area"] == box(*HIDDEN_ZONE)
         assert zones["coarse-zone"]["area"] == box(*COARSE_ZONE)
     answer = api.check("alfa", position=NEAR, kind="fires")
-    assert {c["id"] for c in answer["conflicts"]} == {"post-exact", "post-coarse", "post-hidden", "patrol-hidden", "coarse-zone", "hidden-zone"}
+    assert {c["id"] for c in answer["conflicts"]} == {
+        "post-exact",
+        "post-coarse",
+        "post-hidden",
+        "patrol-hidden",
+        "coarse-zone",
+        "hidden-zone",
+    }
     for conflict in answer["conflicts"]:
         assert conflict["disclosure"] == "exact"
         assert "distance_m" in conflict and "distance_band" not in conflict and "cell" not in conflict

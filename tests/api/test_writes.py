@@ -31,7 +31,8 @@ def assert_readback(shown: dict[str, Any], lat: float, lon: float, territory: st
     assert shown["border"]["distance_m"] == pytest.approx(to_meridian_m(lat, lon), rel=0.005)
 
 
-def positions(api: Api, who: str = "alfa") -> dict[str, dict[str, Any] | None]:
+def positions(api: Api, who: str = "alfa") -> dict[str, Any]:
+    """{asset id: its position read-back, or None} of ``who``'s own assets."""
     return {a["id"]: a.get("position") for a in api.ok("GET", "/v1/assets", who) if a["party"] == who.split(":")[0]}
 
 
@@ -54,15 +55,12 @@ def test_asset_name_defaults_to_id(api: Api) -> None:
     ("kind", "extra", "stale_at"),
     [
         pytest.param("site", {}, None, id="site-never-stale"),
-        pytest.param("site", {"stale_after_s": 60}, None, id="site-ignores-stale-after"),
         pytest.param("unit", {}, iso(at(1800)), id="unit-party-default"),
         pytest.param("unit", {"stale_after_s": 600}, iso(at(600)), id="unit-given-stale-after"),
         pytest.param("unit", {"time": iso(at(-120))}, iso(at(1680)), id="unit-stale-from-its-time"),
     ],
 )
-def test_asset_registered_with_position_reads_it_back(
-    api: Api, kind: str, extra: dict[str, Any], stale_at: str | None
-) -> None:
+def test_asset_registered_with_position_reads_it_back(api: Api, kind: str, extra: dict[str, Any], stale_at: str | None) -> None:
     made = api.asset("alfa", "p1", kind, position="34.6, 71.1", uncertainty_m=30, **extra)
     assert_readback(made, 34.6, 71.1, "alfa")
     assert made["uncertainty_m"] == 30
@@ -418,3 +416,12 @@ def test_asset_position_withdrawn_keeps_the_asset(api: Api) -> None:
     shown = api.ok("GET", "/v1/assets/alfa/p1", "alfa")
     assert shown["id"] == "p1" and "position" not in shown
     assert api.check("bravo", position="34.6, 71.1", kind="ground")["conflicts"] == []
+
+
+def test_writes_site_refuses_a_stale_time(api: Api) -> None:
+    """A site holds its position until moved: a stale time for it is a mistake, not a setting."""
+    api.asset("alfa", "post", position="34.6, 71.1")
+    version = api.version()
+    response = api.post("/v1/reports", "alfa", json={"asset": "post", "position": "34.61, 71.1", "stale_after_s": 600})
+    refusal(response, 422, "invalid_input", "stale_after_s")
+    assert api.version() == version
