@@ -121,7 +121,11 @@ def demo(
         tokens = load_demo(service)
     except DeconflictionError as exc:
         _fail(exc)
-    _print({"url": f"http://{host}:{port}", "db": str(path), "tokens": tokens})
+    url = f"http://{host}:{port}"
+    _print({"url": url, "db": str(path), "tokens": tokens})
+    err.print(f"demo picture loaded into {path}; the API at {url} (docs at {url}/docs)")
+    for who, made in tokens.items():
+        err.print(f"  {who:8} token: {made}", highlight=False)
     if not no_serve:
         _serve(service, host, port)
 
