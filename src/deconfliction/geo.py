@@ -339,6 +339,10 @@ class LocalPlane:
         """The geometry in plane metres."""
         return shapely.transform(geom, self._forward)
 
+    def project_all(self, geoms: Sequence[BaseGeometry]) -> np.ndarray:
+        """Many geometries in plane metres, in one vectorised pass."""
+        return shapely.transform(np.asarray(geoms, dtype=object), self._forward)  # type: ignore[no-any-return]
+
     def unproject(self, geom: BaseGeometry) -> BaseGeometry:
         """A plane geometry back in lon/lat."""
         return shapely.transform(geom, self._inverse)

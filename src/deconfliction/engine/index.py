@@ -1,9 +1,10 @@
 """Spatial indexes for the picture: points by H3 cell, shapes in an STRtree.
 
-Positions stream in, so assets live in a mutable dict of H3 cells (an update is two set
-operations). Zones, AORs and territories change rarely, so they sit in a shapely STRtree
-that is rebuilt on the first query after a change. Both answer "what might lie within
-``reach_m`` of this geometry"; the rules then measure exactly.
+Positions stream in, so assets live in mutable dicts of H3 cells (an update is two set
+operations), with their coordinates in numpy arrays. Zones, AORs and territories change
+rarely, so they sit in a shapely STRtree that is rebuilt on the first query after a
+change. Both answer "what might lie within ``reach_m`` of this geometry"; the rules then
+measure exactly.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from itertools import chain
 from typing import Generic, TypeVar
 
 import h3
+import h3.api.basic_int as h3i
 import numpy as np
 import shapely
 from shapely.geometry import Point
@@ -24,19 +26,40 @@ from deconfliction.geo import LatLon, LocalPlane, degrees_envelope
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
-CELL_RESOLUTION = 7
-"""H3 resolution of the point buckets: cells of about 5 km², a few per check buffer."""
 
-WIDE_UNCERTAINTY_M = 500.0
-"""Positions less certain than this are kept outside the cells and always considered,
-so that the cell search radius stays small for the ordinary, precise report."""
+class Level:
+    """One H3 resolution of the point index, for positions up to ``max_uncertainty_m``.
 
-_EDGE_M = h3.average_hexagon_edge_length(CELL_RESOLUTION, unit="m")
-# Edges of resolution-7 cells measure 0.70 to 1.10 times the average over the whole globe
-# (sampled, pentagon neighbourhoods included); these bounds add a margin to both.
-_EDGE_MIN_M = 0.65 * _EDGE_M
-_EDGE_MAX_M = 1.15 * _EDGE_M
-_CELL_AREA_M2 = h3.average_hexagon_area(CELL_RESOLUTION, unit="m^2")
+    Edges of H3 cells at one resolution measure 0.70 to 1.10 times their average over the
+    whole globe (sampled, pentagon neighbourhoods included, and checked by
+    tests/engine/test_index.py); ``edge_min_m`` and ``edge_max_m`` add a margin to both.
+    """
+
+    __slots__ = ("cell_area_m2", "edge_max_m", "edge_min_m", "max_uncertainty_m", "resolution")
+
+    def __init__(self, resolution: int, max_uncertainty_m: float) -> None:
+        edge = float(h3.average_hexagon_edge_length(resolution, unit="m"))
+        self.resolution = resolution
+        self.max_uncertainty_m = max_uncertainty_m
+        self.edge_min_m = 0.65 * edge
+        self.edge_max_m = 1.15 * edge
+        self.cell_area_m2 = float(h3.average_hexagon_area(resolution, unit="m^2"))
+
+    def disk_k(self, reach_m: float) -> int:
+        """Rings of cells around a point's cell that surely hold everything within ``reach_m``.
+
+        A point within ``reach_m`` lies in a cell whose centre is within reach + 2 edges of
+        the query cell's centre; ring k starts at least k * sqrt(3) * the shortest edge out.
+        """
+        return math.ceil((reach_m + self.max_uncertainty_m + 2 * self.edge_max_m) / (math.sqrt(3) * self.edge_min_m))
+
+
+LEVELS = (Level(8, 100.0), Level(6, 1_000.0))
+"""Precise positions (the usual GPS report) in small cells, coarser ones in large cells, so
+that the cells searched stay few for both; positions less certain than the last level are
+kept aside and always measured."""
+
+WIDE_UNCERTAINTY_M = LEVELS[-1].max_uncertainty_m
 
 
 class PointIndex(Generic[K]):
@@ -47,10 +70,10 @@ class PointIndex(Generic[K]):
     """
 
     def __init__(self) -> None:
-        self._cells: dict[str, set[int]] = {}
+        self._cells: list[dict[int, set[int]]] = [{} for _ in LEVELS]
         self._slot: dict[K, int] = {}
         self._keys: list[K | None] = []
-        self._cell_of: list[str | None] = []
+        self._where: list[tuple[int, int] | None] = []  # slot: (level, cell), or None when wide
         self._free: list[int] = []
         self._wide: set[int] = set()
         self.lon = np.zeros(0)
@@ -72,7 +95,7 @@ class PointIndex(Generic[K]):
             return slot
         slot = len(self._keys)
         self._keys.append(key)
-        self._cell_of.append(None)
+        self._where.append(None)
         if slot >= len(self.lon):
             grow = max(1024, len(self.lon))
             self.lon, self.lat, self.uncertainty_m = (
@@ -87,23 +110,25 @@ class PointIndex(Generic[K]):
         else:
             self._unbucket(slot)
         self.lon[slot], self.lat[slot], self.uncertainty_m[slot] = point.lon, point.lat, uncertainty_m
-        if uncertainty_m > WIDE_UNCERTAINTY_M:
-            self._wide.add(slot)
-            return
-        cell = h3.latlng_to_cell(point.lat, point.lon, CELL_RESOLUTION)
-        self._cells.setdefault(cell, set()).add(slot)
-        self._cell_of[slot] = cell
+        for i, level in enumerate(LEVELS):
+            if uncertainty_m <= level.max_uncertainty_m:
+                cell = h3i.latlng_to_cell(point.lat, point.lon, level.resolution)
+                self._cells[i].setdefault(cell, set()).add(slot)
+                self._where[slot] = (i, cell)
+                return
+        self._wide.add(slot)
 
     def _unbucket(self, slot: int) -> None:
-        cell = self._cell_of[slot]
-        if cell is None:
+        where = self._where[slot]
+        if where is None:
             self._wide.discard(slot)
             return
-        bucket = self._cells[cell]
+        level, cell = where
+        bucket = self._cells[level][cell]
         bucket.discard(slot)
         if not bucket:
-            del self._cells[cell]
-        self._cell_of[slot] = None
+            del self._cells[level][cell]
+        self._where[slot] = None
 
     def remove(self, key: K) -> None:
         slot = self._slot.pop(key, None)
@@ -115,20 +140,23 @@ class PointIndex(Generic[K]):
 
     def near(self, geom: BaseGeometry, plane: LocalPlane, reach_m: float) -> np.ndarray:
         """Slots whose point may lie within ``reach_m`` (+ its uncertainty) of ``geom`` (lon/lat)."""
-        reach = reach_m + WIDE_UNCERTAINTY_M
-        cells: Iterable[str]
-        if isinstance(geom, Point):
-            k = math.ceil((reach + 2 * _EDGE_MAX_M) / (math.sqrt(3) * _EDGE_MIN_M))
-            cells = h3.grid_disk(h3.latlng_to_cell(geom.y, geom.x, CELL_RESOLUTION), k)
-        else:
-            grown = plane.project(geom).buffer(reach + 2 * _EDGE_MAX_M, quad_segs=4)
-            if grown.area / _CELL_AREA_M2 > len(self._cells):
-                cells = self._cells  # the area holds more cells than are occupied: take them all
+        buckets: list[Iterable[int]] = [self._wide]
+        for level, cells_of_level in zip(LEVELS, self._cells, strict=True):
+            if not cells_of_level:
+                continue
+            cells: Iterable[int]
+            if isinstance(geom, Point):
+                cells = h3i.grid_disk(h3i.latlng_to_cell(geom.y, geom.x, level.resolution), level.disk_k(reach_m))
             else:
-                shape = h3.geo_to_h3shape(shapely.geometry.mapping(plane.unproject(grown)))
-                cells = h3.h3shape_to_cells_experimental(shape, CELL_RESOLUTION, contain="overlap")
-        buckets = [b for b in map(self._cells.get, cells) if b]
-        return np.fromiter(chain(self._wide, *buckets), dtype=np.int64)
+                margin = reach_m + level.max_uncertainty_m + 2 * level.edge_max_m
+                grown = plane.project(geom).buffer(margin, quad_segs=4)
+                if grown.area / level.cell_area_m2 > len(cells_of_level):
+                    cells = cells_of_level  # more cells in the area than are occupied: take them all
+                else:
+                    shape = h3.geo_to_h3shape(shapely.geometry.mapping(plane.unproject(grown)))
+                    cells = h3i.h3shape_to_cells_experimental(shape, level.resolution, contain="overlap")
+            buckets.extend(b for b in map(cells_of_level.get, cells) if b)
+        return np.fromiter(chain.from_iterable(buckets), dtype=np.int64)
 
 
 class ShapeIndex(Generic[K, V]):
@@ -169,3 +197,21 @@ class ShapeIndex(Generic[K, V]):
         envelope = shapely.box(*degrees_envelope(geom.bounds, reach_m))
         hits: np.ndarray = self._tree.query(envelope)
         return [self._items[self._keys[i]][1] for i in sorted(hits.tolist())]
+
+
+class Outline:
+    """A territory's boundary cut into its segments, in an STRtree, for border distances.
+
+    A border of ten thousand vertices then costs a check the few segments near the point,
+    not the whole line.
+    """
+
+    def __init__(self, boundary: BaseGeometry) -> None:
+        coords = [np.asarray(part.coords) for part in shapely.get_parts(boundary)]
+        self.segments = np.concatenate([shapely.linestrings(np.stack((c[:-1], c[1:]), axis=1)) for c in coords])
+        self.tree = shapely.STRtree(self.segments)
+
+    def near(self, point: Point, reach_m: float) -> np.ndarray:
+        """Segments that may lie within ``reach_m`` of ``point`` (all of them if none does)."""
+        hits = self.tree.query(shapely.box(*degrees_envelope(point.bounds, reach_m)))
+        return self.segments[hits] if len(hits) else self.segments

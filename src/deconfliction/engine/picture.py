@@ -13,7 +13,7 @@ from datetime import datetime
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
-from deconfliction.engine.index import PointIndex, ShapeIndex
+from deconfliction.engine.index import Outline, PointIndex, ShapeIndex
 from deconfliction.geo import degrees_envelope
 from deconfliction.model import Aor, Asset, Party, Report, Territory, Zone, ZoneKind
 
@@ -38,7 +38,7 @@ class Picture:
         self.zones: ShapeIndex[Key, Zone] = ShapeIndex()
         self.aors: ShapeIndex[Key, Aor] = ShapeIndex()
         self.territories: ShapeIndex[str, Territory] = ShapeIndex()
-        self.boundaries: dict[str, BaseGeometry] = {}  # each territory's outline, for border distances
+        self.outlines: dict[str, Outline] = {}  # each territory's boundary, for border distances
 
     def _changed(self) -> int:
         self.version += 1
@@ -89,5 +89,5 @@ class Picture:
 
     def put_territory(self, territory: Territory) -> int:
         self.territories.put(territory.party, territory.geometry, territory)
-        self.boundaries[territory.party] = territory.geometry.boundary
+        self.outlines[territory.party] = Outline(territory.geometry.boundary)
         return self._changed()

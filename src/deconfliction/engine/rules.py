@@ -63,8 +63,7 @@ def _clipped_xy(plane: LocalPlane, geom: BaseGeometry, envelope: tuple[float, fl
     An intersection with the box rather than ``clip_by_rect``: the latter may return
     invalid polygons, which the coverage arithmetic below cannot take.
     """
-    minx, miny, maxx, maxy = geom.bounds
-    if minx >= envelope[0] and miny >= envelope[1] and maxx <= envelope[2] and maxy <= envelope[3]:
+    if _inside(geom.bounds, envelope):
         return plane.project(geom)
     return plane.project(geom.intersection(shapely.box(*envelope)))
 
@@ -76,7 +75,8 @@ def check(picture: Picture, query: CheckQuery, now: datetime, buffer_m: float) -
     """
     ref = reference_point(query.geometry)
     plane = LocalPlane(ref)
-    q_xy = plane.project(query.geometry)
+    # A point is the plane's origin itself; only areas need projecting.
+    q_xy = Point(0.0, 0.0) if isinstance(query.geometry, Point) else plane.project(query.geometry)
     minx, miny, maxx, maxy = q_xy.bounds
     extent = math.hypot(maxx - minx, maxy - miny) / 2 + (query.radius_m + buffer_m) * 1.01
     reach = (query.radius_m + buffer_m) * max(SAFETY_FACTOR, 1 + plane.error_bound(extent))
@@ -153,20 +153,30 @@ def _zones(
     reach: float,
     conflicts: list[Finding],
 ) -> None:
-    """A zone conflicts when the kind must keep clear of it and it is within the buffer, in time and height."""
-    for zone in picture.zones.near(query.geometry, reach):
-        if not zone_applies(zone, query.kind):
+    """A zone conflicts when the kind must keep clear of it and it is within the buffer, in time and height.
+
+    Candidates are measured together: the small ones projected in one vectorised call,
+    the large ones (bigger than the search box) cut to the box first.
+    """
+    candidates = [
+        zone
+        for zone in picture.zones.near(query.geometry, reach)
+        if zone_applies(zone, query.kind)
+        and (zone.window is None or zone.window.overlaps(query.window))
+        and (zone.altitude is None or query.altitude is None or zone.altitude.overlaps(query.altitude))
+    ]
+    if not candidates:
+        return
+    envelopes = [degrees_envelope(query.geometry.bounds, reach + zone.width_m / 2 + 1.0) for zone in candidates]
+    parts = [
+        zone.geometry if _inside(zone.geometry.bounds, env) else zone.geometry.intersection(shapely.box(*env))
+        for zone, env in zip(candidates, envelopes, strict=True)
+    ]
+    distances = shapely.distance(q_xy, plane.project_all(parts))
+    for zone, d in zip(candidates, distances.tolist(), strict=True):
+        if math.isnan(d):  # nothing of the zone inside its search box
             continue
-        if zone.window is not None and not zone.window.overlaps(query.window):
-            continue
-        if zone.altitude is not None and query.altitude is not None and not zone.altitude.overlaps(query.altitude):
-            continue
-        half_width = zone.width_m / 2
-        zone_envelope = degrees_envelope(query.geometry.bounds, reach + half_width + 1.0)
-        part = _clipped_xy(plane, zone.geometry, zone_envelope)
-        if part.is_empty:
-            continue
-        d = max(0.0, float(shapely.distance(q_xy, part)) - half_width)
+        d = max(0.0, d - zone.width_m / 2)
         if d <= reach:
             conflicts.append(
                 Finding(
@@ -178,6 +188,10 @@ def _zones(
                     distance_m=max(0.0, d - query.radius_m),
                 )
             )
+
+
+def _inside(bounds: tuple[float, float, float, float], envelope: tuple[float, float, float, float]) -> bool:
+    return bounds[0] >= envelope[0] and bounds[1] >= envelope[1] and bounds[2] <= envelope[2] and bounds[3] <= envelope[3]
 
 
 def _coverage(
@@ -238,15 +252,7 @@ def border(picture: Picture, point: LatLon, plane: LocalPlane | None = None) -> 
     here = Point(point.lon, point.lat)
     inside = [t for _, t in picture.territories if t.geometry.covers(here)]
     candidates = inside[:1] or [t for _, t in picture.territories]
-    distance = min(_boundary_distance(plane, picture.boundaries[t.party], here) for t in candidates)
+    segments = np.concatenate([picture.outlines[t.party].near(here, BORDER_SEARCH_M) for t in candidates])
+    here_xy = Point(0.0, 0.0) if plane.lat0 == point.lat and plane.lon0 == point.lon else plane.project(here)
+    distance = float(shapely.distance(here_xy, plane.project_all(segments)).min())
     return Border(inside[0].party if inside else None, round(distance, 1))
-
-
-def _boundary_distance(plane: LocalPlane, boundary: BaseGeometry, here: Point) -> float:
-    here_xy = plane.project(here)
-    near = _clipped_xy(plane, boundary, degrees_envelope(here.bounds, BORDER_SEARCH_M))
-    if not near.is_empty:
-        d = float(shapely.distance(here_xy, near))
-        if d <= BORDER_SEARCH_M:
-            return d
-    return float(shapely.distance(here_xy, plane.project(boundary)))
