@@ -339,7 +339,7 @@ class LocalPlane:
         """The geometry in plane metres."""
         return shapely.transform(geom, self._forward)
 
-    def project_all(self, geoms: Sequence[BaseGeometry]) -> np.ndarray:
+    def project_all(self, geoms: Sequence[BaseGeometry] | np.ndarray) -> np.ndarray:
         """Many geometries in plane metres, in one vectorised pass."""
         return shapely.transform(np.asarray(geoms, dtype=object), self._forward)  # type: ignore[no-any-return]
 

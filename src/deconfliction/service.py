@@ -23,7 +23,7 @@ from deconfliction import events as ev
 from deconfliction.clock import Clock, SystemClock
 from deconfliction.disclosure import level_for, show_cell, show_finding, show_gap, show_point
 from deconfliction.engine.picture import Picture
-from deconfliction.engine.rules import border, check, reference_point
+from deconfliction.engine.rules import border, check
 from deconfliction.errors import AlreadyExists, Forbidden, InvalidInput, NotFound, OutOfOrder, Unauthenticated
 from deconfliction.geo import LatLon, ParsedPosition, parse_geojson, parse_position, to_geojson
 from deconfliction.model import (
@@ -31,6 +31,7 @@ from deconfliction.model import (
     Aor,
     Asset,
     AssetKind,
+    Border,
     CheckKind,
     CheckQuery,
     Disclosure,
@@ -89,6 +90,10 @@ def _fields(body: object, field: str, allowed: Sequence[str], required: Sequence
     return {name: value for name, value in body.items() if value is not None}
 
 
+def _show_readback(point: LatLon, b: Border) -> dict[str, Any]:
+    return {"position": show_point(point), "border": {"territory": b.territory, "distance_m": b.distance_m}}
+
+
 class Service:
     """``Service(store, clock, settings)``: the deconfliction service over one store.
 
@@ -145,8 +150,7 @@ class Service:
 
     def readback(self, point: LatLon) -> dict[str, Any]:
         """The canonical read-back of a position: lat/lon, MGRS, and the border."""
-        b = border(self.picture, point)
-        return {"position": show_point(point), "border": {"territory": b.territory, "distance_m": b.distance_m}}
+        return _show_readback(point, border(self.picture, point))
 
     def read_position(self, text: object) -> dict[str, Any]:
         """Parse a human position and read it back, storing nothing (for a console or CLI)."""
@@ -541,28 +545,30 @@ class Service:
         query = CheckQuery(asker, kind, geometry, window, radius, altitude)
         with self._lock:
             result = check(self.picture, query, now, self.settings.buffer_m(kind))
-            answer = {
-                "status": result.status.value,
-                "kind": kind.value,
-                "buffer_m": result.buffer_m,
-                "asked_at": now.isoformat(),
-                "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
-                **self.readback(reference_point(geometry)),
-                "conflicts": [show_finding(f, asker, self.settings.coarse_resolution) for f in result.conflicts],
-                "gaps": [show_gap(g, asker, self.settings.coarse_resolution) for g in result.gaps],
-                "picture_version": result.picture_version,
-            }
-            # The record keeps what was asked and the full answer, before disclosure.
-            full = {
-                "asker": asker,
-                "query": {k: v for k, v in body.items()},
-                "status": result.status.value,
-                "conflicts": [show_finding(f, f.party, self.settings.coarse_resolution) for f in result.conflicts],
-                "gaps": [show_gap(g, g.party, self.settings.coarse_resolution) for g in result.gaps],
-                "picture_version": result.picture_version,
-            }
-            (seq,) = self._commit([Event("check.asked", now, asker, full)])
-        answer["record"] = seq
+        resolution = self.settings.coarse_resolution
+        answer = {
+            "status": result.status.value,
+            "kind": kind.value,
+            "buffer_m": result.buffer_m,
+            "asked_at": now.isoformat(),
+            "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
+            **_show_readback(result.reference, result.border),
+            "conflicts": [show_finding(f, asker, resolution) for f in result.conflicts],
+            "gaps": [show_gap(g, asker, resolution) for g in result.gaps],
+            "picture_version": result.picture_version,
+        }
+        # The record keeps what was asked and the full answer, before disclosure. A check
+        # changes nothing in the picture, so it is recorded outside the lock, sharing its
+        # disk sync with concurrent checks (group commit); the answer waits until it is durable.
+        full = {
+            "asker": asker,
+            "query": dict(body),
+            "status": result.status.value,
+            "conflicts": [show_finding(f, f.party, resolution) for f in result.conflicts],
+            "gaps": [show_gap(g, g.party, resolution) for g in result.gaps],
+            "picture_version": result.picture_version,
+        }
+        (answer["record"],) = self.store.append_grouped([Event("check.asked", now, asker, full)])
         return answer
 
     def summary(self) -> dict[str, Any]:

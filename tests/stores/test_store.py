@@ -123,3 +123,33 @@ def test_a_failed_write_changes_nothing_in_the_picture(tmp_path: Path) -> None:
 def test_open_store_unreadable_path_is_a_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError):
         open_store(tmp_path / "missing-dir" / "p.db")
+
+
+def test_grouped_appends_from_many_threads_all_land_once_in_order(store: Store) -> None:
+    import threading
+
+    results: dict[int, list[int]] = {}
+
+    def worker(n: int) -> None:
+        results[n] = store.append_grouped([report(f"t{n}", 1), report(f"t{n}", 2)])
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    seqs = sorted(s for pair in results.values() for s in pair)
+    assert seqs == list(range(1, 33))
+    assert all(b == a + 1 for a, b in results.values())  # each caller's events stay together
+    logged = {e.seq: e.data["asset"] for e in store.events(limit=100)}
+    assert all(logged[a] == logged[b] == f"t{n}" for n, (a, b) in results.items())
+
+
+def test_grouped_append_failure_reaches_every_caller_in_the_batch() -> None:
+    from deconfliction.stores.base import GroupCommit
+
+    def broken(events: object) -> list[int]:
+        raise StoreError("disk full")
+
+    with pytest.raises(StoreError, match="disk full"):
+        GroupCommit(broken).submit([report("a", 1)])

@@ -22,6 +22,9 @@ class MemoryStore:
         self._log.extend(replace(e, seq=start + i + 1) for i, e in enumerate(events))
         return [start + i + 1 for i in range(len(events))]
 
+    def append_grouped(self, events: Sequence[Event]) -> list[int]:
+        return self.append(events)
+
     def load(self) -> Iterator[Event]:
         newest = {subject_of(e): e.seq for e in self._log if e.type == SUPERSEDED}
         for e in self._log:

@@ -1,0 +1,1 @@
+"""The benchmark: ``deconflict bench`` (see benchmarks/README.md)."""
