@@ -517,7 +517,26 @@ class Service:
     # ------------------------------------------------------------------ checks
 
     def check(self, caller: Caller, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Answer a check and record it: ``{position | area, radius_m?, kind, window?, altitude_m?}``."""
+        """Answer a check and record it: ``{position | area, radius_m?, kind, window?, altitude_m?}``.
+
+        The answer returns once its record is durable; ``record`` is its sequence number.
+        """
+        answer, record = self._answer(caller, body)
+        (answer["record"],) = self.store.append_grouped([record])
+        return answer
+
+    async def check_async(self, caller: Caller, body: Mapping[str, Any]) -> dict[str, Any]:
+        """:meth:`check` for an event loop: the check runs inline, the record is awaited."""
+        answer, record = self._answer(caller, body)
+        (answer["record"],) = await self.store.append_grouped_async([record])
+        return answer
+
+    def _answer(self, caller: Caller, body: Mapping[str, Any]) -> tuple[dict[str, Any], Event]:
+        """A check's answer as the asker may see it, and the event that records it in full.
+
+        A check changes nothing in the picture, so only the check itself runs under the
+        lock; its record shares a disk sync with concurrent checks (group commit).
+        """
         asker = self._party_of(caller, "a check")
         body = _fields(body, "", ("position", "radius_m", "area", "kind", "window", "altitude_m"), ("kind",))
         kind = check_enum(CheckKind, body["kind"], "kind")
@@ -557,9 +576,7 @@ class Service:
             "gaps": [show_gap(g, asker, resolution) for g in result.gaps],
             "picture_version": result.picture_version,
         }
-        # The record keeps what was asked and the full answer, before disclosure. A check
-        # changes nothing in the picture, so it is recorded outside the lock, sharing its
-        # disk sync with concurrent checks (group commit); the answer waits until it is durable.
+        # The record keeps what was asked and the full answer, before disclosure.
         full = {
             "asker": asker,
             "query": dict(body),
@@ -568,8 +585,7 @@ class Service:
             "gaps": [show_gap(g, g.party, resolution) for g in result.gaps],
             "picture_version": result.picture_version,
         }
-        (answer["record"],) = self.store.append_grouped([Event("check.asked", now, asker, full)])
-        return answer
+        return answer, Event("check.asked", now, asker, full)
 
     def summary(self) -> dict[str, Any]:
         """Counts and the picture version, for health and the console's header."""

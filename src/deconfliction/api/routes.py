@@ -27,13 +27,16 @@ router = APIRouter(prefix="/v1", responses=ERRORS)
 Json = dict[str, Any]
 
 
-def service(request: Request) -> Service:
+# Both dependencies are async only so that FastAPI runs them inline rather than in a
+# worker thread: they do no I/O.
+async def service(request: Request) -> Service:
     svc: Service = request.app.state.service
     return svc
 
 
-def caller(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Caller:
-    return service(request).authenticate(None if credentials is None else credentials.credentials)
+async def caller(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Caller:
+    svc: Service = request.app.state.service
+    return svc.authenticate(None if credentials is None else credentials.credentials)
 
 
 Svc = Annotated[Service, Depends(service)]
@@ -145,9 +148,13 @@ def confirm_aor(aor_id: str, svc: Svc, who: Who) -> Json:
 
 
 @router.post("/checks", tags=["checks"])
-def post_check(data: CheckIn, svc: Svc, who: Who) -> Json:
-    """Is it safe to do this here, now? conflict, unknown or clear, with the reasons; recorded."""
-    return svc.check(who, body(data))
+async def post_check(data: CheckIn, svc: Svc, who: Who) -> Json:
+    """Is it safe to do this here, now? conflict, unknown or clear, with the reasons; recorded.
+
+    The one hot route: it runs on the event loop (a check is CPU-only and short) and awaits
+    its durable record, so no worker thread is taken per check.
+    """
+    return await svc.check_async(who, body(data))
 
 
 @router.get("/readback", tags=["picture"])

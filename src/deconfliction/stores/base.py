@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -29,52 +31,84 @@ def subject_of(event: Event) -> str | None:
 
 
 class GroupCommit:
-    """Group commit: concurrent appends share one transaction and so one disk sync.
+    """Group commit: appends queued while a transaction is being synced share the next one.
 
-    The first caller to find no commit under way becomes the leader: it takes every
-    queued batch, writes them in one ``write`` call, and hands each caller its sequence
-    numbers (or the error). Everyone else waits. Under load, one sync then serves many
-    checks instead of one; alone, a caller commits at once.
+    One writer thread takes everything queued, writes it with one ``write`` call (one
+    transaction, one disk sync) and hands each caller its sequence numbers or the error.
+    Under load one sync serves many checks instead of one; alone, a caller commits at
+    once. Callers wait on a thread event (:meth:`submit`) or an asyncio future
+    (:meth:`submit_async`), so the HTTP server needs no worker thread per check.
     """
 
     def __init__(self, write: Callable[[Sequence[Event]], list[int]]) -> None:
         self._write = write
-        self._cond = threading.Condition()
-        self._queue: list[_Pending] = []
-        self._busy = False
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def _ensure_writer(self) -> None:
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+                    self._thread.start()
 
     def submit(self, events: Sequence[Event]) -> list[int]:
-        mine = _Pending(list(events))
-        with self._cond:
-            self._queue.append(mine)
-            while not mine.done and self._busy:
-                self._cond.wait()
-            if mine.done:
-                return mine.result()
-            batch, self._queue, self._busy = self._queue, [], True
-        try:
-            seqs = self._write([e for pending in batch for e in pending.events])
+        pending = _Pending(list(events), threading.Event())
+        self._ensure_writer()
+        self._queue.put(pending)
+        assert pending.waiter is not None
+        pending.waiter.wait()
+        return pending.result()
+
+    async def submit_async(self, events: Sequence[Event]) -> list[int]:
+        loop = asyncio.get_running_loop()
+        pending = _Pending(list(events), None, loop, loop.create_future())
+        self._ensure_writer()
+        self._queue.put(pending)
+        assert pending.future is not None
+        await pending.future
+        return pending.result()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                seqs = self._write([e for pending in batch for e in pending.events])
+                for pending in batch:
+                    pending.seqs, seqs = seqs[: len(pending.events)], seqs[len(pending.events) :]
+            except BaseException as exc:  # handed to every waiter: the writer itself goes on
+                for pending in batch:
+                    pending.error = exc
             for pending in batch:
-                pending.seqs, seqs = seqs[: len(pending.events)], seqs[len(pending.events) :]
-        except BaseException as exc:
-            for pending in batch:
-                pending.error = exc
-        with self._cond:
-            for pending in batch:
-                pending.done = True
-            self._busy = False
-            self._cond.notify_all()
-        return mine.result()
+                pending.wake()
 
 
 class _Pending:
-    __slots__ = ("done", "error", "events", "seqs")
+    __slots__ = ("error", "events", "future", "loop", "seqs", "waiter")
 
-    def __init__(self, events: list[Event]) -> None:
+    def __init__(
+        self,
+        events: list[Event],
+        waiter: threading.Event | None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        future: asyncio.Future[None] | None = None,
+    ) -> None:
         self.events = events
+        self.waiter = waiter
+        self.loop = loop
+        self.future = future
         self.seqs: list[int] = []
         self.error: BaseException | None = None
-        self.done = False
+
+    def wake(self) -> None:
+        if self.waiter is not None:
+            self.waiter.set()
+        elif self.loop is not None and self.future is not None:
+            future = self.future
+            self.loop.call_soon_threadsafe(lambda: future.done() or future.set_result(None))
 
     def result(self) -> list[int]:
         if self.error is not None:
@@ -91,6 +125,10 @@ class Store(Protocol):
 
     def append_grouped(self, events: Sequence[Event]) -> list[int]:
         """As ``append``, durably, possibly in one transaction with other callers' events."""
+        ...
+
+    async def append_grouped_async(self, events: Sequence[Event]) -> list[int]:
+        """As ``append_grouped``, awaited from an event loop."""
         ...
 
     def load(self) -> Iterator[Event]:

@@ -25,6 +25,9 @@ class MemoryStore:
     def append_grouped(self, events: Sequence[Event]) -> list[int]:
         return self.append(events)
 
+    async def append_grouped_async(self, events: Sequence[Event]) -> list[int]:
+        return self.append(events)
+
     def load(self) -> Iterator[Event]:
         newest = {subject_of(e): e.seq for e in self._log if e.type == SUPERSEDED}
         for e in self._log:

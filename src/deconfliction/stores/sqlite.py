@@ -68,6 +68,9 @@ class SQLiteStore:
         """Like :meth:`append`, but shares one transaction (and one sync) with concurrent callers."""
         return self._group.submit(events)
 
+    async def append_grouped_async(self, events: Sequence[Event]) -> list[int]:
+        return await self._group.submit_async(events)
+
     def load(self) -> Iterator[Event]:
         skip = ",".join("?" * len(RECORD_ONLY))
         query = f"""

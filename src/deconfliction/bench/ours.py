@@ -1,0 +1,287 @@
+"""Measurements of deconfliction itself: the engine in process, the store, the HTTP server."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import shapely
+
+from deconfliction import events as ev
+from deconfliction.bench.theatre import Theatre
+from deconfliction.clock import ManualClock
+from deconfliction.engine.picture import Picture
+from deconfliction.engine.rules import check
+from deconfliction.model import CheckQuery, Event, Role
+from deconfliction.service import ROOT, Caller, Service
+from deconfliction.settings import Settings
+from deconfliction.stores import SQLiteStore
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Latency percentiles in microseconds and the rate achieved, per second."""
+
+    count: int
+    p50_us: float
+    p99_us: float
+    p999_us: float
+    per_s: float
+
+    @classmethod
+    def of(cls, samples_s: Sequence[float], wall_s: float | None = None) -> Latency:
+        ordered = sorted(samples_s)
+        q = statistics.quantiles(ordered, n=1000, method="inclusive") if len(ordered) > 1 else [ordered[0]] * 999
+        wall = wall_s if wall_s is not None else sum(ordered)
+        return cls(len(ordered), q[499] * 1e6, q[989] * 1e6, q[998] * 1e6, len(ordered) / wall if wall else 0.0)
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def time_calls(call: Callable[[Any], object], items: Sequence[Any]) -> Latency:
+    """Call ``call`` on each item in turn, timing each call; the rate is for one thread."""
+    samples = []
+    started = time.perf_counter()
+    for item in items:
+        t = time.perf_counter()
+        call(item)
+        samples.append(time.perf_counter() - t)
+    return Latency.of(samples, time.perf_counter() - started)
+
+
+def engine_checks(picture: Picture, queries: Sequence[CheckQuery], now: datetime, buffer_m: float) -> Latency:
+    """The engine alone, in process, one thread: what a check costs with no I/O at all."""
+    return time_calls(lambda q: check(picture, q, now, buffer_m), queries)
+
+
+# ---------------------------------------------------------------- the store
+
+
+def theatre_events(theatre: Theatre) -> Iterator[Event]:
+    """The theatre as the log events the service would have written for it."""
+    now = theatre.now
+    for party in theatre.parties:
+        yield ev.party_event(party, now, None)
+    for territory in theatre.territories:
+        yield ev.territory_event(territory, now, None)
+    for aor in theatre.aors:
+        yield ev.aor_event(aor, now)
+        if aor.confirmed_at is not None:
+            yield Event("aor.confirmed", aor.confirmed_at, aor.party, {"party": aor.party, "id": aor.id})
+    for asset in theatre.assets:
+        yield ev.asset_event(asset, now)
+    for report in theatre.reports:
+        yield ev.report_event(report, now)
+    for zone in theatre.zones:
+        yield ev.zone_event(zone, now)
+
+
+def load_store(path: Path, theatre: Theatre, chunk: int = 20_000) -> float:
+    """Write the theatre into a SQLite store in large transactions (set-up, not ingest); seconds."""
+    store = SQLiteStore(path)
+    started = time.perf_counter()
+    batch: list[Event] = []
+    for event in theatre_events(theatre):
+        batch.append(event)
+        if len(batch) >= chunk:
+            store.append(batch)
+            batch = []
+    if batch:
+        store.append(batch)
+    store.close()
+    return time.perf_counter() - started
+
+
+def startup_s(path: Path) -> float:
+    """Seconds to rebuild the picture from the store, as ``deconflict serve`` does on start."""
+    started = time.perf_counter()
+    Service(SQLiteStore(path))
+    return time.perf_counter() - started
+
+
+def ingest(path: Path, theatre: Theatre, *, batch: int, count: int, check_queries: Sequence[CheckQuery]) -> dict[str, Any]:
+    """Durable report ingest into the store, with checks asked at the same time from another thread."""
+    clock = ManualClock(theatre.now)
+    service = Service(SQLiteStore(path), clock, Settings())
+    west = [r for r in theatre.reports if r.party == "west"]
+    caller = Caller("west", Role.LIAISON)
+    later = theatre.now + timedelta(minutes=1)
+    bodies = [
+        {
+            "asset": r.asset,
+            "position": f"{r.point.lat + 0.0001:.6f}, {r.point.lon:.6f}",
+            "time": later.isoformat(),
+            "uncertainty_m": 10,
+        }
+        for r in (west * (count // max(1, len(west)) + 1))[:count]
+    ]
+    clock.advance_to(later + timedelta(seconds=1))
+    stop = threading.Event()
+    samples: list[float] = []
+
+    def checker() -> None:
+        i = 0
+        while not stop.is_set():
+            q = check_queries[i % len(check_queries)]
+            t = time.perf_counter()
+            check(service.picture, q, clock.now(), 1500.0)
+            samples.append(time.perf_counter() - t)
+            i += 1
+            time.sleep(0.0005)  # a steady stream of checks, not a second flood
+
+    thread = threading.Thread(target=checker, daemon=True)
+    thread.start()
+    started = time.perf_counter()
+    seen: set[str] = set()
+    chunk: list[dict[str, Any]] = []
+    for body in bodies:
+        if body["asset"] in seen:  # one report per asset per batch keeps them in time order
+            service.report_batch(caller, chunk)
+            chunk, seen = [], set()
+        chunk.append(body)
+        seen.add(body["asset"])
+        if len(chunk) >= batch:
+            service.report_batch(caller, chunk)
+            chunk, seen = [], set()
+    if chunk:
+        service.report_batch(caller, chunk)
+    elapsed = time.perf_counter() - started
+    stop.set()
+    thread.join(timeout=10)
+    service.store.close()
+    return {"reports": count, "batch": batch, "per_s": count / elapsed, "checks_under_load": Latency.of(samples).as_dict()}
+
+
+# ---------------------------------------------------------------- the HTTP server
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+@contextmanager
+def server(path: Path, timeout_s: float = 600.0) -> Iterator[dict[str, Any]]:
+    """``deconflict serve`` on the store, on a free loopback port; yields url, pid, start-up seconds, RSS."""
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "deconflict"), "serve", "--db", str(path), "--port", str(port)]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = started + timeout_s
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.perf_counter() > deadline or process.poll() is not None:
+                raise RuntimeError(f"the server did not start (exit code {process.poll()})")
+            time.sleep(0.05)
+        yield {"url": url, "pid": process.pid, "startup_s": time.perf_counter() - started, "rss_kib": rss_kib(process.pid)}
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+_WRK_SCRIPT = """
+local bodies = {}
+local token = ""
+local i = 0
+init = function(args)
+  token = args[1]
+  for line in io.lines(args[2]) do bodies[#bodies + 1] = line end
+  i = math.random(#bodies)
+end
+request = function()
+  i = i % #bodies + 1
+  local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token}
+  return wrk.format("POST", "/v1/checks", headers, bodies[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('WRKJSON {"requests": %d, "duration_us": %d, "socket_errors": %d, "non_2xx": %d, '
+    .. '"p50_us": %d, "p99_us": %d, "p999_us": %d}\\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
+end
+"""
+
+
+def check_body(query: CheckQuery) -> dict[str, Any]:
+    """A check as its JSON body."""
+    g = query.geometry
+    if g.geom_type == "Point":
+        return {"position": f"{g.y:.6f}, {g.x:.6f}", "kind": query.kind.value}
+    return {"area": shapely.geometry.mapping(g), "kind": query.kind.value}
+
+
+def http_checks(url: str, token: str, queries: Sequence[CheckQuery], *, connections: int, duration_s: int) -> dict[str, Any]:
+    """Concurrent clients on loopback (wrk), bounded in count and time."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise RuntimeError("wrk is not installed: apt-get install wrk")
+    with tempfile.TemporaryDirectory() as tmp:
+        script, bodies = Path(tmp) / "checks.lua", Path(tmp) / "bodies.jsonl"
+        script.write_text(_WRK_SCRIPT)
+        bodies.write_text("".join(json.dumps(check_body(q)) + "\n" for q in queries))
+        command = [
+            wrk,
+            "-t2",
+            f"-c{connections}",
+            f"-d{duration_s}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(script),
+            url,
+            "--",
+            token,
+            str(bodies),
+        ]
+        run = subprocess.run(command, capture_output=True, text=True, timeout=duration_s + 60)
+    line = next((ln for ln in run.stdout.splitlines() if ln.startswith("WRKJSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no result: {run.stdout[-500:]} {run.stderr[-500:]}")
+    result: dict[str, Any] = json.loads(line.removeprefix("WRKJSON "))
+    result["per_s"] = result["requests"] / (result["duration_us"] / 1e6)
+    result["connections"] = connections
+    return result
+
+
+def liaison_token(path: Path, party: str) -> str:
+    """A liaison token written into the store (before the server starts)."""
+    service = Service(SQLiteStore(path))
+    token = service.create_token(ROOT, party, "liaison")
+    service.store.close()
+    return token
