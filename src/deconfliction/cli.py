@@ -72,10 +72,16 @@ def init(db: Annotated[Path, typer.Option("--db", help="Where to create the stor
 
 
 def _serve(service: Service, host: str, port: int) -> None:
+    import gc
+
     import uvicorn
 
     from deconfliction.app import create_app
 
+    # The picture is loaded and long-lived: move it out of the collector's generations so
+    # that garbage collection pauses do not grow with the number of assets.
+    gc.collect()
+    gc.freeze()
     uvicorn.run(create_app(service), host=host, port=port, log_level="info")
 
 
@@ -254,6 +260,36 @@ def replay(
             except ScenarioError as exc:
                 _fail(exc)
     raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def bench(
+    sizes: Annotated[str, typer.Option(help="Comma-separated asset counts: 10k,100k,1M.")] = "10k,100k,1M",
+    out: Annotated[Path, typer.Option(help="Where the JSON and PNG results go.")] = Path("benchmarks/results"),
+    checks: Annotated[int, typer.Option(help="Checks per measurement.")] = 2000,
+    http_seconds: Annotated[int, typer.Option(help="Seconds of HTTP load (wrk), and of each concurrent alternative.")] = 10,
+    connections: Annotated[int, typer.Option(help="Concurrent HTTP connections.")] = 16,
+    alternatives: Annotated[bool, typer.Option(help="Also measure PostGIS and Redis (Debian packages).")] = True,
+) -> None:
+    """Measure checks and ingest on a synthetic theatre, beside PostGIS and Redis; writes JSON and PNG."""
+    from deconfliction.bench.run import parse_size, print_table, run_bench
+
+    try:
+        size_list = [parse_size(s) for s in sizes.split(",") if s.strip()]
+    except ValueError as exc:
+        err.print(f"--sizes: {exc}")
+        raise typer.Exit(2) from exc
+    results = run_bench(
+        size_list,
+        out_dir=out,
+        checks=checks,
+        http_s=http_seconds,
+        connections=connections,
+        alternatives=alternatives,
+        console=err,
+    )
+    print_table(results, Console(width=max(160, Console().width)))
+    err.print(f"results in {out / 'latest.json'} and {out / 'latest.png'}")
 
 
 @app.command()

@@ -123,7 +123,7 @@ def ingest(path: Path, theatre: Theatre, *, batch: int, count: int, check_querie
     west = [r for r in theatre.reports if r.party == "west"]
     caller = Caller("west", Role.LIAISON)
     later = theatre.now + timedelta(minutes=1)
-    bodies = [
+    bodies: list[dict[str, Any]] = [
         {
             "asset": r.asset,
             "position": f"{r.point.lat + 0.0001:.6f}, {r.point.lon:.6f}",

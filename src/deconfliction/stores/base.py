@@ -86,6 +86,11 @@ class GroupCommit:
                 pending.wake()
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():  # the awaiting request may have been cancelled meanwhile
+        future.set_result(None)
+
+
 class _Pending:
     __slots__ = ("error", "events", "future", "loop", "seqs", "waiter")
 
@@ -107,8 +112,7 @@ class _Pending:
         if self.waiter is not None:
             self.waiter.set()
         elif self.loop is not None and self.future is not None:
-            future = self.future
-            self.loop.call_soon_threadsafe(lambda: future.done() or future.set_result(None))
+            self.loop.call_soon_threadsafe(_resolve, self.future)
 
     def result(self) -> list[int]:
         if self.error is not None:
