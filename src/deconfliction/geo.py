@@ -305,6 +305,36 @@ def geodesic_m(a: LatLon, b: LatLon) -> float:
 # ---------------------------------------------------------------------------- metric plane
 
 
+_A, _F = 6378137.0, 1 / 298.257223563  # WGS 84
+_E2 = _F * (2 - _F)
+
+
+def metres_per_degree(lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Metres per degree of longitude and of latitude at each latitude (WGS 84 radii of curvature)."""
+    phi = np.radians(lat)
+    w = np.sqrt(1 - _E2 * np.sin(phi) ** 2)
+    meridional = _A * (1 - _E2) / w**3
+    prime_vertical = _A / w
+    return np.radians(1) * prime_vertical * np.cos(phi), np.radians(1) * meridional
+
+
+def segment_distances_m(lat: np.ndarray, lon: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Distance in metres from each point to its segment, on each point's own local plane.
+
+    ``ends`` holds one segment per point as [lon1, lat1, lon2, lat2]. Written out in numpy
+    rather than with shapely because shapely would need every segment projected through a
+    Python callback per point; this measures thousands of (point, segment) pairs at once.
+    """
+    kx, ky = metres_per_degree(lat)
+    ax, ay = ((ends[:, 0] - lon + 180.0) % 360.0 - 180.0) * kx, (ends[:, 1] - lat) * ky
+    bx, by = ((ends[:, 2] - lon + 180.0) % 360.0 - 180.0) * kx, (ends[:, 3] - lat) * ky
+    dx, dy = bx - ax, by - ay
+    length2 = dx * dx + dy * dy
+    t = np.clip(-(ax * dx + ay * dy) / np.where(length2 > 0, length2, 1.0), 0.0, 1.0)
+    distances: np.ndarray = np.hypot(ax + t * dx, ay + t * dy)
+    return distances
+
+
 class LocalPlane:
     """A tangent plane at one point, in metres, to measure short distances between shapes.
 
@@ -321,15 +351,9 @@ class LocalPlane:
     __slots__ = ("kx", "ky", "lat0", "lon0")
 
     def __init__(self, origin: LatLon) -> None:
-        a, f = 6378137.0, 1 / 298.257223563
-        e2 = f * (2 - f)
-        phi = math.radians(origin.lat)
-        w = math.sqrt(1 - e2 * math.sin(phi) ** 2)
-        meridional = a * (1 - e2) / w**3
-        prime_vertical = a / w
         self.lat0, self.lon0 = origin.lat, origin.lon
-        self.ky = math.radians(1) * meridional
-        self.kx = math.radians(1) * prime_vertical * math.cos(phi)
+        kx, ky = metres_per_degree(np.array([origin.lat]))
+        self.kx, self.ky = float(kx[0]), float(ky[0])
 
     def xy(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         dlon = (lon - self.lon0 + 180.0) % 360.0 - 180.0
@@ -365,7 +389,8 @@ class LocalPlane:
         """
         e = extent_m / 6_371_000.0
         phi = min(math.radians(abs(self.lat0)) + e, math.radians(89.5))
-        return 1.5 * (math.tan(phi) * e + e * e)
+        # 1e-6: the floor of floating point and the ellipsoid's own curvature at tiny extents
+        return 1.5 * (math.tan(phi) * e + e * e) + 1e-6
 
 
 SAFETY_FACTOR = 1.005

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
@@ -23,7 +24,7 @@ from deconfliction import events as ev
 from deconfliction.clock import Clock, SystemClock
 from deconfliction.disclosure import level_for, show_cell, show_finding, show_gap, show_point
 from deconfliction.engine.picture import Picture
-from deconfliction.engine.rules import border, check
+from deconfliction.engine.rules import border, borders, check
 from deconfliction.errors import AlreadyExists, Forbidden, InvalidInput, NotFound, OutOfOrder, Unauthenticated
 from deconfliction.geo import LatLon, ParsedPosition, parse_geojson, parse_position, to_geojson
 from deconfliction.model import (
@@ -318,20 +319,28 @@ class Service:
                     raise OutOfOrder(f"reports of {asset.id} in one batch must be in time order", field=f"{where}.time")
                 newest[asset.id] = report
                 reports.append(report)
-            self._commit([ev.report_event(r, now) for r in reports])
-            return [self._show_report(r) for r in reports]
+            seqs = self.store.append([ev.report_event(r, now) for r in reports])
+            # The events were made from these very reports: apply them as they are rather
+            # than decode again what was just encoded (the hot path of streaming ingest).
+            for report in reports:
+                self.picture.put_report(report)
+            self.picture.version = seqs[-1]
+            lats = np.fromiter((r.point.lat for r in reports), float, len(reports))
+            lons = np.fromiter((r.point.lon for r in reports), float, len(reports))
+            found = borders(self.picture, lats, lons)
+            version = self.picture.version
+            return [
+                {"asset": r.asset, **self._report_fields(r, b), "picture_version": version}
+                for r, b in zip(reports, found, strict=True)
+            ]
 
-    def _show_report(self, report: Report) -> dict[str, Any]:
-        """An accepted report as its sender sees it: the read-back and the picture version."""
-        return {"asset": report.asset, **self._report_fields(report), "picture_version": self.picture.version}
-
-    def _report_fields(self, report: Report) -> dict[str, Any]:
+    def _report_fields(self, report: Report, border_: Border | None = None) -> dict[str, Any]:
         return {
             "time": report.time.isoformat(),
             "uncertainty_m": report.uncertainty_m,
             "stale_at": None if report.stale_at is None else report.stale_at.isoformat(),
             "notation": report.notation,
-            **self.readback(report.point),
+            **_show_readback(report.point, border_ or border(self.picture, report.point)),
         }
 
     def withdraw_asset(self, caller: Caller, asset_id: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import shapely
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
-from deconfliction.geo import LatLon, LocalPlane, degrees_envelope
+from deconfliction.geo import LatLon, LocalPlane, degrees_envelope, segment_distances_m
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -202,16 +202,25 @@ class ShapeIndex(Generic[K, V]):
 class Outline:
     """A territory's boundary cut into its segments, in an STRtree, for border distances.
 
-    A border of ten thousand vertices then costs a check the few segments near the point,
-    not the whole line.
+    A border of ten thousand vertices then costs each point the few segments near it,
+    not the whole line, and many points are measured in one vectorised pass.
     """
 
     def __init__(self, boundary: BaseGeometry) -> None:
-        coords = [np.asarray(part.coords) for part in shapely.get_parts(boundary)]
-        self.segments = np.concatenate([shapely.linestrings(np.stack((c[:-1], c[1:]), axis=1)) for c in coords])
-        self.tree = shapely.STRtree(self.segments)
+        coords = [np.asarray(part.coords)[:, :2] for part in shapely.get_parts(boundary)]
+        self.ends = np.concatenate([np.hstack((c[:-1], c[1:])) for c in coords])  # [lon1, lat1, lon2, lat2]
+        self.tree = shapely.STRtree(shapely.linestrings(self.ends.reshape(-1, 2, 2)))
 
-    def near(self, point: Point, reach_m: float) -> np.ndarray:
-        """Segments that may lie within ``reach_m`` of ``point`` (all of them if none does)."""
-        hits = self.tree.query(shapely.box(*degrees_envelope(point.bounds, reach_m)))
-        return self.segments[hits] if len(hits) else self.segments
+    def distances_m(self, lat: np.ndarray, lon: np.ndarray, search_m: float) -> np.ndarray:
+        """Metres from each point to the outline: segments within ``search_m`` first, all of them if none is."""
+        dlat = search_m / 110_574.0 * 1.01
+        dlon = np.minimum(180.0, search_m / (111_320.0 * np.cos(np.radians(np.minimum(np.abs(lat) + dlat, 89.0)))) * 1.01)
+        boxes = shapely.box(lon - dlon, lat - dlat, lon + dlon, lat + dlat)
+        points, segments = self.tree.query(boxes)
+        best = np.full(len(lat), np.inf)
+        if len(points):
+            np.minimum.at(best, points, segment_distances_m(lat[points], lon[points], self.ends[segments]))
+        for i in np.nonzero(np.isinf(best))[0]:  # nothing near: measure against every segment
+            n = len(self.ends)
+            best[i] = segment_distances_m(np.full(n, lat[i]), np.full(n, lon[i]), self.ends).min()
+        return best

@@ -94,7 +94,7 @@ def check(picture: Picture, query: CheckQuery, now: datetime, buffer_m: float) -
         status=status,
         conflicts=tuple(conflicts),
         gaps=tuple(gaps),
-        border=border(picture, ref, plane),
+        border=border(picture, ref),
         reference=ref,
         buffer_m=buffer_m,
         picture_version=picture.version,
@@ -240,19 +240,31 @@ def _coverage(
             gaps.append(Gap(party=territory.party, reason="no_aor", since=None))
 
 
-def border(picture: Picture, point: LatLon, plane: LocalPlane | None = None) -> Border:
+def border(picture: Picture, point: LatLon) -> Border:
     """Whose territory ``point`` is in, and its distance to that territory's boundary.
 
     Outside every territory, the distance is to the nearest territory's boundary; with no
     territories loaded, both are None.
     """
-    if not len(picture.territories):
-        return Border(None, None)
-    plane = plane or LocalPlane(point)
-    here = Point(point.lon, point.lat)
-    inside = [t for _, t in picture.territories if t.geometry.covers(here)]
-    candidates = inside[:1] or [t for _, t in picture.territories]
-    segments = np.concatenate([picture.outlines[t.party].near(here, BORDER_SEARCH_M) for t in candidates])
-    here_xy = Point(0.0, 0.0) if plane.lat0 == point.lat and plane.lon0 == point.lon else plane.project(here)
-    distance = float(shapely.distance(here_xy, plane.project_all(segments)).min())
-    return Border(inside[0].party if inside else None, round(distance, 1))
+    return borders(picture, np.array([point.lat]), np.array([point.lon]))[0]
+
+
+def borders(picture: Picture, lat: np.ndarray, lon: np.ndarray) -> list[Border]:
+    """:func:`border` for many points at once (a batch of reports)."""
+    territories = [t for _, t in picture.territories]
+    if not territories:
+        return [Border(None, None)] * len(lat)
+    inside = np.full(len(lat), -1)
+    for i, t in enumerate(territories):
+        hit = shapely.intersects_xy(t.geometry, lon, lat)
+        inside[(inside < 0) & hit] = i
+    distance = np.full(len(lat), np.inf)
+    for i, t in enumerate(territories):
+        chosen = np.nonzero((inside == i) | (inside < 0))[0]
+        if len(chosen):
+            found = picture.outlines[t.party].distances_m(lat[chosen], lon[chosen], BORDER_SEARCH_M)
+            distance[chosen] = np.minimum(distance[chosen], found)
+    return [
+        Border(territories[i].party if i >= 0 else None, round(float(d), 1))
+        for i, d in zip(inside.tolist(), distance, strict=True)
+    ]
