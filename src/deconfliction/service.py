@@ -59,6 +59,7 @@ MAX_UNCERTAINTY_M = 100_000.0
 MAX_RADIUS_M = 200_000.0
 MAX_ROUTE_WIDTH_M = 50_000.0
 AREA_TYPES = ("Polygon", "MultiPolygon")
+APPLY_CHUNK = 100  # reports applied between two chances for a waiting check
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,11 @@ class Service:
         self.settings = settings or Settings()
         self.picture = Picture()
         self._tokens: dict[str, Caller] = {}
-        self._lock = threading.RLock()
+        # Writers take turns (validation, durable append and apply must not interleave);
+        # readers (checks, lists) only need the picture not to change under them, so a
+        # writer holds the reading lock just while it applies, in short chunks.
+        self._writing = threading.RLock()
+        self._reading = threading.RLock()
         for event in store.load():
             self._apply(event)
 
@@ -122,9 +127,11 @@ class Service:
             ev.apply(self.picture, event)
 
     def _commit(self, events: Sequence[Event]) -> list[int]:
+        """Append durably, then apply; the caller holds the writing lock."""
         seqs = self.store.append(events)
-        for event, seq in zip(events, seqs, strict=True):
-            self._apply(replace(event, seq=seq))
+        with self._reading:
+            for event, seq in zip(events, seqs, strict=True):
+                self._apply(replace(event, seq=seq))
         return seqs
 
     def _liaison(self, caller: Caller) -> str:
@@ -156,7 +163,7 @@ class Service:
     def read_position(self, text: object) -> dict[str, Any]:
         """Parse a human position and read it back, storing nothing (for a console or CLI)."""
         parsed = self._position(text)
-        with self._lock:
+        with self._reading:
             return {**self.readback(parsed.point), "notation": parsed.notation}
 
     # ------------------------------------------------------------------ admin
@@ -179,7 +186,7 @@ class Service:
             name=check_name(body["name"], "name"),
             stale_after_s=parse_duration_s(body.get("stale_after_s", self.settings.stale_after_s), "stale_after_s"),
         )
-        with self._lock:
+        with self._writing:
             if party.id in self.picture.parties:
                 raise AlreadyExists(f"party {party.id!r} exists already", field="id")
             self._commit([ev.party_event(party, self.clock.now(), caller.party)])
@@ -190,7 +197,7 @@ class Service:
 
     def parties(self, caller: Caller) -> list[dict[str, Any]]:
         del caller  # every authenticated caller may know who takes part
-        with self._lock:
+        with self._reading:
             return [self._show_party(p) for p in self.picture.parties.values()]
 
     def create_token(self, caller: Caller, party: str | None, role: object) -> str:
@@ -203,7 +210,7 @@ class Service:
             raise NotFound(f"there is no party {party!r}", field="party")
         token = secrets.token_urlsafe(32)
         data = {"hash": hash_token(token), "party": party, "role": chosen.value}
-        with self._lock:
+        with self._writing:
             self._commit([Event("token.created", self.clock.now(), caller.party, data)])
         return token
 
@@ -212,13 +219,13 @@ class Service:
         if party not in self.picture.parties:
             raise NotFound(f"there is no party {party!r}", field="party")
         territory = Territory(party, parse_geojson(area, "area", AREA_TYPES))
-        with self._lock:
+        with self._writing:
             self._commit([ev.territory_event(territory, self.clock.now(), caller.party)])
         return {"party": party, "area": to_geojson(territory.geometry), "picture_version": self.picture.version}
 
     def territories(self, caller: Caller) -> list[dict[str, Any]]:
         del caller  # the shared border reference is public to every party
-        with self._lock:
+        with self._reading:
             return [{"party": t.party, "area": to_geojson(t.geometry)} for _, t in self.picture.territories]
 
     # ------------------------------------------------------------------ assets and reports
@@ -234,7 +241,7 @@ class Service:
             name=check_name(body.get("name") or body["id"], "name"),
             disclosure=check_enum(Disclosure, body.get("disclosure", "exact"), "disclosure"),
         )
-        with self._lock:
+        with self._writing:
             if asset.key in self.picture.assets:
                 raise AlreadyExists(f"{party} has an asset {asset.id!r} already", field="id")
             now = self.clock.now()
@@ -305,7 +312,7 @@ class Service:
         if len(bodies) > self.settings.max_batch:
             raise InvalidInput(f"{len(bodies)} reports is more than the {self.settings.max_batch} allowed at once", field=field)
         allowed = ("asset", "position", "time", "uncertainty_m", "stale_after_s")
-        with self._lock:
+        with self._writing:
             now = self.clock.now()
             reports: list[Report] = []
             newest: dict[str, Report] = {}
@@ -322,9 +329,12 @@ class Service:
             seqs = self.store.append([ev.report_event(r, now) for r in reports])
             # The events were made from these very reports: apply them as they are rather
             # than decode again what was just encoded (the hot path of streaming ingest).
-            for report in reports:
-                self.picture.put_report(report)
-            self.picture.version = seqs[-1]
+            # Each report is a fact of its own, so checks may run between chunks.
+            for start in range(0, len(reports), APPLY_CHUNK):
+                with self._reading:
+                    for report in reports[start : start + APPLY_CHUNK]:
+                        self.picture.put_report(report)
+                    self.picture.version = seqs[min(start + APPLY_CHUNK, len(reports)) - 1]
             lats = np.fromiter((r.point.lat for r in reports), float, len(reports))
             lons = np.fromiter((r.point.lon for r in reports), float, len(reports))
             found = borders(self.picture, lats, lons)
@@ -345,7 +355,7 @@ class Service:
 
     def withdraw_asset(self, caller: Caller, asset_id: str) -> dict[str, Any]:
         party = self._liaison(caller)
-        with self._lock:
+        with self._writing:
             asset = self._own_asset(party, asset_id, "id")
             self._commit([ev.withdrawal_event("asset.withdrawn", party, asset.id, self.clock.now())])
         return {"withdrawn": asset.id, "picture_version": self.picture.version}
@@ -353,7 +363,7 @@ class Service:
     def withdraw_position(self, caller: Caller, asset_id: str) -> dict[str, Any]:
         """The asset's position no longer holds (a site moved away, a unit's report was wrong)."""
         party = self._liaison(caller)
-        with self._lock:
+        with self._writing:
             asset = self._own_asset(party, asset_id, "id")
             self._commit([ev.withdrawal_event("position.withdrawn", party, asset.id, self.clock.now())])
         return {"withdrawn": f"{asset.id} position", "picture_version": self.picture.version}
@@ -381,12 +391,12 @@ class Service:
 
     def assets(self, caller: Caller) -> list[dict[str, Any]]:
         """Every asset the caller may see: its own, and others' by their disclosure."""
-        with self._lock:
+        with self._reading:
             shown = [self._show_asset(a, self.picture.reports.get(k), caller.party) for k, a in self.picture.assets.items()]
         return [s for s in shown if s is not None]
 
     def asset(self, caller: Caller, party: str, asset_id: str) -> dict[str, Any]:
-        with self._lock:
+        with self._reading:
             asset = self.picture.assets.get((party, asset_id))
             shown = None if asset is None else self._show_asset(asset, self.picture.reports.get(asset.key), caller.party)
         if shown is None:
@@ -425,7 +435,7 @@ class Service:
             disclosure=check_enum(Disclosure, body.get("disclosure", "exact"), "disclosure"),
             name=check_name(body.get("name") or body["id"], "name"),
         )
-        with self._lock:
+        with self._writing:
             if zone.key in {k for k, _ in self.picture.zones}:
                 raise AlreadyExists(f"{party} has a zone {zone.id!r} already", field="id")
             self._commit([ev.zone_event(zone, self.clock.now())])
@@ -465,13 +475,13 @@ class Service:
         return shown
 
     def zones(self, caller: Caller) -> list[dict[str, Any]]:
-        with self._lock:
+        with self._reading:
             shown = [self._show_zone(z, caller.party) for _, z in self.picture.zones]
         return [s for s in shown if s is not None]
 
     def withdraw_zone(self, caller: Caller, zone_id: str) -> dict[str, Any]:
         party = self._liaison(caller)
-        with self._lock:
+        with self._writing:
             if self.picture.zones.get((party, zone_id)) is None:
                 raise NotFound(f"{party} has no zone {zone_id!r}", field="id")
             self._commit([ev.withdrawal_event("zone.withdrawn", party, zone_id, self.clock.now())])
@@ -486,7 +496,7 @@ class Service:
             geometry=parse_geojson(body["area"], "area", AREA_TYPES),
             freshness_s=parse_duration_s(body["freshness_s"], "freshness_s"),
         )
-        with self._lock:
+        with self._writing:
             if self.picture.aors.get(aor.key) is not None:
                 raise AlreadyExists(f"{party} has an AOR {aor.id!r} already", field="id")
             self._commit([ev.aor_event(aor, self.clock.now())])
@@ -495,7 +505,7 @@ class Service:
     def confirm_aor(self, caller: Caller, aor_id: str) -> dict[str, Any]:
         """The party states that its picture in this AOR is complete as of now."""
         party = self._liaison(caller)
-        with self._lock:
+        with self._writing:
             if self.picture.aors.get((party, aor_id)) is None:
                 raise NotFound(f"{party} has no AOR {aor_id!r}", field="aor")
             self._commit([ev.withdrawal_event("aor.confirmed", party, aor_id, self.clock.now())])
@@ -520,7 +530,7 @@ class Service:
 
     def aors(self, caller: Caller) -> list[dict[str, Any]]:
         del caller  # where a party vouches for its picture is shared with everyone, by design
-        with self._lock:
+        with self._reading:
             return [self._show_aor(a) for _, a in self.picture.aors]
 
     # ------------------------------------------------------------------ checks
@@ -571,7 +581,7 @@ class Service:
             )
         altitude = None if body.get("altitude_m") is None else AltitudeBand.parse(body["altitude_m"])
         query = CheckQuery(asker, kind, geometry, window, radius, altitude)
-        with self._lock:
+        with self._reading:
             result = check(self.picture, query, now, self.settings.buffer_m(kind))
         resolution = self.settings.coarse_resolution
         answer = {

@@ -141,12 +141,16 @@ class PointIndex(Generic[K]):
     def near(self, geom: BaseGeometry, plane: LocalPlane, reach_m: float) -> np.ndarray:
         """Slots whose point may lie within ``reach_m`` (+ its uncertainty) of ``geom`` (lon/lat)."""
         buckets: list[Iterable[int]] = [self._wide]
+        # A point, or an area small enough, is searched as a disk of cells around its
+        # centre (far cheaper than covering the area's shape with cells).
+        centre, radius = (geom, 0.0) if isinstance(geom, Point) else _circumcircle(geom, plane)
         for level, cells_of_level in zip(LEVELS, self._cells, strict=True):
             if not cells_of_level:
                 continue
             cells: Iterable[int]
-            if isinstance(geom, Point):
-                cells = h3i.grid_disk(h3i.latlng_to_cell(geom.y, geom.x, level.resolution), level.disk_k(reach_m))
+            if radius <= DISK_RADIUS_M:
+                origin = h3i.latlng_to_cell(centre.y, centre.x, level.resolution)
+                cells = h3i.grid_disk(origin, level.disk_k(reach_m + radius))
             else:
                 margin = reach_m + level.max_uncertainty_m + 2 * level.edge_max_m
                 grown = plane.project(geom).buffer(margin, quad_segs=4)
@@ -157,6 +161,16 @@ class PointIndex(Generic[K]):
                     cells = h3i.h3shape_to_cells_experimental(shape, level.resolution, contain="overlap")
             buckets.extend(b for b in map(cells_of_level.get, cells) if b)
         return np.fromiter(chain.from_iterable(buckets), dtype=np.int64)
+
+
+DISK_RADIUS_M = 20_000.0
+"""Areas whose circumscribed circle is smaller than this are searched as a disk of cells."""
+
+
+def _circumcircle(geom: BaseGeometry, plane: LocalPlane) -> tuple[Point, float]:
+    """The plane's origin (the area's reference point, lon/lat) and a radius that holds the whole area."""
+    xy = shapely.get_coordinates(plane.project(geom))
+    return Point(plane.lon0, plane.lat0), float(np.hypot(xy[:, 0], xy[:, 1]).max())
 
 
 class ShapeIndex(Generic[K, V]):

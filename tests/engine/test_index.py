@@ -1,0 +1,141 @@
+"""The index may never drop anything: its answers against a brute-force scan over random data.
+
+The brute force measures every asset and zone with a proper azimuthal equidistant
+projection (pyproj) centred on the checked geometry, independent of the engine's local
+plane and of its H3 cells and STRtrees. The engine must find everything inside the
+buffer; it may add only what lies within its documented safety margin beyond it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import UTC, datetime, timedelta
+
+import h3
+import numpy as np
+import pytest
+import shapely
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pyproj import Geod, Transformer
+from shapely.geometry import LineString, Point, box
+
+from deconfliction.engine.index import LEVELS
+from deconfliction.engine.picture import Picture
+from deconfliction.engine.rules import check
+from deconfliction.geo import LatLon
+from deconfliction.model import (
+    DEFAULT_BUFFERS_M,
+    Asset,
+    AssetKind,
+    CheckKind,
+    CheckQuery,
+    Disclosure,
+    Report,
+    Window,
+    Zone,
+    ZoneKind,
+)
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+GEOD = Geod(ellps="WGS84")
+MARGIN = 0.02  # beyond the buffer, the engine may add findings within 2 % (its safety factor and plane bound)
+
+
+def _offset(lat: float, lon: float, distance_m: float, azimuth: float) -> tuple[float, float]:
+    lon2, lat2, _ = GEOD.fwd(lon, lat, azimuth, distance_m)
+    return lat2, lon2
+
+
+def _square(lat: float, lon: float, half_m: float) -> shapely.Polygon:
+    north, _ = _offset(lat, lon, half_m, 0)
+    south, _ = _offset(lat, lon, half_m, 180)
+    _, east = _offset(lat, lon, half_m, 90)
+    _, west = _offset(lat, lon, half_m, 270)
+    return box(west, south, east, north)
+
+
+def _world(seed: int, lat: float, lon: float, assets: int, zones: int) -> Picture:
+    rng = random.Random(seed)
+    picture = Picture()
+    for i in range(assets):
+        a_lat, a_lon = _offset(lat, lon, rng.uniform(0, 30_000), rng.uniform(0, 360))
+        uncertainty = rng.choice((rng.uniform(0, 100), rng.uniform(100, 1000), rng.uniform(1000, 3000)))
+        kind = rng.choice((AssetKind.UNIT, AssetKind.SITE))
+        stale_at = NOW + timedelta(hours=1 if rng.random() < 0.8 else -1) if kind is AssetKind.UNIT else None
+        picture.put_asset(Asset("p", f"a{i}", kind, f"a{i}", Disclosure.EXACT))
+        picture.put_report(Report("p", f"a{i}", LatLon(a_lat, a_lon), NOW, uncertainty, stale_at))
+    for i in range(zones):
+        z_lat, z_lon = _offset(lat, lon, rng.uniform(0, 25_000), rng.uniform(0, 360))
+        if rng.random() < 0.7:
+            geometry = _square(z_lat, z_lon, rng.uniform(20, 2000))
+            picture.put_zone(Zone("p", f"z{i}", ZoneKind.PROTECTED_AREA, geometry))
+        else:
+            end = _offset(z_lat, z_lon, rng.uniform(500, 8000), rng.uniform(0, 360))
+            line = LineString([(z_lon, z_lat), (end[1], end[0])])
+            picture.put_zone(Zone("p", f"z{i}", ZoneKind.ROUTE, line, width_m=rng.uniform(10, 500)))
+    return picture
+
+
+def _brute_force(picture: Picture, query: CheckQuery, buffer_m: float) -> dict[str, float]:
+    """Every asset and zone id with its excess over the buffer (metres; <= 0 means inside)."""
+    centre = query.geometry.centroid
+    to_plane = Transformer.from_crs(
+        "EPSG:4326", f"+proj=aeqd +lat_0={centre.y} +lon_0={centre.x} +datum=WGS84 +units=m", always_xy=True
+    )
+
+    def project(g: shapely.Geometry) -> shapely.Geometry:
+        return shapely.transform(g, lambda xy: np.column_stack(to_plane.transform(xy[:, 0], xy[:, 1])))
+
+    q = project(query.geometry)
+    excess = {}
+    for key, report in picture.reports.items():
+        d = q.distance(project(Point(report.point.lon, report.point.lat)))
+        excess[key[1]] = d - report.uncertainty_m - query.radius_m - buffer_m
+    for _, zone in picture.zones:
+        d = q.distance(project(zone.geometry)) - zone.width_m / 2
+        excess[zone.id] = d - query.radius_m - buffer_m
+    return excess
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    lat=st.floats(-70, 70),
+    lon=st.floats(-170, 170),
+    kind=st.sampled_from([CheckKind.FIRES, CheckKind.GROUND]),
+    area_half_m=st.one_of(st.none(), st.floats(100, 40_000)),
+    radius_m=st.floats(0, 2_000),
+)
+def test_index_finds_exactly_what_a_brute_force_scan_finds(
+    seed: int, lat: float, lon: float, kind: CheckKind, area_half_m: float | None, radius_m: float
+) -> None:
+    picture = _world(seed, lat, lon, assets=60, zones=12)
+    rng = random.Random(seed + 1)
+    q_lat, q_lon = _offset(lat, lon, rng.uniform(0, 20_000), rng.uniform(0, 360))
+    geometry = Point(q_lon, q_lat) if area_half_m is None else _square(q_lat, q_lon, area_half_m)
+    query = CheckQuery("p", kind, geometry, Window(NOW, NOW), radius_m if area_half_m is None else 0.0)
+    buffer_m = DEFAULT_BUFFERS_M[kind]
+    result = check(picture, query, NOW, buffer_m)
+    found = {f.id for f in result.conflicts} | {g.asset.id for g in result.gaps if g.asset is not None}
+    excess = _brute_force(picture, query, buffer_m)
+    reach = buffer_m + query.radius_m
+    must = {i for i, e in excess.items() if e <= 0}
+    may = {i for i, e in excess.items() if e <= reach * MARGIN + 1.0}
+    assert must <= found, f"missed: { {i: round(excess[i], 1) for i in must - found} }"
+    assert found <= may, f"beyond the margin: { {i: round(excess[i], 1) for i in found - may} }"
+
+
+@pytest.mark.parametrize("level", LEVELS, ids=lambda lv: f"res{lv.resolution}")
+def test_index_cell_edges_stay_within_the_bounds_it_assumes(level: object) -> None:
+    """The disk search assumes every cell's edges lie within the level's bounds; sample the globe."""
+    rng = random.Random(7)
+    shortest, longest = math.inf, 0.0
+    for _ in range(2_000):
+        lat = math.degrees(math.asin(rng.uniform(-1, 1)))
+        cell = h3.latlng_to_cell(lat, rng.uniform(-180, 180), level.resolution)  # type: ignore[attr-defined]
+        for edge in h3.origin_to_directed_edges(cell):
+            length = h3.edge_length(edge, "m")
+            shortest, longest = min(shortest, length), max(longest, length)
+    assert level.edge_min_m <= shortest and longest <= level.edge_max_m  # type: ignore[attr-defined]
