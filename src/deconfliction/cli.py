@@ -18,7 +18,7 @@ from rich.table import Table
 
 from deconfliction.client import Client, HttpClient, LocalClient
 from deconfliction.errors import DeconflictionError
-from deconfliction.service import ROOT, Service
+from deconfliction.service import ROOT, SWITCH_INTERVAL_S, Service
 from deconfliction.settings import Settings, settings_table
 from deconfliction.stores import open_store
 
@@ -82,6 +82,7 @@ def _serve(service: Service, host: str, port: int) -> None:
     # that garbage collection pauses do not grow with the number of assets.
     gc.collect()
     gc.freeze()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     uvicorn.run(create_app(service), host=host, port=port, log_level="info")
 
 

@@ -60,6 +60,8 @@ MAX_RADIUS_M = 200_000.0
 MAX_ROUTE_WIDTH_M = 50_000.0
 AREA_TYPES = ("Polygon", "MultiPolygon")
 APPLY_CHUNK = 100  # reports applied between two chances for a waiting check
+SWITCH_INTERVAL_S = 0.001
+"""How often a long write hands the interpreter to a waiting check (Python's default is 5 ms)."""
 
 
 @dataclass(frozen=True, slots=True)

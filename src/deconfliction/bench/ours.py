@@ -29,7 +29,7 @@ from deconfliction.clock import ManualClock
 from deconfliction.engine.picture import Picture
 from deconfliction.engine.rules import check
 from deconfliction.model import CheckQuery, Event, Role
-from deconfliction.service import ROOT, Caller, Service
+from deconfliction.service import ROOT, SWITCH_INTERVAL_S, Caller, Service
 from deconfliction.settings import Settings
 from deconfliction.stores import SQLiteStore
 
@@ -148,6 +148,8 @@ def ingest(path: Path, theatre: Theatre, *, batch: int, count: int, check_querie
             i += 1
             time.sleep(0.001)  # a steady stream of checks, not a second flood
 
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)  # as `deconflict serve` runs
     thread = threading.Thread(target=checker, daemon=True)
     thread.start()
     started = time.perf_counter()
@@ -167,6 +169,7 @@ def ingest(path: Path, theatre: Theatre, *, batch: int, count: int, check_querie
     elapsed = time.perf_counter() - started
     stop.set()
     thread.join(timeout=10)
+    sys.setswitchinterval(previous)
     service.store.close()
     return {
         "reports": count,
