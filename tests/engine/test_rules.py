@@ -316,3 +316,14 @@ def test_picture_version_grows_with_every_change() -> None:
     p.put_zone(Zone("east", "z", ZoneKind.PROTECTED_AREA, box(71.1, 34.5, 71.2, 34.6)))
     versions.append(p.version)
     assert versions == sorted(set(versions))
+
+
+def test_border_distance_is_the_same_through_the_segment_tree() -> None:
+    """A long, detailed border is searched through its segment tree; the answer must not change."""
+    detailed = Picture()
+    outline = box(71.0, 34.3, 71.3, 34.9).segmentize(0.0001)  # about 18,000 segments
+    detailed.put_territory(Territory("east", outline))
+    simple = Picture()
+    simple.put_territory(Territory("east", box(71.0, 34.3, 71.3, 34.9)))
+    for point in (LatLon(34.55, 71.01), LatLon(34.55, 70.5), LatLon(34.95, 71.1), LatLon(30.0, 71.1)):
+        assert border(detailed, point) == border(simple, point)

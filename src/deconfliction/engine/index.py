@@ -225,6 +225,10 @@ class ShapeIndex(Generic[K, V]):
         return [self._items[self._keys[i]][1] for i in sorted(hits.tolist())]
 
 
+DIRECT_PAIRS = 4096
+"""Up to this many (point, segment) pairs, border distances skip the segment tree."""
+
+
 class Outline:
     """A territory's boundary cut into its segments, in an STRtree, for border distances.
 
@@ -239,6 +243,12 @@ class Outline:
 
     def distances_m(self, lat: np.ndarray, lon: np.ndarray, search_m: float) -> np.ndarray:
         """Metres from each point to the outline: segments within ``search_m`` first, all of them if none is."""
+        n, m = len(lat), len(self.ends)
+        if n * m <= DIRECT_PAIRS:  # a simple outline: measuring every pair beats searching the tree
+            points = np.repeat(np.arange(n), m)
+            all_pairs = segment_distances_m(lat[points], lon[points], np.tile(self.ends, (n, 1)))
+            nearest: np.ndarray = all_pairs.reshape(n, m).min(axis=1)
+            return nearest
         dlat = search_m / 110_574.0 * 1.01
         dlon = np.minimum(180.0, search_m / (111_320.0 * np.cos(np.radians(np.minimum(np.abs(lat) + dlat, 89.0)))) * 1.01)
         boxes = shapely.box(lon - dlon, lat - dlat, lon + dlon, lat + dlat)
