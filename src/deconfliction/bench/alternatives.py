@@ -321,8 +321,10 @@ class PostgisServer:
         self.dsn = self._conninfo("bench")
 
     def _conninfo(self, dbname: str) -> str:
-        return make_conninfo(
-            host="127.0.0.1", port=self.port, dbname=dbname, user=PG_USER, password=self._password, connect_timeout=10
+        return str(
+            make_conninfo(
+                host="127.0.0.1", port=self.port, dbname=dbname, user=PG_USER, password=self._password, connect_timeout=10
+            )
         )
 
     def _create_database(self) -> None:
@@ -686,7 +688,7 @@ class PostgisPath:
                 "UPDATE bounds SET wide_uncertainty_m = s.most FROM (SELECT max(uncertainty_m) AS most FROM reports_in) s"
                 " WHERE s.most > bounds.wide_uncertainty_m"
             )
-        return moved
+        return int(moved)
 
 
 # ---------------------------------------------------------------------------- Redis server
