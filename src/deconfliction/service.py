@@ -26,7 +26,7 @@ from deconfliction.disclosure import level_for, show_cell, show_finding, show_ga
 from deconfliction.engine.picture import Picture
 from deconfliction.engine.rules import border, borders, check
 from deconfliction.errors import AlreadyExists, Forbidden, InvalidInput, NotFound, OutOfOrder, Unauthenticated
-from deconfliction.geo import LatLon, ParsedPosition, parse_geojson, parse_position, to_geojson
+from deconfliction.geo import LatLon, parse_geojson, parse_position, to_geojson
 from deconfliction.model import (
     AltitudeBand,
     Aor,
@@ -155,16 +155,13 @@ class Service:
         if caller.party is not None and (party is None or party != caller.party):
             raise Forbidden(f"an admin of {caller.party} manages only its own party's tokens")
 
-    def _position(self, text: object, field: str = "position") -> ParsedPosition:
-        return parse_position(text, field)
-
     def readback(self, point: LatLon) -> dict[str, Any]:
         """The canonical read-back of a position: lat/lon, MGRS, and the border."""
         return _show_readback(point, border(self.picture, point))
 
     def read_position(self, text: object) -> dict[str, Any]:
         """Parse a human position and read it back, storing nothing (for a console or CLI)."""
-        parsed = self._position(text)
+        parsed = parse_position(text)
         with self._reading:
             return {**self.readback(parsed.point), "notation": parsed.notation}
 
@@ -261,7 +258,7 @@ class Service:
 
     def _report(self, asset: Asset, body: Mapping[str, Any], field: str, now: datetime) -> Report:
         prefix = f"{field}." if field else ""
-        parsed = self._position(body.get("position"), f"{prefix}position")
+        parsed = parse_position(body.get("position"), f"{prefix}position")
         uncertainty = check_non_negative(body.get("uncertainty_m", 0.0), f"{prefix}uncertainty_m", maximum=MAX_UNCERTAINTY_M)
         time = now if body.get("time") is None else check_time(body["time"], f"{prefix}time")
         if time > now + timedelta(seconds=self.settings.clock_skew_s):
@@ -464,7 +461,7 @@ class Service:
             "id": zone.id,
             "kind": zone.kind.value,
             "name": zone.name,
-            "disclosure": level.value,
+            "disclosure": zone.disclosure.value,
             "window": None
             if zone.window is None
             else {"start": zone.window.start.isoformat(), "end": zone.window.end.isoformat()},
@@ -566,7 +563,7 @@ class Service:
             raise InvalidInput("give either a position (with an optional radius_m) or an area, not both", field="position")
         radius = 0.0
         if body.get("position") is not None:
-            parsed = self._position(body["position"])
+            parsed = parse_position(body["position"])
             geometry = Point(parsed.point.lon, parsed.point.lat)
             radius = check_non_negative(body.get("radius_m", 0.0), "radius_m", maximum=MAX_RADIUS_M) + parsed.precision_m
         else:
