@@ -139,3 +139,28 @@ def test_index_cell_edges_stay_within_the_bounds_it_assumes(level: object) -> No
             length = h3.edge_length(edge, "m")
             shortest, longest = min(shortest, length), max(longest, length)
     assert level.edge_min_m <= shortest and longest <= level.edge_max_m  # type: ignore[attr-defined]
+
+
+def test_index_stays_exact_through_merges_moves_and_removals() -> None:
+    """Enough moves to merge the recent ones into the sorted buckets several times over."""
+    rng = random.Random(11)
+    lat, lon = 34.5, 71.0
+    picture = Picture()
+    for i in range(3_000):
+        picture.put_asset(Asset("p", f"a{i}", AssetKind.SITE, f"a{i}", Disclosure.EXACT))
+    for _ in range(3):  # every asset placed, then moved twice: 9,000 moves
+        for i in range(3_000):
+            a_lat, a_lon = _offset(lat, lon, rng.uniform(0, 15_000), rng.uniform(0, 360))
+            uncertainty = rng.choice((rng.uniform(0, 100), rng.uniform(100, 1500), rng.uniform(1500, 5000)))
+            picture.put_report(Report("p", f"a{i}", LatLon(a_lat, a_lon), NOW, uncertainty, None))
+    for i in range(0, 3_000, 7):
+        picture.withdraw_position(("p", f"a{i}"))
+    for _ in range(40):
+        q_lat, q_lon = _offset(lat, lon, rng.uniform(0, 15_000), rng.uniform(0, 360))
+        query = CheckQuery("p", CheckKind.FIRES, Point(q_lon, q_lat), Window(NOW, NOW))
+        found = {f.id for f in check(picture, query, NOW, 1500.0).conflicts}
+        excess = _brute_force(picture, query, 1500.0)
+        must = {i for i, e in excess.items() if e <= 0}
+        may = {i for i, e in excess.items() if e <= 1500.0 * MARGIN + 1.0}
+        assert must <= found and found <= may
+        assert not any(int(i[1:]) % 7 == 0 for i in found)  # withdrawn positions are gone

@@ -10,12 +10,12 @@ measure exactly.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterable, Iterator
-from itertools import chain
+from collections.abc import Hashable, Iterator
 from typing import Generic, TypeVar
 
 import h3
 import h3.api.basic_int as h3i
+import h3.api.numpy_int as h3n
 import numpy as np
 import shapely
 from shapely.geometry import Point
@@ -74,23 +74,53 @@ on every check and made a point check five times slower."""
 WIDE_UNCERTAINTY_M = LEVELS[-1].max_uncertainty_m
 
 
-class PointIndex(Generic[K]):
-    """Points with an uncertainty, bucketed by H3 cell, with coordinates in numpy arrays.
+class _Cells:
+    """One level's buckets: (cell, slot) pairs sorted by cell, and the slots moved since.
 
-    Each key holds a slot; a query returns slots, and the rules measure all candidates in
-    one vectorised step before any Python object is touched.
+    A query finds a disk's cells with two ``searchsorted`` calls and no Python object per
+    candidate. Moves land in ``recent`` (measured on every query, so it stays short) and
+    are merged into the sorted arrays now and then; entries that no longer match a slot's
+    current cell are skipped by the query and dropped by the merge.
+    """
+
+    __slots__ = ("_recent_array", "cells", "recent", "slots")
+
+    def __init__(self) -> None:
+        self.cells = np.empty(0, dtype=np.int64)
+        self.slots = np.empty(0, dtype=np.int64)
+        self.recent: list[int] = []
+        self._recent_array = np.empty(0, dtype=np.int64)
+
+    def __bool__(self) -> bool:
+        return bool(len(self.cells) or self.recent)
+
+    def recent_slots(self) -> np.ndarray:
+        """``recent`` as an array, converted once per change rather than once per query."""
+        if len(self._recent_array) != len(self.recent):
+            self._recent_array = np.asarray(self.recent, dtype=np.int64)
+        return self._recent_array
+
+
+class PointIndex(Generic[K]):
+    """Points with an uncertainty, bucketed by H3 cell at one of several resolutions.
+
+    Each key holds a slot in numpy arrays (position, uncertainty, current level and cell);
+    a query returns slots, and the rules measure all candidates in one vectorised step
+    before any Python object is touched.
     """
 
     def __init__(self) -> None:
-        self._cells: list[dict[int, set[int]]] = [{} for _ in LEVELS]
+        self._levels = [_Cells() for _ in LEVELS]
         self._slot: dict[K, int] = {}
         self._keys: list[K | None] = []
-        self._where: list[tuple[int, int] | None] = []  # slot: (level, cell), or None when wide
         self._free: list[int] = []
         self._wide: set[int] = set()
+        self._moves = 0
         self.lon = np.zeros(0)
         self.lat = np.zeros(0)
         self.uncertainty_m = np.zeros(0)
+        self._level = np.zeros(0, dtype=np.int64)  # a slot's level, -1 when none (wide or removed)
+        self._cell = np.zeros(0, dtype=np.int64)  # a slot's cell at that level
 
     def __len__(self) -> int:
         return len(self._slot)
@@ -107,72 +137,100 @@ class PointIndex(Generic[K]):
             return slot
         slot = len(self._keys)
         self._keys.append(key)
-        self._where.append(None)
         if slot >= len(self.lon):
             grow = max(1024, len(self.lon))
             self.lon, self.lat, self.uncertainty_m = (
                 np.concatenate((a, np.zeros(grow))) for a in (self.lon, self.lat, self.uncertainty_m)
             )
+            self._level, self._cell = (np.concatenate((a, np.full(grow, -1, dtype=np.int64))) for a in (self._level, self._cell))
         return slot
 
     def put(self, key: K, point: LatLon, uncertainty_m: float) -> None:
         slot = self._slot.get(key)
         if slot is None:
             slot = self._slot[key] = self._new_slot(key)
-        else:
-            self._unbucket(slot)
+        self._wide.discard(slot)
         self.lon[slot], self.lat[slot], self.uncertainty_m[slot] = point.lon, point.lat, uncertainty_m
         for i, level in enumerate(LEVELS):
             if uncertainty_m <= level.max_uncertainty_m:
-                cell = h3i.latlng_to_cell(point.lat, point.lon, level.resolution)
-                self._cells[i].setdefault(cell, set()).add(slot)
-                self._where[slot] = (i, cell)
+                self._level[slot] = i
+                self._cell[slot] = h3i.latlng_to_cell(point.lat, point.lon, level.resolution)
+                self._levels[i].recent.append(slot)
+                self._moved()
                 return
+        self._level[slot] = -1
         self._wide.add(slot)
-
-    def _unbucket(self, slot: int) -> None:
-        where = self._where[slot]
-        if where is None:
-            self._wide.discard(slot)
-            return
-        level, cell = where
-        bucket = self._cells[level][cell]
-        bucket.discard(slot)
-        if not bucket:
-            del self._cells[level][cell]
-        self._where[slot] = None
 
     def remove(self, key: K) -> None:
         slot = self._slot.pop(key, None)
         if slot is None:
             return
-        self._unbucket(slot)
+        self._wide.discard(slot)
+        self._level[slot] = -1  # its bucket entries no longer match and are skipped
         self._keys[slot] = None
         self._free.append(slot)
 
+    def _moved(self) -> None:
+        self._moves += 1
+        if self._moves >= max(MERGE_MIN_MOVES, len(self._slot) // 256):
+            self._merge()
+
+    def _merge(self) -> None:
+        """Fold the recent moves into each level's sorted arrays, dropping what no longer holds."""
+        self._moves = 0
+        for i, cells in enumerate(self._levels):
+            if not cells.recent:
+                continue
+            valid = (self._level[cells.slots] == i) & (self._cell[cells.slots] == cells.cells)
+            keep_cells, keep_slots = cells.cells[valid], cells.slots[valid]
+            kept = np.zeros(len(self._keys), dtype=bool)
+            kept[keep_slots] = True
+            recent = np.unique(np.asarray(cells.recent, dtype=np.int64))
+            recent = recent[(self._level[recent] == i) & ~kept[recent]]
+            recent_cells = self._cell[recent]
+            order = np.argsort(recent_cells, kind="stable")
+            at = np.searchsorted(keep_cells, recent_cells[order])
+            cells.cells = np.insert(keep_cells, at, recent_cells[order])
+            cells.slots = np.insert(keep_slots, at, recent[order])
+            cells.recent = []
+
     def near(self, geom: BaseGeometry, plane: LocalPlane, reach_m: float) -> np.ndarray:
         """Slots whose point may lie within ``reach_m`` (+ its uncertainty) of ``geom`` (lon/lat)."""
-        buckets: list[Iterable[int]] = [self._wide]
+        found = [np.fromiter(self._wide, dtype=np.int64, count=len(self._wide))]
+        moved: list[np.ndarray] = []
         # A point, or an area small enough, is searched as a disk of cells around its
         # centre (far cheaper than covering the area's shape with cells).
         centre, radius = (geom, 0.0) if isinstance(geom, Point) else _circumcircle(geom, plane)
-        for level, cells_of_level in zip(LEVELS, self._cells, strict=True):
-            if not cells_of_level:
+        for i, (level, cells) in enumerate(zip(LEVELS, self._levels, strict=True)):
+            if not cells:
                 continue
-            cells: Iterable[int]
             if radius <= DISK_RADIUS_M:
                 origin = h3i.latlng_to_cell(centre.y, centre.x, level.resolution)
-                cells = h3i.grid_disk(origin, level.disk_k(reach_m + radius))
+                wanted = h3n.grid_disk(origin, level.disk_k(reach_m + radius)).astype(np.int64)
             else:
                 margin = reach_m + level.max_uncertainty_m + 2 * level.edge_max_m
-                grown = plane.project(geom).buffer(margin, quad_segs=4)
-                if grown.area / level.cell_area_m2 > len(cells_of_level):
-                    cells = cells_of_level  # more cells in the area than are occupied: take them all
-                else:
-                    shape = h3.geo_to_h3shape(shapely.geometry.mapping(plane.unproject(grown)))
-                    cells = h3i.h3shape_to_cells_experimental(shape, level.resolution, contain="overlap")
-            buckets.extend(b for b in map(cells_of_level.get, cells) if b)
-        return np.fromiter(chain.from_iterable(buckets), dtype=np.int64)
+                grown = plane.unproject(plane.project(geom).buffer(margin, quad_segs=4))
+                shape = h3.geo_to_h3shape(shapely.geometry.mapping(grown))
+                wanted = h3n.h3shape_to_cells_experimental(shape, level.resolution, contain="overlap").astype(np.int64)
+            wanted.sort()
+            lo, hi = np.searchsorted(cells.cells, wanted, "left"), np.searchsorted(cells.cells, wanted, "right")
+            counts = hi - lo
+            index = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
+            slots = cells.slots[index]
+            found.append(slots[(self._level[slots] == i) & (self._cell[slots] == cells.cells[index])])
+            if cells.recent:
+                recent = cells.recent_slots()
+                current = recent[self._level[recent] == i]
+                at = np.minimum(np.searchsorted(wanted, self._cell[current]), len(wanted) - 1)
+                moved.append(current[wanted[at] == self._cell[current]])
+        if any(len(m) for m in moved):
+            # A slot that moved away and back is both in its bucket and among the recent moves.
+            return np.unique(np.concatenate(found + moved))
+        return np.concatenate(found)
+
+
+MERGE_MIN_MOVES = 1024
+"""Moves kept aside before they are merged (at least; more in a large picture, 1/256 of it)."""
 
 
 DISK_RADIUS_M = 20_000.0
