@@ -42,7 +42,7 @@ def test_every_cli_command_is_in_the_readme_or_usage() -> None:
 
 def test_every_rule_constant_is_explained_in_docs_rules() -> None:
     text = (DOCS / "rules.md").read_text(encoding="utf-8")
-    for name in ("SAFETY_FACTOR", "UNCOVERED_AREA_M2", "WIDE_UNCERTAINTY_M", "conflict", "unknown", "clear"):
+    for name in ("SAFETY_FACTOR", "UNCOVERED_AREA_M2", "Level.disk_k", "conflict", "unknown", "clear"):
         assert name in text, name
     assert rules.UNCOVERED_AREA_M2 > 0
 

@@ -71,8 +71,6 @@ Each level's cells are about as large as the uncertainty it holds. Measured at 1
 with only the first two levels, the 1 % of positions less certain than 1 km were measured
 on every check and made a point check five times slower."""
 
-WIDE_UNCERTAINTY_M = LEVELS[-1].max_uncertainty_m
-
 
 class _Cells:
     """One level's buckets: (cell, slot) pairs sorted by cell, and the slots moved since.
