@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from deconfliction.cli import app
-from deconfliction.service import Service
+from deconfliction.model import Role
+from deconfliction.service import Caller, Service
 from deconfliction.stores import SQLiteStore
 
 runner = CliRunner()
@@ -132,3 +133,34 @@ def test_settings_lists_every_setting() -> None:
     result = runner.invoke(app, ["settings"], terminal_width=200)
     assert result.exit_code == 0
     assert "DECONFLICT_BUFFER_FIRES_M" in result.stdout and "DECONFLICT_CLOCK_SKEW_S" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "geometry",
+    [
+        pytest.param({"type": "Point", "coordinates": "71.0, 34.5"}, id="coordinates-not-a-list"),
+        pytest.param({"type": "Point", "coordinates": [71.0]}, id="one-number"),
+        pytest.param({"type": "Polygon", "coordinates": []}, id="not-a-point"),
+    ],
+)
+def test_import_refuses_a_malformed_asset_point(db: str, tmp_path: Path, geometry: dict) -> None:
+    run("party", "create", "alfa", "Alfa", "--db", db)
+    feature = {"type": "Feature", "geometry": geometry, "properties": {"object": "asset", "id": "u1", "kind": "unit"}}
+    file = tmp_path / "bad.geojson"
+    file.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    code, _, err = run("import", str(file), "--db", db, "--as", "alfa")
+    assert code == 2 and "features.0.geometry" in err
+
+
+def test_import_reads_tiny_coordinates_without_exponents(db: str, tmp_path: Path) -> None:
+    run("party", "create", "alfa", "Alfa", "--db", db)
+    feature = {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [0.00001, -0.00002]},
+        "properties": {"object": "asset", "id": "u1", "kind": "site"},
+    }
+    file = tmp_path / "tiny.geojson"
+    file.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    assert run("import", str(file), "--db", db, "--as", "alfa")[0] == 0
+    (asset,) = Service(SQLiteStore(db)).assets(Caller("alfa", Role.VIEWER))
+    assert (asset["position"]["lat"], asset["position"]["lon"]) == (-0.00002, 0.00001)

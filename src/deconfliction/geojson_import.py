@@ -13,6 +13,7 @@ from typing import Any
 
 from deconfliction.client import Client
 from deconfliction.errors import DeconflictionError, InvalidInput
+from deconfliction.geo import parse_geojson
 
 OBJECTS = ("asset", "zone", "aor", "territory")
 
@@ -31,10 +32,9 @@ def from_geojson(feature: object, index: int) -> tuple[str, dict[str, Any]]:
     geometry = feature.get("geometry")
     if obj == "asset":
         if geometry is not None:
-            if not isinstance(geometry, Mapping) or geometry.get("type") != "Point":
-                raise InvalidInput("an asset's geometry is a Point (or null)", field=f"{field}.geometry")
-            lon, lat = geometry["coordinates"][:2]
-            props["position"] = f"{lat}, {lon}"
+            point = parse_geojson(geometry, f"{field}.geometry", ("Point",))
+            # Fixed decimals (nine: well under a millimetre): the position parser takes no exponents.
+            props["position"] = f"{point.y:.9f}, {point.x:.9f}"
         return obj, props
     return obj, {**props, "area": geometry}
 
