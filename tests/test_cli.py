@@ -164,3 +164,11 @@ def test_import_reads_tiny_coordinates_without_exponents(db: str, tmp_path: Path
     assert run("import", str(file), "--db", db, "--as", "alfa")[0] == 0
     (asset,) = Service(SQLiteStore(db)).assets(Caller("alfa", Role.VIEWER))
     assert (asset["position"]["lat"], asset["position"]["lon"]) == (-0.00002, 0.00001)
+
+
+def test_check_area_file_that_is_not_json_exits_2(db: str, tmp_path: Path) -> None:
+    run("party", "create", "alfa", "Alfa", "--db", db)
+    bad = tmp_path / "area.json"
+    bad.write_text("{not json")
+    code, out, err = run("check", "--area", str(bad), "--kind", "fires", "--db", db, "--as", "alfa")
+    assert code == 2 and out == [] and "cannot read" in err

@@ -45,6 +45,14 @@ def _fail(exc: DeconflictionError, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        err.print(f"cannot read {path}: {exc}")
+        raise typer.Exit(2) from exc
+
+
 def _client(db: Path | None, server: str | None, token: str | None, party: str | None) -> Client:
     if (db is None) == (server is None):
         err.print("give either --db PATH (a store on this machine) or --server URL --token TOKEN")
@@ -203,7 +211,7 @@ def check(
     if radius_m is not None:
         body["radius_m"] = radius_m
     if area is not None:
-        body["area"] = json.loads(area.read_text(encoding="utf-8"))
+        body["area"] = _read_json(area)
     try:
         answer = _client(db, server, token, as_party).check(body)
     except DeconflictionError as exc:
@@ -224,11 +232,7 @@ def import_(
     """Import assets, zones, AORs and territories from GeoJSON; prints one line per feature."""
     from deconfliction.geojson_import import import_features
 
-    try:
-        collection = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        err.print(f"cannot read {file}: {exc}")
-        raise typer.Exit(2) from exc
+    collection = _read_json(file)
     try:
         for line in import_features(_client(db, server, token, as_party), collection):
             _print(line)
