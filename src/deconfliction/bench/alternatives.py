@@ -25,7 +25,6 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -44,6 +43,7 @@ from redis.typing import EncodableT, FieldT
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
+from deconfliction.bench.ours import free_port
 from deconfliction.bench.theatre import Theatre
 from deconfliction.geo import LatLon, geodesic_m
 from deconfliction.model import AssetKind, CheckQuery, CheckResult, Report, Status
@@ -148,13 +148,6 @@ def borderline(path: CheckPath, query: CheckQuery, now: datetime, buffer_m: floa
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
-
-
-def free_port() -> int:
-    """A TCP port free on loopback now; a server that loses the race to it is started again."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _run(cmd: Sequence[str], log: Path, timeout_s: float) -> None:

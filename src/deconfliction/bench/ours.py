@@ -184,6 +184,7 @@ def ingest(path: Path, theatre: Theatre, *, batch: int, count: int, check_querie
 
 
 def free_port() -> int:
+    """A TCP port free on loopback now; a server that loses the race to it is started again."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
