@@ -327,3 +327,18 @@ def test_border_distance_is_the_same_through_the_segment_tree() -> None:
     simple.put_territory(Territory("east", box(71.0, 34.3, 71.3, 34.9)))
     for point in (LatLon(34.55, 71.01), LatLon(34.55, 70.5), LatLon(34.95, 71.1), LatLon(30.0, 71.1)):
         assert border(detailed, point) == border(simple, point)
+
+
+@pytest.mark.parametrize("distance_m", [900, 1600], ids=["inside-buffer", "outside-buffer"])
+def test_check_zone_of_many_vertices_is_measured_as_its_simple_twin(picture: Picture, distance_m: float) -> None:
+    """A detailed zone is cut to the search box first; the answer must be the same."""
+    edge = offset(ORIGIN, distance_m).lon
+    simple = box(edge, 34.4, edge + 0.2, 34.7)
+    detailed = simple.segmentize(0.001)  # about 1,000 vertices
+    answers = []
+    for geometry in (simple, detailed):
+        p = Picture()
+        p.put_zone(Zone("east", "z", ZoneKind.PROTECTED_AREA, geometry))
+        answers.append([(f.id, round(f.distance_m)) for f in ask(p).conflicts])
+    assert answers[0] == answers[1]
+    assert bool(answers[0]) is (distance_m < 1500)

@@ -39,7 +39,10 @@ UNCOVERED_AREA_M2 = 1.0
 """Uncovered slivers smaller than this are rounding noise at shared AOR/territory edges."""
 
 BORDER_SEARCH_M = 50_000.0
-"""Border distance is measured first on the boundary within this distance (fast), then on all of it."""
+"""Border distance is measured on the boundary within this distance first (fast), then on all of it."""
+
+CLIP_VERTICES = 256
+"""Zones with more vertices than this are cut to the check's search box before they are measured."""
 
 
 def zone_applies(zone: Zone, kind: CheckKind) -> bool:
@@ -167,16 +170,20 @@ def _zones(
     ]
     if not candidates:
         return
-    envelopes = [degrees_envelope(query.geometry.bounds, reach + zone.width_m / 2 + 1.0) for zone in candidates]
-    parts = [
-        zone.geometry if _inside(zone.geometry.bounds, env) else zone.geometry.intersection(shapely.box(*env))
-        for zone, env in zip(candidates, envelopes, strict=True)
-    ]
-    distances = shapely.distance(q_xy, plane.project_all(parts))
+    half_widths = np.fromiter((zone.width_m / 2 for zone in candidates), dtype=float, count=len(candidates))
+    # One search box for all, wide enough for the widest route among them.
+    env = degrees_envelope(query.geometry.bounds, reach + float(half_widths.max()) + 1.0)
+    parts = np.fromiter((zone.geometry for zone in candidates), dtype=object, count=len(candidates))
+    # Only shapes of many vertices are cut to the box first, to keep their projection cheap:
+    # the plane maps straight lon/lat edges to straight edges, so cutting changes no distance.
+    large = shapely.get_num_coordinates(parts) > CLIP_VERTICES
+    if large.any():
+        parts[large] = shapely.intersection(parts[large], shapely.box(*env))
+    distances = shapely.distance(q_xy, plane.project_all(parts)) - half_widths
     for zone, d in zip(candidates, distances.tolist(), strict=True):
         if math.isnan(d):  # nothing of the zone inside its search box
             continue
-        d = max(0.0, d - zone.width_m / 2)
+        d = max(0.0, d)
         if d <= reach:
             conflicts.append(
                 Finding(
