@@ -404,14 +404,28 @@ def degrees_envelope(bounds: tuple[float, float, float, float], margin_m: float)
     with the cosine of the latitude farthest from the equator inside the box.
     """
     minx, miny, maxx, maxy = bounds
-    dlat = margin_m / 110_574.0 * 1.01
+    far = miny if abs(miny) > abs(maxy) else maxy
+    dlat_a, dlon_a = degree_margins(np.array([far]), margin_m)
+    dlat, dlon = float(dlat_a[0]), float(dlon_a[0])
     south, north = miny - dlat, maxy + dlat
-    if north >= 89.0 or south <= -89.0:
-        # Near a pole a small circle spans many degrees of longitude: take them all.
+    if dlon >= 180.0:
         return (-180.0, max(-90.0, south), 180.0, min(90.0, north))
-    far_lat = max(abs(south), abs(north))
-    dlon = min(180.0, margin_m / (111_320.0 * math.cos(math.radians(far_lat))) * 1.01)
     return (minx - dlon, south, maxx + dlon, north)
+
+
+def degree_margins(lat: np.ndarray, margin_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Degrees of latitude and of longitude that surely hold ``margin_m`` around each latitude.
+
+    Degrees of latitude are never shorter than 110,574 m; degrees of longitude shrink with
+    the cosine of the farthest latitude the margin reaches. Near a pole a small circle spans
+    many degrees of longitude, so there the margin is all 180 of them.
+    """
+    dlat = np.full(len(lat), margin_m / 110_574.0 * 1.01)
+    far_lat = np.abs(lat) + dlat
+    near_pole = far_lat >= 89.0
+    cos = np.cos(np.radians(np.where(near_pole, 0.0, far_lat)))
+    dlon = np.where(near_pole, 180.0, np.minimum(180.0, margin_m / (111_320.0 * cos) * 1.01))
+    return dlat, dlon
 
 
 # ---------------------------------------------------------------------------- GeoJSON

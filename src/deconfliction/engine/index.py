@@ -21,7 +21,7 @@ import shapely
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
-from deconfliction.geo import LatLon, LocalPlane, degrees_envelope, segment_distances_m
+from deconfliction.geo import LatLon, LocalPlane, degree_margins, degrees_envelope, segment_distances_m
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -305,8 +305,7 @@ class Outline:
             all_pairs = segment_distances_m(lat[points], lon[points], np.tile(self.ends, (n, 1)))
             nearest: np.ndarray = all_pairs.reshape(n, m).min(axis=1)
             return nearest
-        dlat = search_m / 110_574.0 * 1.01
-        dlon = np.minimum(180.0, search_m / (111_320.0 * np.cos(np.radians(np.minimum(np.abs(lat) + dlat, 89.0)))) * 1.01)
+        dlat, dlon = degree_margins(lat, search_m)
         boxes = shapely.box(lon - dlon, lat - dlat, lon + dlon, lat + dlat)
         points, segments = self.tree.query(boxes)
         best = np.full(len(lat), np.inf)

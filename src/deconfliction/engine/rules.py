@@ -158,8 +158,8 @@ def _zones(
 ) -> None:
     """A zone conflicts when the kind must keep clear of it and it is within the buffer, in time and height.
 
-    Candidates are measured together: the small ones projected in one vectorised call,
-    the large ones (bigger than the search box) cut to the box first.
+    Candidates are measured together in one vectorised call; shapes of many vertices are
+    cut to the search box first.
     """
     candidates = [
         zone
