@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
 from deconfliction import __version__
 from deconfliction.api.routes import check_fast, router
+from deconfliction.api.stream import router as stream_router
 from deconfliction.errors import DeconflictionError
 from deconfliction.service import Service
 
@@ -28,9 +33,27 @@ def _field_of(loc: tuple[Any, ...]) -> str | None:
     return ".".join(parts) or None
 
 
+async def _tick(service: Service) -> None:
+    """Fire deadlines, window ends and AOR lapses as the clock reaches them, not only when someone asks."""
+    while True:
+        await asyncio.sleep(service.settings.tick_s)
+        try:
+            await run_in_threadpool(service.tick)
+        except DeconflictionError:  # the store is down: try again at the next tick
+            continue
+
+
 def create_app(service: Service) -> FastAPI:
     """The HTTP API for ``service``; OpenAPI at ``/openapi.json`` and ``/docs``."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ticker = asyncio.create_task(_tick(service))
+        yield
+        ticker.cancel()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="deconfliction",
         version=__version__,
         description="Check every planned or urgent activity against every party's units, sites and areas "
@@ -38,13 +61,14 @@ def create_app(service: Service) -> FastAPI:
     )
     app.state.service = service
     app.include_router(router)
+    app.include_router(stream_router)
     # The hot route, served first; the FastAPI route of the same path documents it.
     app.router.routes.insert(0, Route("/v1/checks", check_fast, methods=["POST"]))
 
     @app.exception_handler(DeconflictionError)
     async def refused(request: Request, exc: DeconflictionError) -> JSONResponse:
         del request
-        return JSONResponse(error_body(exc.code, exc.message, exc.field), status_code=exc.status)
+        return JSONResponse({"error": exc.to_dict()}, status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def malformed(request: Request, exc: RequestValidationError) -> JSONResponse:

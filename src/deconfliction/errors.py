@@ -8,17 +8,22 @@
     ├── NotFound                       404     not_found
     ├── AlreadyExists                  409     already_exists
     ├── OutOfOrder                     409     out_of_order
+    ├── InvalidState                   409     invalid_state
+    ├── StalePicture                   409     stale_picture
     └── StoreError                     503     store_unavailable
 
 Each error carries the HTTP status it maps to, a stable machine-readable ``code``, a
 message that says what is wrong and what is allowed, and the ``field`` it concerns (a
 dotted path such as ``window.end`` or ``position``). The HTTP layer renders all of them
-in one shape: ``{"error": {"code", "message", "field"}}``.
+in one shape: ``{"error": {"code", "message", "field"}}``; some errors add details to it
+(a stale picture names what changed and gives a fresh key).
 
 A conflict found by a check is *not* an error: it is a finding in the check's answer.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class DeconflictionError(Exception):
@@ -27,16 +32,19 @@ class DeconflictionError(Exception):
     status = 500
     code = "internal"
 
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, code: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.details = details or {}
         if code is not None:
             self.code = code
 
-    def to_dict(self) -> dict[str, str | None]:
+    def to_dict(self) -> dict[str, Any]:
         """The error as the body every outlet (HTTP, replay, CLI) shows."""
-        return {"code": self.code, "message": self.message, "field": self.field}
+        return {"code": self.code, "message": self.message, "field": self.field, **self.details}
 
     def at(self, prefix: str) -> DeconflictionError:
         """Re-anchor the error's field under ``prefix`` (``reports.3`` + ``position``)."""
@@ -90,6 +98,23 @@ class OutOfOrder(DeconflictionError):
 
     status = 409
     code = "out_of_order"
+
+
+class InvalidState(DeconflictionError):
+    """The activity is not in a state that allows this step (activating an objected one, answering a cancelled one)."""
+
+    status = 409
+    code = "invalid_state"
+
+
+class StalePicture(DeconflictionError):
+    """The picture key presented is missing, does not cover the area, or something there changed since.
+
+    ``details`` name the changes the caller may see, count those it may not, and give a fresh key.
+    """
+
+    status = 409
+    code = "stale_picture"
 
 
 class StoreError(DeconflictionError):

@@ -413,14 +413,14 @@ def degrees_envelope(bounds: tuple[float, float, float, float], margin_m: float)
     return (minx - dlon, south, maxx + dlon, north)
 
 
-def degree_margins(lat: np.ndarray, margin_m: float) -> tuple[np.ndarray, np.ndarray]:
-    """Degrees of latitude and of longitude that surely hold ``margin_m`` around each latitude.
+def degree_margins(lat: np.ndarray, margin_m: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Degrees of latitude and of longitude that surely hold ``margin_m`` (one, or one per point) around each latitude.
 
     Degrees of latitude are never shorter than 110,574 m; degrees of longitude shrink with
     the cosine of the farthest latitude the margin reaches. Near a pole a small circle spans
     many degrees of longitude, so there the margin is all 180 of them.
     """
-    dlat = np.full(len(lat), margin_m / 110_574.0 * 1.01)
+    dlat = np.broadcast_to(np.asarray(margin_m, dtype=float) / 110_574.0 * 1.01, np.shape(lat)).copy()
     far_lat = np.abs(lat) + dlat
     near_pole = far_lat >= 89.0
     cos = np.cos(np.radians(np.where(near_pole, 0.0, far_lat)))

@@ -1,7 +1,7 @@
 """The domain: immutable values with validation, shared by every layer.
 
 The words here are the glossary of DESIGN.md: party, asset (unit or site), report, zone,
-territory, area of responsibility (``Aor``), check. Times are aware UTC datetimes;
+territory, area of responsibility (``Aor``), activity, check. Times are aware UTC datetimes;
 distances carry their unit in the name (``uncertainty_m``, ``freshness_s``).
 """
 
@@ -52,6 +52,32 @@ class CheckKind(StrEnum):
     OTHER = "other"
 
 
+class ActivityKind(StrEnum):
+    PATROL = "patrol"
+    MOVEMENT = "movement"
+    AIR = "air"
+    FIRES = "fires"
+
+    @property
+    def check_kind(self) -> CheckKind:
+        """The check whose buffer and rules the activity is held to: patrols and movements are ground."""
+        return {"patrol": CheckKind.GROUND, "movement": CheckKind.GROUND}.get(self.value, CheckKind(self.value))
+
+
+class ActivityState(StrEnum):
+    PROPOSED = "proposed"  # waiting for every affected party
+    CLEARED = "cleared"  # every affected party acknowledged (or none is affected)
+    OBJECTED = "objected"  # an affected party objected
+    ESCALATED = "escalated"  # the deadline passed without every answer: still not cleared
+    ACTIVE = "active"  # under way
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+    @property
+    def ended(self) -> bool:
+        return self in (ActivityState.COMPLETED, ActivityState.CANCELLED)
+
+
 class Status(StrEnum):
     CONFLICT = "conflict"
     UNKNOWN = "unknown"
@@ -78,10 +104,15 @@ def check_id(value: object, field: str) -> str:
     return value
 
 
-def check_name(value: object, field: str) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > 200:
-        raise InvalidInput("a name is 1 to 200 characters of text", field=field)
+def check_text(value: object, field: str, max_length: int = 2000, what: str = "text") -> str:
+    """Free text (a purpose, a reason): not empty, not longer than ``max_length``."""
+    if not isinstance(value, str) or not value.strip() or len(value) > max_length:
+        raise InvalidInput(f"{what} is 1 to {max_length} characters of text", field=field)
     return value.strip()
+
+
+def check_name(value: object, field: str) -> str:
+    return check_text(value, field, 200, "a name")
 
 
 def check_non_negative(value: object, field: str, *, maximum: float = math.inf) -> float:
@@ -278,6 +309,59 @@ class Territory:
 
 
 @dataclass(frozen=True, slots=True)
+class Volume:
+    """One space-time volume of an activity: a point with a radius, an area, or a route with a width."""
+
+    geometry: BaseGeometry  # Point, Polygon/MultiPolygon or LineString, lon/lat
+    radius_m: float  # a point's radius, half a route's width; 0 for an area
+    window: Window
+    altitude: AltitudeBand | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An affected party's answer to a proposed activity."""
+
+    acknowledged: bool  # False: it objected
+    at: datetime
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """A planned patrol, movement, air mission or fire mission, and where it stands.
+
+    ``affected`` is fixed when it is proposed; ``answers`` holds each affected party's
+    latest answer. ``envelope`` is a lon/lat box around every buffered volume.
+    """
+
+    id: str
+    party: str
+    kind: ActivityKind
+    volumes: tuple[Volume, ...]
+    purpose: str
+    affected: tuple[str, ...]
+    proposed_at: datetime
+    deadline: datetime
+    envelope: tuple[float, float, float, float]
+    state: ActivityState = ActivityState.PROPOSED
+    answers: dict[str, Answer] = field(default_factory=dict)
+    escalated_at: datetime | None = None
+    activated_at: datetime | None = None
+    override: str | None = None
+    ended_at: datetime | None = None
+    end_reason: str | None = None
+
+    @property
+    def ends_at(self) -> datetime:
+        return max(v.window.end for v in self.volumes)
+
+    def concerns(self, party: str | None) -> bool:
+        """The proposer and the affected parties see the activity; nobody else does."""
+        return party == self.party or party in self.affected
+
+
+@dataclass(frozen=True, slots=True)
 class CheckQuery:
     """What a check asks: is it safe to do ``kind`` at ``geometry`` (± ``radius_m``) in ``window``?"""
 
@@ -332,6 +416,7 @@ class CheckResult:
     reference: LatLon
     buffer_m: float
     picture_version: int
+    envelope: tuple[float, float, float, float] = (-180.0, -90.0, 180.0, 90.0)  # lon/lat box around the buffered area
 
 
 @dataclass(frozen=True, slots=True)

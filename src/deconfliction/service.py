@@ -17,17 +17,43 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+import shapely
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
 from deconfliction import events as ev
 from deconfliction.clock import Clock, SystemClock
 from deconfliction.disclosure import level_for, show_cell, show_finding, show_gap, show_point
+from deconfliction.engine.activities import (
+    OUTSIDE,
+    WAITING,
+    activity_flags,
+    affected_parties,
+    due,
+    envelope,
+    reaches_point,
+    reaches_zone,
+)
+from deconfliction.engine.changes import Changed, PictureKey
 from deconfliction.engine.picture import Picture
-from deconfliction.engine.rules import border, borders, check
-from deconfliction.errors import AlreadyExists, Forbidden, InvalidInput, NotFound, OutOfOrder, Unauthenticated
-from deconfliction.geo import LatLon, parse_geojson, parse_position, to_geojson
+from deconfliction.engine.rules import border, borders, check, zone_applies
+from deconfliction.errors import (
+    AlreadyExists,
+    Forbidden,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    OutOfOrder,
+    StalePicture,
+    Unauthenticated,
+)
+from deconfliction.feed import Feed
+from deconfliction.geo import LatLon, LocalPlane, degrees_envelope, parse_geojson, parse_position, to_geojson
 from deconfliction.model import (
+    MAX_DURATION_S,
+    Activity,
+    ActivityKind,
+    ActivityState,
     AltitudeBand,
     Aor,
     Asset,
@@ -37,10 +63,12 @@ from deconfliction.model import (
     CheckQuery,
     Disclosure,
     Event,
+    Finding,
     Party,
     Report,
     Role,
     Territory,
+    Volume,
     Window,
     Zone,
     ZoneKind,
@@ -49,6 +77,7 @@ from deconfliction.model import (
     check_name,
     check_non_negative,
     check_positive,
+    check_text,
     check_time,
     parse_duration_s,
 )
@@ -62,6 +91,12 @@ AREA_TYPES = ("Polygon", "MultiPolygon")
 APPLY_CHUNK = 100  # reports applied between two chances for a waiting check
 SWITCH_INTERVAL_S = 0.001
 """How often a long write hands the interpreter to a waiting check (Python's default is 5 ms)."""
+MAX_VOLUMES = 20
+LOOK_LIMIT = 5000
+"""Most assets a look at an area lists (``truncated`` says when there were more)."""
+EVENT_PAGE = 1000
+Box = tuple[float, float, float, float]
+WORLD: Box = (-180.0, -90.0, 180.0, 90.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +129,38 @@ def _fields(body: object, field: str, allowed: Sequence[str], required: Sequence
     return {name: value for name, value in body.items() if value is not None}
 
 
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def parse_box(text: object, field: str) -> Box:
+    """``west,south,east,north`` in decimal degrees."""
+    parts = text.split(",") if isinstance(text, str) else []
+    try:
+        w, s, e, n = (float(x) for x in parts)
+    except ValueError:
+        raise InvalidInput("an area is a box: west,south,east,north in decimal degrees", field=field) from None
+    if not (-180 <= w <= e <= 180 and -90 <= s <= n <= 90):
+        raise InvalidInput(
+            "the box must have -180 <= west <= east <= 180 and -90 <= south <= north <= 90 (no antimeridian crossing)",
+            field=field,
+        )
+    return (w, s, e, n)
+
+
+def show_volume(v: Volume) -> dict[str, Any]:
+    shown: dict[str, Any] = {
+        "area": to_geojson(v.geometry),
+        "window": {"start": v.window.start.isoformat(), "end": v.window.end.isoformat()},
+    }
+    if v.geometry.geom_type == "Point":
+        shown["radius_m"] = v.radius_m
+    elif v.geometry.geom_type == "LineString":
+        shown["width_m"] = v.radius_m * 2
+    shown["altitude_m"] = None if v.altitude is None else [v.altitude.low_m, v.altitude.high_m]
+    return shown
+
+
 def _show_readback(point: LatLon, b: Border) -> dict[str, Any]:
     return {"position": show_point(point), "border": {"territory": b.territory, "distance_m": b.distance_m}}
 
@@ -116,8 +183,14 @@ class Service:
         # writer holds the reading lock just while it applies, in short chunks.
         self._writing = threading.RLock()
         self._reading = threading.RLock()
+        self.feed = Feed()
+        # Start-up rebuilds the picture without noting changes: a picture key issued
+        # before the restart cannot be honoured (superseded reports are not replayed).
+        self.picture.changes.enabled = False
         for event in store.load():
             self._apply(event)
+        self.picture.changes.enabled = True
+        self.picture.changes.reset(horizon=self.picture.version)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -129,11 +202,12 @@ class Service:
             ev.apply(self.picture, event)
 
     def _commit(self, events: Sequence[Event]) -> list[int]:
-        """Append durably, then apply; the caller holds the writing lock."""
+        """Append durably, then apply, then wake the event streams; the caller holds the writing lock."""
         seqs = self.store.append(events)
         with self._reading:
             for event, seq in zip(events, seqs, strict=True):
                 self._apply(replace(event, seq=seq))
+        self.feed.publish()
         return seqs
 
     def _liaison(self, caller: Caller) -> str:
@@ -251,6 +325,7 @@ class Service:
                     asset, {k: v for k, v in body.items() if k not in ("id", "kind", "name", "disclosure")}, "", now
                 )
                 events.append(ev.report_event(report, now))
+                events += self._entering_positions([report], now, asset)
             self._commit(events)
         shown = self._show_asset(asset, report, party)
         assert shown is not None, "a party always sees its own assets"
@@ -325,15 +400,16 @@ class Service:
                     raise OutOfOrder(f"reports of {asset.id} in one batch must be in time order", field=f"{where}.time")
                 newest[asset.id] = report
                 reports.append(report)
-            seqs = self.store.append([ev.report_event(r, now) for r in reports])
+            notices = self._entering_positions(reports, now)
+            seqs = self.store.append([ev.report_event(r, now) for r in reports] + notices)
             # The events were made from these very reports: apply them as they are rather
             # than decode again what was just encoded (the hot path of streaming ingest).
             # Each report is a fact of its own, so checks may run between chunks.
             for start in range(0, len(reports), APPLY_CHUNK):
                 with self._reading:
-                    for report in reports[start : start + APPLY_CHUNK]:
-                        self.picture.put_report(report)
-                    self.picture.version = seqs[min(start + APPLY_CHUNK, len(reports)) - 1]
+                    for report, seq in zip(reports[start : start + APPLY_CHUNK], seqs[start:], strict=False):
+                        self.picture.put_report(report, seq)
+            self.feed.publish()
             lats = np.fromiter((r.point.lat for r in reports), float, len(reports))
             lons = np.fromiter((r.point.lon for r in reports), float, len(reports))
             found = borders(self.picture, lats, lons)
@@ -356,7 +432,7 @@ class Service:
         party = self._liaison(caller)
         with self._writing:
             asset = self._own_asset(party, asset_id, "id")
-            self._commit([ev.withdrawal_event("asset.withdrawn", party, asset.id, self.clock.now())])
+            self._commit([ev.withdrawal_event("asset.withdrawn", party, asset.id, self.clock.now(), asset.disclosure)])
         return {"withdrawn": asset.id, "picture_version": self.picture.version}
 
     def withdraw_position(self, caller: Caller, asset_id: str) -> dict[str, Any]:
@@ -364,7 +440,7 @@ class Service:
         party = self._liaison(caller)
         with self._writing:
             asset = self._own_asset(party, asset_id, "id")
-            self._commit([ev.withdrawal_event("position.withdrawn", party, asset.id, self.clock.now())])
+            self._commit([ev.withdrawal_event("position.withdrawn", party, asset.id, self.clock.now(), asset.disclosure)])
         return {"withdrawn": f"{asset.id} position", "picture_version": self.picture.version}
 
     def _show_asset(self, asset: Asset, report: Report | None, viewer: str | None) -> dict[str, Any] | None:
@@ -437,7 +513,8 @@ class Service:
         with self._writing:
             if zone.key in {k for k, _ in self.picture.zones}:
                 raise AlreadyExists(f"{party} has a zone {zone.id!r} already", field="id")
-            self._commit([ev.zone_event(zone, self.clock.now())])
+            now = self.clock.now()
+            self._commit([ev.zone_event(zone, now), *self._entering_zone(zone, now)])
         shown = self._show_zone(zone, party)
         assert shown is not None
         return {**shown, "picture_version": self.picture.version}
@@ -481,9 +558,10 @@ class Service:
     def withdraw_zone(self, caller: Caller, zone_id: str) -> dict[str, Any]:
         party = self._liaison(caller)
         with self._writing:
-            if self.picture.zones.get((party, zone_id)) is None:
+            zone = self.picture.zones.get((party, zone_id))
+            if zone is None:
                 raise NotFound(f"{party} has no zone {zone_id!r}", field="id")
-            self._commit([ev.withdrawal_event("zone.withdrawn", party, zone_id, self.clock.now())])
+            self._commit([ev.withdrawal_event("zone.withdrawn", party, zone_id, self.clock.now(), zone.disclosure)])
         return {"withdrawn": zone_id, "picture_version": self.picture.version}
 
     def declare_aor(self, caller: Caller, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -535,28 +613,33 @@ class Service:
     # ------------------------------------------------------------------ checks
 
     def check(self, caller: Caller, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Answer a check and record it: ``{position | area, radius_m?, kind, window?, altitude_m?}``.
+        """Answer a check and record it: ``{position | area, radius_m?, kind, window?, altitude_m?, activity?}``.
 
         The answer returns once its record is durable; ``record`` is its sequence number.
         """
-        answer, record = self._answer(caller, body)
-        (answer["record"],) = self.store.append_grouped([record])
+        answer, events = self._answer(caller, body)
+        answer["record"] = self.store.append_grouped(events)[0]
+        if len(events) > 1:
+            self.feed.publish()
         return answer
 
     async def check_async(self, caller: Caller, body: Mapping[str, Any]) -> dict[str, Any]:
         """:meth:`check` for an event loop: the check runs inline, the record is awaited."""
-        answer, record = self._answer(caller, body)
-        (answer["record"],) = await self.store.append_grouped_async([record])
+        answer, events = self._answer(caller, body)
+        answer["record"] = (await self.store.append_grouped_async(events))[0]
+        if len(events) > 1:
+            self.feed.publish()
         return answer
 
-    def _answer(self, caller: Caller, body: Mapping[str, Any]) -> tuple[dict[str, Any], Event]:
-        """A check's answer as the asker may see it, and the event that records it in full.
+    def _answer(self, caller: Caller, body: Mapping[str, Any]) -> tuple[dict[str, Any], list[Event]]:
+        """A check's answer as the asker may see it, the event that records it in full, and any notice it raises.
 
         A check changes nothing in the picture, so only the check itself runs under the
         lock; its record shares a disk sync with concurrent checks (group commit).
         """
         asker = self._party_of(caller, "a check")
-        body = _fields(body, "", ("position", "radius_m", "area", "kind", "window", "altitude_m"), ("kind",))
+        allowed = ("position", "radius_m", "area", "kind", "window", "altitude_m", "activity")
+        body = _fields(body, "", allowed, ("kind",))
         kind = check_enum(CheckKind, body["kind"], "kind")
         geometry: BaseGeometry
         if (body.get("position") is None) == (body.get("area") is None):
@@ -581,7 +664,9 @@ class Service:
         altitude = None if body.get("altitude_m") is None else AltitudeBand.parse(body["altitude_m"])
         query = CheckQuery(asker, kind, geometry, window, radius, altitude)
         with self._reading:
+            activity = None if body.get("activity") is None else self._own_activity(asker, body["activity"], "activity")
             result = check(self.picture, query, now, self.settings.buffer_m(kind))
+        flags = [] if activity is None else activity_flags(activity, query)
         resolution = self.settings.coarse_resolution
         answer = {
             "status": result.status.value,
@@ -592,8 +677,12 @@ class Service:
             **_show_readback(result.reference, result.border),
             "conflicts": [show_finding(f, asker, resolution) for f in result.conflicts],
             "gaps": [show_gap(g, asker, resolution) for g in result.gaps],
+            "flags": flags,
             "picture_version": result.picture_version,
+            "picture_key": str(PictureKey.issue(result.picture_version, result.envelope)),
         }
+        if activity is not None:
+            answer["activity"] = activity.id
         # The record keeps what was asked and the full answer, before disclosure.
         full = {
             "asker": asker,
@@ -601,9 +690,481 @@ class Service:
             "status": result.status.value,
             "conflicts": [show_finding(f, f.party, resolution) for f in result.conflicts],
             "gaps": [show_gap(g, g.party, resolution) for g in result.gaps],
+            "flags": flags,
             "picture_version": result.picture_version,
         }
-        return answer, Event("check.asked", now, asker, full)
+        events = [Event("check.asked", now, asker, full)]
+        if activity is not None and OUTSIDE in flags:
+            notice = {"query": dict(body), "kind": kind.value, "window": answer["window"], "reference": answer["position"]}
+            events.append(ev.transition_event("activity.outside_notified_volume", activity, now, asker, **notice))
+        return answer, events
+
+    # ------------------------------------------------------------------ picture keys
+
+    def look(self, caller: Caller, area: str | None = None, kind: object = None) -> dict[str, Any]:
+        """``GET /v1/picture``: the picture version, and with ``area`` what the caller may see there and its key.
+
+        ``area`` is a box ``west,south,east,north`` in degrees; with ``kind`` it is widened
+        by that kind's buffer, as an activity's volumes are. The key covers the box.
+        """
+        viewer = self._party_of(caller, "looking at the picture") if caller.party is not None else None
+        if area is None:
+            if kind is not None:
+                raise InvalidInput("kind widens an area; give the area too", field="kind")
+            with self._reading:
+                return {**self.summary(), "picture_key": str(PictureKey.issue(self.picture.version, WORLD))}
+        box = parse_box(area, "area")
+        if kind is not None:
+            box = degrees_envelope(box, self.settings.buffer_m(check_enum(CheckKind, kind, "kind")))
+        with self._reading:
+            return {**self._look(box, viewer), "picture_version": self.picture.version}
+
+    def _look(self, box: Box, viewer: str | None) -> dict[str, Any]:
+        """What ``viewer`` may see inside ``box``, with the key that proves it was seen; under the reading lock."""
+        p = self.picture
+        shape = shapely.box(*box)
+        centre = shape.centroid
+        slots = p.positions.near(shape, LocalPlane(LatLon(centre.y, centre.x)), 0.0)
+        lon, lat = p.positions.lon[slots], p.positions.lat[slots]
+        inside = slots[(lon >= box[0]) & (lon <= box[2]) & (lat >= box[1]) & (lat <= box[3])]
+        keys = [p.positions.key(int(slot)) for slot in inside[:LOOK_LIMIT]]
+        assets = [self._show_asset(p.assets[k], p.reports.get(k), viewer) for k in keys]
+        zones = [self._show_zone(z, viewer) for z in p.zones.near(shape, 0.0)]
+        activities = [
+            self._show_activity(a)
+            for a in p.activities.values()
+            if not a.state.ended and a.concerns(viewer) and shapely.box(*a.envelope).intersects(shape)
+        ]
+        return {
+            "area": list(box),
+            "picture_key": str(PictureKey.issue(p.version, box)),
+            "assets": [a for a in assets if a is not None],
+            "zones": [z for z in zones if z is not None],
+            "aors": [self._show_aor(a) for a in p.aors.near(shape, 0.0)],
+            "activities": activities,
+            "truncated": len(inside) > LOOK_LIMIT,
+        }
+
+    def _verify_key(self, party: str, text: object, box: Box, own: str | None = None) -> PictureKey:
+        """Refuse a missing key, one that does not cover ``box``, or one older than a change inside it.
+
+        Changes to the caller's own assets do not count (it knows where its units are),
+        nor does the activity ``own`` that the key is presented for.
+        """
+        fresh = PictureKey.issue(self.picture.version, box)
+        details: dict[str, Any] = {"key": str(fresh), "area": list(fresh.box), "changed": [], "hidden_changes": 0}
+        if text is None:
+            raise StalePicture(
+                "a picture key is required: look at the area first (GET /v1/picture?area=...) and present its key; "
+                "this refusal carries a fresh one",
+                field="key",
+                details=details,
+            )
+        key = PictureKey.parse(text, "key")
+        if key.version > self.picture.version:
+            raise InvalidInput(f"this service has not issued a key for version {key.version} yet", field="key")
+        if not key.covers(box):
+            raise StalePicture(
+                "the key does not cover the activity's buffered volumes; look at the whole area", field="key", details=details
+            )
+        if key.version < self.picture.changes.horizon:
+            raise StalePicture(
+                "the key is older than the changes this service still holds (it restarted, or the key is hours old); "
+                "look at the area again",
+                field="key",
+                details=details,
+            )
+        changed = self.picture.changes.since(key.version, box)
+        shown, hidden = [], 0
+        for thing, seq in sorted(changed.items(), key=lambda item: item[1]):
+            if (thing.party == party and thing.what == "asset") or (thing.what == "activity" and thing.id == own):
+                continue
+            if self._may_see(thing, party):
+                shown.append({"object": thing.what, "party": thing.party, "id": thing.id, "version": seq})
+            else:
+                hidden += 1
+        if shown or hidden:
+            details.update(changed=shown, hidden_changes=hidden)
+            raise StalePicture(
+                f"the picture changed there since the key's version {key.version}: {len(shown)} change(s) you may see, "
+                f"{hidden} you may not; look again and present the fresh key",
+                field="key",
+                details=details,
+            )
+        return key
+
+    def _may_see(self, thing: Changed, viewer: str) -> bool:
+        if thing.what == "activity":
+            activity = self.picture.activities.get(thing.id)
+            return activity is not None and activity.concerns(viewer)
+        return level_for(thing.party, thing.disclosure, viewer) is not Disclosure.HIDDEN
+
+    # ------------------------------------------------------------------ activities
+
+    def propose(self, caller: Caller, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Propose an activity: ``{id?, kind, purpose, volumes: [...], key}``; it waits for every affected party."""
+        party = self._liaison(caller)
+        body = _fields(body, "", ("id", "kind", "purpose", "volumes", "key"), ("kind", "purpose", "volumes"))
+        kind: ActivityKind = check_enum(ActivityKind, body["kind"], "kind")
+        purpose = check_text(body["purpose"], "purpose", 2000, "a purpose")
+        with self._writing:
+            now = self.clock.now()
+            volumes = self._volumes(body["volumes"], now)
+            activity_id = self._new_activity_id(party, body.get("id"))
+            buffer = self.settings.buffer_m(kind.check_kind)
+            box = envelope(party, kind, volumes, buffer)
+            self._verify_key(party, body.get("key"), box)
+            activity = Activity(
+                id=activity_id,
+                party=party,
+                kind=kind,
+                volumes=volumes,
+                purpose=purpose,
+                affected=affected_parties(self.picture, party, kind, volumes, now, buffer),
+                proposed_at=now,
+                deadline=now + timedelta(seconds=self.settings.deadline_s(kind)),
+                envelope=box,
+            )
+            self._commit([ev.activity_event(activity, now)])
+            return self._show_activity(self.picture.activities[activity_id])
+
+    def _new_activity_id(self, party: str, value: object) -> str:
+        if value is not None:
+            activity_id = check_id(value, "id")
+            if activity_id in self.picture.activities:
+                raise AlreadyExists(
+                    f"an activity {activity_id!r} exists already; activity ids are shared by all parties", field="id"
+                )
+            return activity_id
+        n = len(self.picture.activities) + 1
+        while f"{party}-{n}" in self.picture.activities:
+            n += 1
+        return f"{party}-{n}"
+
+    def _volumes(self, value: object, now: datetime) -> tuple[Volume, ...]:
+        if not isinstance(value, list) or not 1 <= len(value) <= MAX_VOLUMES:
+            raise InvalidInput(f"volumes is a list of 1 to {MAX_VOLUMES} volumes", field="volumes")
+        return tuple(self._volume(v, f"volumes.{i}", now) for i, v in enumerate(value))
+
+    def _volume(self, value: object, field: str, now: datetime) -> Volume:
+        """``{position, radius_m?}`` or ``{area}`` (a LineString route takes ``width_m``), with a window and an altitude band."""
+        allowed = ("position", "radius_m", "area", "width_m", "window", "altitude_m")
+        body = _fields(value, field, allowed, ("window",))
+        geometry: BaseGeometry
+        if (body.get("position") is None) == (body.get("area") is None):
+            raise InvalidInput("give either a position (with an optional radius_m) or an area", field=f"{field}.position")
+        if body.get("position") is not None:
+            if "width_m" in body:
+                raise InvalidInput("width_m is for routes (a LineString area)", field=f"{field}.width_m")
+            parsed = parse_position(body["position"], f"{field}.position")
+            geometry = Point(parsed.point.lon, parsed.point.lat)
+            radius = check_non_negative(body.get("radius_m", 0.0), f"{field}.radius_m", maximum=MAX_RADIUS_M) + parsed.precision_m
+        else:
+            if "radius_m" in body:
+                raise InvalidInput("radius_m goes with a position", field=f"{field}.radius_m")
+            geometry = parse_geojson(body["area"], f"{field}.area", (*AREA_TYPES, "LineString"))
+            radius = 0.0
+            if geometry.geom_type == "LineString":
+                if "width_m" not in body:
+                    raise InvalidInput("a route needs width_m, its full width in metres", field=f"{field}.width_m")
+                radius = check_positive(body["width_m"], f"{field}.width_m", maximum=MAX_ROUTE_WIDTH_M) / 2
+            elif "width_m" in body:
+                raise InvalidInput("width_m is for routes (a LineString area)", field=f"{field}.width_m")
+        window = self._window(body["window"], f"{field}.window")
+        assert window is not None
+        if window.end <= now:
+            raise InvalidInput(
+                f"the window ended at {window.end.isoformat()}, before now ({now.isoformat()})", field=f"{field}.window.end"
+            )
+        if (window.end - window.start).total_seconds() > MAX_DURATION_S:
+            raise InvalidInput("a window of an activity is at most a year long", field=f"{field}.window.end")
+        altitude = None if body.get("altitude_m") is None else AltitudeBand.parse(body["altitude_m"], f"{field}.altitude_m")
+        return Volume(geometry, radius, window, altitude)
+
+    def _visible_activity(self, party: str | None, activity_id: object, field: str = "activity") -> Activity:
+        activity = self.picture.activities.get(str(activity_id))
+        if activity is None or not activity.concerns(party):
+            # The same answer for an activity that does not exist and one the caller may not know of.
+            raise NotFound(f"there is no activity {activity_id!r} that concerns {party}", field=field)
+        return activity
+
+    def _own_activity(self, party: str, activity_id: object, field: str = "activity") -> Activity:
+        activity = self._visible_activity(party, activity_id, field)
+        if activity.party != party:
+            raise Forbidden(f"only the proposer ({activity.party}) may do this with activity {activity.id!r}", field=field)
+        return activity
+
+    def acknowledge(self, caller: Caller, activity_id: str) -> dict[str, Any]:
+        """An affected party acknowledges: it has seen the activity and has nothing against it."""
+        return self._answer_activity(caller, activity_id, None)
+
+    def object(self, caller: Caller, activity_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """An affected party objects, with a reason; the activity is not cleared while it stands."""
+        body = _fields(body, "", ("reason",), ("reason",))
+        return self._answer_activity(caller, activity_id, check_text(body["reason"], "reason", 2000, "a reason"))
+
+    def _answer_activity(self, caller: Caller, activity_id: str, objection: str | None) -> dict[str, Any]:
+        party = self._liaison(caller)
+        with self._writing:
+            activity = self._visible_activity(party, activity_id, "id")
+            if party not in activity.affected:
+                raise Forbidden(f"{party} proposed {activity.id!r}; only the parties it affects answer it", field="id")
+            if activity.state not in WAITING:
+                raise InvalidState(
+                    f"activity {activity.id!r} is {activity.state.value}: answers are taken only before it is under way",
+                    field="id",
+                )
+            now = self.clock.now()
+            if objection is None:
+                event = ev.transition_event("activity.acknowledged", activity, now, party)
+            else:
+                event = ev.transition_event("activity.objected", activity, now, party, reason=objection)
+            self._commit([event])
+            return self._show_activity(self.picture.activities[activity.id])
+
+    def activate(self, caller: Caller, activity_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """The proposer starts a cleared activity, presenting a current picture key; ``override`` starts an uncleared one."""
+        party = self._liaison(caller)
+        body = _fields(body, "", ("key", "override"))
+        override = None if body.get("override") is None else check_text(body["override"], "override", 2000, "an override reason")
+        with self._writing:
+            activity = self._own_activity(party, activity_id, "id")
+            if activity.state not in WAITING:
+                raise InvalidState(f"activity {activity.id!r} is {activity.state.value}; it cannot be activated", field="id")
+            if activity.state is not ActivityState.CLEARED and override is None:
+                waiting = [p for p in activity.affected if p not in activity.answers]
+                objected = [p for p, a in activity.answers.items() if not a.acknowledged]
+                raise InvalidState(
+                    f"activity {activity.id!r} is {activity.state.value}, not cleared (objected by: "
+                    f"{', '.join(objected) or 'none'}; no answer from: {', '.join(waiting) or 'none'}); "
+                    "activating it needs an override with a reason",
+                    field="override",
+                )
+            now = self.clock.now()
+            if now > activity.ends_at:
+                raise InvalidState(f"activity {activity.id!r}'s windows have ended", field="id")
+            self._verify_key(party, body.get("key"), activity.envelope, own=activity.id)
+            data = (
+                {} if activity.state is ActivityState.CLEARED else {"override": override, "uncleared_state": activity.state.value}
+            )
+            self._commit([ev.transition_event("activity.activated", activity, now, party, **data)])
+            return self._show_activity(self.picture.activities[activity.id])
+
+    def complete(self, caller: Caller, activity_id: str) -> dict[str, Any]:
+        party = self._liaison(caller)
+        with self._writing:
+            activity = self._own_activity(party, activity_id, "id")
+            if activity.state is not ActivityState.ACTIVE:
+                raise InvalidState(
+                    f"activity {activity.id!r} is {activity.state.value}; only an active one completes "
+                    "(cancel one that never started)",
+                    field="id",
+                )
+            self._commit(
+                [ev.transition_event("activity.completed", activity, self.clock.now(), party, reason="completed by the proposer")]
+            )
+            return self._show_activity(self.picture.activities[activity.id])
+
+    def cancel(self, caller: Caller, activity_id: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        party = self._liaison(caller)
+        body = _fields(body or {}, "", ("reason",))
+        reason = check_text(body.get("reason", "cancelled by the proposer"), "reason", 2000, "a reason")
+        with self._writing:
+            activity = self._own_activity(party, activity_id, "id")
+            if activity.state.ended:
+                raise InvalidState(f"activity {activity.id!r} is {activity.state.value} already", field="id")
+            self._commit([ev.transition_event("activity.cancelled", activity, self.clock.now(), party, reason=reason)])
+            return self._show_activity(self.picture.activities[activity.id])
+
+    def activities(self, caller: Caller) -> list[dict[str, Any]]:
+        """Activities the caller's party proposed or is affected by."""
+        with self._reading:
+            return [self._show_activity(a) for a in self.picture.activities.values() if a.concerns(caller.party)]
+
+    def activity(self, caller: Caller, activity_id: str) -> dict[str, Any]:
+        with self._reading:
+            return self._show_activity(self._visible_activity(caller.party, activity_id, "id"))
+
+    def _show_activity(self, a: Activity) -> dict[str, Any]:
+        """An activity as its proposer and affected parties see it: in full (they share it by its nature)."""
+        return {
+            "id": a.id,
+            "party": a.party,
+            "kind": a.kind.value,
+            "purpose": a.purpose,
+            "state": a.state.value,
+            "volumes": [show_volume(v) for v in a.volumes],
+            "affected": list(a.affected),
+            "answers": {
+                p: {"answer": "acknowledged" if x.acknowledged else "objected", "at": x.at.isoformat(), "reason": x.reason}
+                for p, x in a.answers.items()
+            },
+            "waiting_for": [p for p in a.affected if p not in a.answers],
+            "proposed_at": a.proposed_at.isoformat(),
+            "deadline": a.deadline.isoformat(),
+            "escalated_at": _iso(a.escalated_at),
+            "activated_at": _iso(a.activated_at),
+            "override": a.override,
+            "ended_at": _iso(a.ended_at),
+            "end_reason": a.end_reason,
+            "area": list(a.envelope),
+        }
+
+    # ------------------------------------------------------------------ what time does
+
+    def tick(self) -> list[dict[str, Any]]:
+        """Fire what the clock has made due: escalations, windows ended, AORs lapsed. The server calls it every ``tick_s``."""
+        with self._writing:
+            now = self.clock.now()
+            events: list[Event] = []
+            for activity in list(self.picture.activities.values()):
+                fired = list(due(activity, now))
+                if "ended" in fired:
+                    if activity.state is ActivityState.ACTIVE:
+                        events.append(ev.transition_event("activity.completed", activity, now, None, reason="its windows ended"))
+                    else:
+                        reason = f"its windows ended before it was activated (it was {activity.state.value})"
+                        events.append(ev.transition_event("activity.cancelled", activity, now, None, reason=reason))
+                elif "escalated" in fired:
+                    waiting = [p for p in activity.affected if p not in activity.answers]
+                    events.append(ev.transition_event("activity.escalated", activity, now, None, waiting_for=waiting))
+            for key, aor in self.picture.aors:
+                lapsed = aor.lapsed_since(now)
+                if aor.confirmed_at is not None and lapsed is not None and key not in self.picture.lapses_noticed:
+                    events.append(Event("aor.lapsed", now, None, {"party": aor.party, "id": aor.id, "since": lapsed.isoformat()}))
+            if events:
+                self._commit(events)
+        return [{"type": e.type, "party": e.data["party"], "id": e.data["id"]} for e in events]
+
+    # ------------------------------------------------------------------ conflicts with what is under way
+
+    def _entering_positions(self, reports: Sequence[Report], now: datetime, new: Asset | None = None) -> list[Event]:
+        """``conflict.detected`` for each report that brings an asset into an active activity's buffered volumes.
+
+        Entering, not being inside: a unit that keeps reporting inside raises it once. A
+        party's own assets count for its fires and air activities only (its patrols are
+        made of them).
+        """
+        if not len(self.picture.active):
+            return []
+        events: list[Event] = []
+        previous: dict[tuple[str, str], Report | None] = {}
+        for report in reports:
+            key = (report.party, report.asset)
+            before = previous.get(key, self.picture.reports.get(key))
+            previous[key] = report
+            for activity in self.picture.active.near(shapely.Point(report.point.lon, report.point.lat), report.uncertainty_m):
+                if report.party == activity.party and activity.kind not in (ActivityKind.FIRES, ActivityKind.AIR):
+                    continue
+                buffer = self.settings.buffer_m(activity.kind.check_kind)
+                distance = reaches_point(activity, buffer, report.point, report.uncertainty_m)
+                if distance is None or (
+                    before is not None and reaches_point(activity, buffer, before.point, before.uncertainty_m) is not None
+                ):
+                    continue
+                asset = new if new is not None and new.key == key else self.picture.assets[key]
+                found: dict[str, Any] = {"object": asset.kind.value, "owner": asset.party, "id": asset.id, "name": asset.name}
+                found["disclosure"] = asset.disclosure
+                found |= {"lat": report.point.lat, "lon": report.point.lon, "distance_m": round(distance, 1)}
+                events.append(ev.transition_event("conflict.detected", activity, now, None, found=found))
+        return events
+
+    def _entering_zone(self, zone: Zone, now: datetime) -> list[Event]:
+        """``conflict.detected`` for each active activity of another party whose buffered volumes a new zone reaches."""
+        events: list[Event] = []
+        for activity in self.picture.active.near(zone.geometry, zone.width_m / 2):
+            if activity.party == zone.party or not zone_applies(zone, activity.kind.check_kind):
+                continue
+            if reaches_zone(activity, self.settings.buffer_m(activity.kind.check_kind), zone):
+                found = {
+                    "object": zone.kind.value,
+                    "owner": zone.party,
+                    "id": zone.id,
+                    "name": zone.name,
+                    "disclosure": zone.disclosure,
+                }
+                events.append(ev.transition_event("conflict.detected", activity, now, None, found=found))
+        return events
+
+    # ------------------------------------------------------------------ the event stream
+
+    def events(self, caller: Caller, after: int = 0, limit: int = 100) -> tuple[list[dict[str, Any]], int]:
+        """The log after ``after``, as the caller's party may see it: (events, the cursor to go on from).
+
+        The cursor moves past events the caller may not see, so a stream never reads them twice.
+        """
+        viewer = caller.party
+        shown: list[dict[str, Any]] = []
+        cursor = after
+        while len(shown) < limit:
+            page = self.store.events(cursor, EVENT_PAGE)
+            if not page:
+                break
+            for event in page:
+                cursor = event.seq
+                with self._reading:
+                    data = self._show_event(event, viewer)
+                if data is not None:
+                    shown.append({"seq": event.seq, "type": event.type, "time": event.time.isoformat(), "data": data})
+                    if len(shown) == limit:
+                        break
+        return shown, cursor
+
+    def _show_event(self, event: Event, viewer: str | None) -> dict[str, Any] | None:
+        """One event's data as ``viewer`` may see it, or None: every stream goes through the disclosure policy."""
+        d, p = event.data, self.picture
+        if event.type.startswith("aor."):
+            return dict(d)  # where parties vouch for their picture is shared with everyone
+        if event.type in ("asset.registered", "report.accepted", "asset.withdrawn", "position.withdrawn"):
+            key = (d["party"], d.get("asset") or d["id"])
+            asset = p.assets.get(key)
+            disclosure = asset.disclosure if asset is not None else Disclosure(d.get("disclosure", Disclosure.HIDDEN))
+            level = level_for(d["party"], disclosure, viewer)
+            if level is Disclosure.HIDDEN:
+                return None
+            if event.type != "report.accepted":
+                return {"party": d["party"], "id": key[1]} | (
+                    {} if asset is None else {"kind": asset.kind.value, "name": asset.name}
+                )
+            shown = {"party": d["party"], "asset": key[1], "time": d["time"], "stale_at": d["stale_at"]}
+            point = LatLon(d["lat"], d["lon"])
+            if level is Disclosure.EXACT:
+                return shown | {"uncertainty_m": d["uncertainty_m"], "position": show_point(point)}
+            return shown | {"cell": show_cell(point, self.settings.coarse_resolution)}
+        if event.type == "zone.declared":
+            return self._show_zone(ev.zone_of(d), viewer)
+        if event.type == "zone.withdrawn":
+            hidden = level_for(d["party"], Disclosure(d.get("disclosure", Disclosure.HIDDEN)), viewer) is Disclosure.HIDDEN
+            return None if hidden else {"party": d["party"], "id": d["id"]}
+        if event.type == "conflict.detected":
+            return self._show_conflict(d, viewer)
+        if event.type.startswith("activity."):
+            return dict(d) if viewer == d["party"] or viewer in d["affected"] else None
+        return None  # parties, tokens, territories and checks are not streamed
+
+    def _show_conflict(self, d: Mapping[str, Any], viewer: str | None) -> dict[str, Any] | None:
+        found = d["found"]
+        point = LatLon(found["lat"], found["lon"]) if "lat" in found else None
+        finding = Finding(
+            party=found["owner"],
+            object=found["object"],
+            id=found["id"],
+            name=found["name"],
+            disclosure=Disclosure(found["disclosure"]),
+            distance_m=found.get("distance_m", 0.0),
+            point=point,
+        )
+        shown = {
+            "activity": d["id"],
+            "proposer": d["party"],
+            "found": show_finding(finding, viewer, self.settings.coarse_resolution),
+        }
+        if viewer == d["party"]:
+            return shown
+        if viewer == found["owner"]:
+            activity = self.picture.activities.get(d["id"])
+            return shown if activity is None else shown | {"kind": activity.kind.value, "area": list(activity.envelope)}
+        return None
 
     def summary(self) -> dict[str, Any]:
         """Counts and the picture version, for health and the console's header."""

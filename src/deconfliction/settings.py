@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from deconfliction.errors import InvalidInput
-from deconfliction.model import DEFAULT_BUFFERS_M, CheckKind
+from deconfliction.model import DEFAULT_BUFFERS_M, ActivityKind, CheckKind
 
 ENV_PREFIX = "DECONFLICT_"
 
@@ -35,9 +35,21 @@ class Settings:
     )
     coarse_resolution: int = field(default=7, metadata=_meta("H3 resolution shown for coarse assets (7: cells of about 5 km²)."))
     max_batch: int = field(default=10_000, metadata=_meta("Most reports in one batch."))
+    deadline_fires_s: float = field(default=600.0, metadata=_meta("Time affected parties have to answer fires, seconds."))
+    deadline_air_s: float = field(default=1800.0, metadata=_meta("Time affected parties have to answer air, seconds."))
+    deadline_patrol_s: float = field(default=3600.0, metadata=_meta("Time affected parties have to answer a patrol, seconds."))
+    deadline_movement_s: float = field(
+        default=3600.0, metadata=_meta("Time affected parties have to answer a movement, seconds.")
+    )
+    tick_s: float = field(
+        default=1.0, metadata=_meta("How often the server looks for deadlines passed, windows ended and AORs lapsed, seconds.")
+    )
 
     def buffer_m(self, kind: CheckKind) -> float:
         return float(getattr(self, f"buffer_{kind.value}_m"))
+
+    def deadline_s(self, kind: ActivityKind) -> float:
+        return float(getattr(self, f"deadline_{kind.value}_s"))
 
     def with_buffers(self, buffers: Mapping[str, Any]) -> Settings:
         """A copy with some buffers replaced, e.g. from a scenario's ``buffers_m``."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pydantic_core
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -11,10 +11,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 
 from deconfliction.api.schemas import (
+    ActivationIn,
+    ActivityIn,
     AorIn,
     AssetIn,
+    CancellationIn,
     CheckIn,
     ErrorBody,
+    ObjectionIn,
     PartyIn,
     ReportBatchIn,
     ReportIn,
@@ -190,8 +194,66 @@ def readback(svc: Svc, who: Who, position: Annotated[str, Query(examples=["42S X
 
 
 @router.get("/picture", tags=["picture"])
-def picture(svc: Svc, who: Who, response: Response) -> Json:
-    """The picture version and counts."""
-    del who
+def picture(
+    svc: Svc,
+    who: Who,
+    response: Response,
+    area: Annotated[
+        str | None, Query(description="A box: west,south,east,north in degrees.", examples=["70.9,34.5,71.1,34.6"])
+    ] = None,
+    kind: Annotated[
+        Literal["fires", "air", "ground", "other"] | None, Query(description="Widen the box by this kind's buffer.")
+    ] = None,
+) -> Json:
+    """Look at the picture: its version and a picture key; with an area, what the caller may see there.
+
+    Proposing or activating an activity needs the key for its buffered volumes: proof that
+    the proposer has seen the current picture there.
+    """
     response.headers["Cache-Control"] = "no-store"
-    return svc.summary()
+    return svc.look(who, area, kind)
+
+
+@router.post("/activities", status_code=201, tags=["activities"])
+def propose(data: ActivityIn, svc: Svc, who: Who) -> Json:
+    """Propose a patrol, movement, air mission or fire mission; it waits for every affected party's answer."""
+    return svc.propose(who, body(data))
+
+
+@router.get("/activities", tags=["activities"])
+def list_activities(svc: Svc, who: Who) -> list[Json]:
+    """Activities the caller's party proposed or is affected by."""
+    return svc.activities(who)
+
+
+@router.get("/activities/{activity_id}", tags=["activities"])
+def get_activity(activity_id: str, svc: Svc, who: Who) -> Json:
+    return svc.activity(who, activity_id)
+
+
+@router.post("/activities/{activity_id}/acknowledge", tags=["activities"])
+def acknowledge(activity_id: str, svc: Svc, who: Who) -> Json:
+    """An affected party has seen the activity and has nothing against it."""
+    return svc.acknowledge(who, activity_id)
+
+
+@router.post("/activities/{activity_id}/object", tags=["activities"])
+def object_to(activity_id: str, data: ObjectionIn, svc: Svc, who: Who) -> Json:
+    """An affected party objects, with a reason: the activity is not cleared while the objection stands."""
+    return svc.object(who, activity_id, body(data))
+
+
+@router.post("/activities/{activity_id}/activate", tags=["activities"])
+def activate(activity_id: str, data: ActivationIn, svc: Svc, who: Who) -> Json:
+    """The proposer starts a cleared activity; an uncleared one only with an override reason, notified at once."""
+    return svc.activate(who, activity_id, body(data))
+
+
+@router.post("/activities/{activity_id}/complete", tags=["activities"])
+def complete(activity_id: str, svc: Svc, who: Who) -> Json:
+    return svc.complete(who, activity_id)
+
+
+@router.post("/activities/{activity_id}/cancel", tags=["activities"])
+def cancel(activity_id: str, data: CancellationIn, svc: Svc, who: Who) -> Json:
+    return svc.cancel(who, activity_id, body(data))

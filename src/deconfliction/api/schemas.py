@@ -83,12 +83,47 @@ class CheckIn(Body):
     kind: Literal["fires", "air", "ground", "other"]
     window: WindowIn | None = None
     altitude_m: list[float] | None = None
+    activity: str | None = Field(None, description="The caller's activity this check belongs to: drift from it is flagged.")
+
+
+class VolumeIn(Body):
+    position: str | None = Field(None, description="A point in any notation, with radius_m.", examples=["42S XD 84698 25204"])
+    radius_m: float | None = None
+    area: GeoJSON | None = Field(None, description="Polygon or MultiPolygon; or a LineString route with width_m.")
+    width_m: float | None = Field(None, description="Routes only: full width of the corridor, metres.")
+    window: WindowIn
+    altitude_m: list[float] | None = None
+
+
+class ActivityIn(Body):
+    id: str | None = Field(None, description="Shared by all parties; made from the party's id when absent.")
+    kind: Literal["patrol", "movement", "air", "fires"]
+    purpose: str
+    volumes: list[VolumeIn]
+    key: str | None = Field(None, description="The picture key last obtained for the buffered volumes (GET /v1/picture).")
+
+
+class ObjectionIn(Body):
+    reason: str
+
+
+class ActivationIn(Body):
+    key: str | None = Field(None, description="A current picture key for the activity's buffered volumes.")
+    override: str | None = Field(None, description="Why the activity starts without clearance; recorded and notified.")
+
+
+class CancellationIn(Body):
+    reason: str | None = None
 
 
 class ErrorDetail(BaseModel):
     code: str
     message: str
     field: str | None
+    key: str | None = Field(None, description="stale_picture: a fresh picture key for the area.")
+    area: list[float] | None = Field(None, description="stale_picture: the box the key must cover (west, south, east, north).")
+    changed: list[dict[str, Any]] | None = Field(None, description="stale_picture: changes there the caller may see.")
+    hidden_changes: int | None = Field(None, description="stale_picture: how many changes there it may not see.")
 
 
 class ErrorBody(BaseModel):

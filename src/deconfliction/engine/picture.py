@@ -2,7 +2,8 @@
 
 Pure state with no I/O and no clock: the service applies accepted writes to it, and the
 rules read it. ``version`` grows with every change, so an answer can say which picture it
-was given on; fed from the log, it is the sequence number of the latest change.
+was given on; fed from the log, it is the sequence number of the latest change. The
+activities proposed on it live here too: they are part of what a proposer must have seen.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from datetime import datetime
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
+from deconfliction.engine.changes import Changed, ChangeLog
 from deconfliction.engine.index import Outline, PointIndex, ShapeIndex
 from deconfliction.geo import degrees_envelope
-from deconfliction.model import Aor, Asset, Party, Report, Territory, Zone, ZoneKind
+from deconfliction.model import Activity, ActivityState, Aor, Asset, Disclosure, Party, Report, Territory, Zone, ZoneKind
 
 Key = tuple[str, str]
 
@@ -27,7 +29,11 @@ def _footprint(zone: Zone) -> BaseGeometry:
 
 
 class Picture:
-    """Current state of every party's declarations, indexed for checks."""
+    """Current state of every party's declarations, indexed for checks.
+
+    Every change takes the sequence number of the event that made it (``seq``; 0 for
+    "the next version") and is noted in ``changes`` with the place it touched.
+    """
 
     def __init__(self) -> None:
         self.version = 0
@@ -37,57 +43,105 @@ class Picture:
         self.positions: PointIndex[Key] = PointIndex()
         self.zones: ShapeIndex[Key, Zone] = ShapeIndex()
         self.aors: ShapeIndex[Key, Aor] = ShapeIndex()
+        self.lapses_noticed: set[Key] = set()  # AORs whose lapse was announced since their last confirmation
         self.territories: ShapeIndex[str, Territory] = ShapeIndex()
         self.outlines: dict[str, Outline] = {}  # each territory's boundary, for border distances
+        self.activities: dict[str, Activity] = {}
+        self.active: ShapeIndex[str, Activity] = ShapeIndex()  # activities under way, by buffered envelope
+        self.changes = ChangeLog()
 
-    def _changed(self) -> int:
-        self.version += 1
+    def _changed(self, seq: int) -> int:
+        self.version = seq or self.version + 1
         return self.version
 
-    def put_party(self, party: Party) -> int:
+    def put_party(self, party: Party, seq: int = 0) -> int:
         self.parties[party.id] = party
-        return self._changed()
+        return self._changed(seq)
 
-    def put_asset(self, asset: Asset) -> int:
+    def put_asset(self, asset: Asset, seq: int = 0) -> int:
         self.assets[asset.key] = asset
-        return self._changed()
+        return self._changed(seq)
 
-    def withdraw_asset(self, key: Key) -> int:
+    def _note_position(self, seq: int, asset: Asset | None, report: Report) -> None:
+        if asset is not None:
+            p = report.point
+            changed = Changed("asset", asset.party, asset.id, asset.disclosure)
+            self.changes.record(seq, changed, (p.lon, p.lat, p.lon, p.lat), report.uncertainty_m)
+
+    def withdraw_asset(self, key: Key, seq: int = 0) -> int:
+        self.withdraw_position(key, seq)
         self.assets.pop(key, None)
-        self.reports.pop(key, None)
-        self.positions.remove(key)
-        return self._changed()
+        return self._changed(seq)
 
-    def put_report(self, report: Report) -> int:
+    def put_report(self, report: Report, seq: int = 0) -> int:
         key = (report.party, report.asset)
+        version = self._changed(seq)
+        old = self.reports.get(key)
+        if old is None or old.point != report.point or old.uncertainty_m != report.uncertainty_m:
+            asset = self.assets.get(key)
+            if old is not None:
+                self._note_position(version, asset, old)  # where it was: leaving an area is a change there
+            self._note_position(version, asset, report)
         self.reports[key] = report
         self.positions.put(key, report.point, report.uncertainty_m)
-        return self._changed()
+        return version
 
-    def withdraw_position(self, key: Key) -> int:
-        self.reports.pop(key, None)
+    def withdraw_position(self, key: Key, seq: int = 0) -> int:
+        version = self._changed(seq)
+        old = self.reports.pop(key, None)
+        if old is not None:
+            self._note_position(version, self.assets.get(key), old)
         self.positions.remove(key)
-        return self._changed()
+        return version
 
-    def put_zone(self, zone: Zone) -> int:
-        self.zones.put(zone.key, _footprint(zone), zone)
-        return self._changed()
+    def put_zone(self, zone: Zone, seq: int = 0) -> int:
+        footprint = _footprint(zone)
+        self.zones.put(zone.key, footprint, zone)
+        version = self._changed(seq)
+        self.changes.record(version, Changed("zone", zone.party, zone.id, zone.disclosure), footprint.bounds)
+        return version
 
-    def withdraw_zone(self, key: Key) -> int:
+    def withdraw_zone(self, key: Key, seq: int = 0) -> int:
+        zone = self.zones.get(key)
         self.zones.remove(key)
-        return self._changed()
+        version = self._changed(seq)
+        if zone is not None:
+            self.changes.record(version, Changed("zone", zone.party, zone.id, zone.disclosure), _footprint(zone).bounds)
+        return version
 
-    def put_aor(self, aor: Aor) -> int:
+    def put_aor(self, aor: Aor, seq: int = 0) -> int:
         self.aors.put(aor.key, aor.geometry, aor)
-        return self._changed()
+        version = self._changed(seq)
+        self.changes.record(version, Changed("aor", aor.party, aor.id, Disclosure.EXACT), aor.geometry.bounds)
+        return version
 
-    def confirm_aor(self, key: Key, at: datetime) -> int:
+    def confirm_aor(self, key: Key, at: datetime, seq: int = 0) -> int:
+        """A confirmation renews a promise; nothing on the map moves, so it is no change for picture keys."""
         aor = self.aors.get(key)
         assert aor is not None, "confirm_aor on an unknown AOR: the service checks first"
         self.aors.put(key, aor.geometry, replace(aor, confirmed_at=at))
-        return self._changed()
+        self.lapses_noticed.discard(key)
+        return self._changed(seq)
 
-    def put_territory(self, territory: Territory) -> int:
+    def put_territory(self, territory: Territory, seq: int = 0) -> int:
         self.territories.put(territory.party, territory.geometry, territory)
         self.outlines[territory.party] = Outline(territory.geometry.boundary)
-        return self._changed()
+        version = self._changed(seq)
+        changed = Changed("territory", territory.party, territory.party, Disclosure.EXACT)
+        self.changes.record(version, changed, territory.geometry.bounds)
+        return version
+
+    def put_activity(self, activity: Activity, seq: int = 0) -> int:
+        """A new activity, or a new state of one; it is a change on the map when it starts, goes active or ends."""
+        old = self.activities.get(activity.id)
+        self.activities[activity.id] = activity
+        if activity.state is ActivityState.ACTIVE:
+            self.active.put(activity.id, box(*activity.envelope), activity)
+        else:
+            self.active.remove(activity.id)
+        version = self._changed(seq)
+        going = activity.state is ActivityState.ACTIVE
+        if old is None or activity.state.ended or going != (old.state is ActivityState.ACTIVE):
+            changed = Changed("activity", activity.party, activity.id, Disclosure.EXACT)
+            self.changes.record(version, changed, activity.envelope)
+        return version

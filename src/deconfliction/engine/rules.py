@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -71,19 +72,36 @@ def _clipped_xy(plane: LocalPlane, geom: BaseGeometry, envelope: tuple[float, fl
     return plane.project(geom.intersection(shapely.box(*envelope)))
 
 
+@dataclass(frozen=True, slots=True)
+class SearchArea:
+    """Where a query reaches: its geometry in plane metres and how far around it to look."""
+
+    reference: LatLon
+    plane: LocalPlane
+    q_xy: BaseGeometry  # the query's geometry on the plane
+    reach: float  # radius plus buffer, widened by the plane's error bound, metres
+    envelope: tuple[float, float, float, float]  # lon/lat box that holds the whole buffered area
+
+
+def search_area(query: CheckQuery, buffer_m: float) -> SearchArea:
+    """The plane, the widened reach and the lon/lat envelope of ``query`` with ``buffer_m``."""
+    ref = reference_point(query.geometry)
+    plane = LocalPlane(ref)
+    # A point is the plane's origin itself; only areas and lines need projecting.
+    q_xy = Point(0.0, 0.0) if isinstance(query.geometry, Point) else plane.project(query.geometry)
+    minx, miny, maxx, maxy = q_xy.bounds
+    extent = math.hypot(maxx - minx, maxy - miny) / 2 + (query.radius_m + buffer_m) * 1.01
+    reach = (query.radius_m + buffer_m) * max(SAFETY_FACTOR, 1 + plane.error_bound(extent))
+    return SearchArea(ref, plane, q_xy, reach, degrees_envelope(query.geometry.bounds, reach + 1.0))
+
+
 def check(picture: Picture, query: CheckQuery, now: datetime, buffer_m: float) -> CheckResult:
     """Answer one check on the picture as it is at ``now``.
 
     >>> check(picture, CheckQuery("isaf", CheckKind.FIRES, Point(71.013, 34.552), window), now, 1500)
     """
-    ref = reference_point(query.geometry)
-    plane = LocalPlane(ref)
-    # A point is the plane's origin itself; only areas need projecting.
-    q_xy = Point(0.0, 0.0) if isinstance(query.geometry, Point) else plane.project(query.geometry)
-    minx, miny, maxx, maxy = q_xy.bounds
-    extent = math.hypot(maxx - minx, maxy - miny) / 2 + (query.radius_m + buffer_m) * 1.01
-    reach = (query.radius_m + buffer_m) * max(SAFETY_FACTOR, 1 + plane.error_bound(extent))
-    envelope = degrees_envelope(query.geometry.bounds, reach + 1.0)
+    area = search_area(query, buffer_m)
+    ref, plane, q_xy, reach, envelope = area.reference, area.plane, area.q_xy, area.reach, area.envelope
 
     conflicts: list[Finding] = []
     gaps: list[Gap] = []
@@ -101,7 +119,25 @@ def check(picture: Picture, query: CheckQuery, now: datetime, buffer_m: float) -
         reference=ref,
         buffer_m=buffer_m,
         picture_version=picture.version,
+        envelope=envelope,
     )
+
+
+def stakeholders(picture: Picture, query: CheckQuery, buffer_m: float) -> set[str]:
+    """Parties whose AOR or territory the buffered query touches, fresh or not."""
+    area = search_area(query, buffer_m)
+    env = shapely.box(*area.envelope)
+    buffered: BaseGeometry | None = None
+    found: set[str] = set()
+    shapes = [(a.party, a.geometry) for a in picture.aors.near(query.geometry, area.reach)]
+    shapes += [(t.party, t.geometry) for t in picture.territories.near(query.geometry, area.reach)]
+    for party, geometry in shapes:
+        if party in found or not geometry.intersects(env):
+            continue
+        buffered = buffered or area.q_xy.buffer(area.reach, quad_segs=16)
+        if _clipped_xy(area.plane, geometry, area.envelope).intersects(buffered):
+            found.add(party)
+    return found
 
 
 def _assets(

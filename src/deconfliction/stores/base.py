@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from deconfliction.model import Event
 
 # Events that change nothing in the picture; the log keeps them, start-up skips them.
-RECORD_ONLY = ("check.asked",)
+RECORD_ONLY = ("check.asked", "conflict.detected", "activity.outside_notified_volume")
 # Of these, only the newest per subject matters for the current picture.
 SUPERSEDED = "report.accepted"
 
@@ -141,6 +141,10 @@ class Store(Protocol):
 
     def events(self, after: int = 0, limit: int = 1000, types: Sequence[str] = ()) -> list[Event]:
         """The log from ``after`` on, optionally only some types."""
+        ...
+
+    def last_seq(self) -> int:
+        """The sequence number of the newest event (0: the log is empty)."""
         ...
 
     def close(self) -> None: ...

@@ -39,5 +39,8 @@ class MemoryStore:
         chosen = [e for e in self._log[after:] if not types or e.type in types]
         return chosen[:limit]
 
+    def last_seq(self) -> int:
+        return len(self._log)
+
     def close(self) -> None:
         pass

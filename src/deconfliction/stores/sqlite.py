@@ -98,5 +98,11 @@ class SQLiteStore:
             raise StoreError(f"cannot read the store: {exc}") from exc
         return [event_from_row(*row) for row in rows]
 
+    def last_seq(self) -> int:
+        try:
+            return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the store: {exc}") from exc
+
     def close(self) -> None:
         self._db.close()
