@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,3 +91,73 @@ def test_replay_error_expectation_fails_when_the_step_is_accepted(tmp_path: Path
     run = subprocess.run([DECONFLICT, "replay", str(_write(tmp_path, text))], capture_output=True, text=True)
     assert run.returncode == 1
     assert "expected an error" in run.stderr
+
+
+# ---------------------------------------------------------------------------- activity steps
+
+OWN = Path(__file__).resolve().parents[1] / "scenarios"
+
+
+def _failures(scenario: dict[str, Any], tmp_path: Path) -> dict[int, list[str]]:
+    outcomes = run_scenario(scenario, SQLiteStore(tmp_path / "replay.db"))
+    return {o.line["step"]: o.failures for o in outcomes if o.failures}
+
+
+@pytest.mark.parametrize(
+    ("file", "step", "expect", "message"),
+    [
+        ("fires-notification.yaml", 7, {"result": "accepted"}, "expected acceptance"),
+        ("fires-notification.yaml", 9, {"state": "cleared"}, "expected state cleared, got proposed"),
+        ("fires-notification.yaml", 9, {"affected": []}, "expected affected [], got ['partner']"),
+        ("fires-notification.yaml", 10, {"flags": []}, "expected flags [], got ['not_cleared']"),
+        ("fires-notification.yaml", 11, {"state": {"strike-1": "proposed"}}, "expected activity strike-1 proposed, it is escalated"),
+        ("fires-notification.yaml", 13, {"events": ["activity.acknowledged"]}, "expected the step to log ['activity.acknowledged']"),
+        ("convoy-execution.yaml", 10, {"events": ["conflict.detected"]}, "expected the step to log ['conflict.detected']"),
+    ],
+)
+def test_replay_activity_expectations_fail_when_they_do_not_hold(
+    file: str, step: int, expect: dict[str, Any], message: str, tmp_path: Path
+) -> None:
+    """Each new expectation can fail: the same files with one expectation turned wrong."""
+    scenario = load_scenario(OWN / file)
+    scenario["steps"][step - 1]["expect"] = expect
+    failures = _failures(scenario, tmp_path)
+    assert list(failures) == [step]
+    assert any(message in f for f in failures[step]), failures
+
+
+def test_replay_old_map_key_is_refused_and_the_latest_accepted(tmp_path: Path) -> None:
+    """``key: {as_of_step: N}`` is the key from a look after step N; a change since then refuses it, ``latest`` does not."""
+    scenario = load_scenario(OWN / "fires-notification.yaml")
+    lines = {o.line["step"]: o.line for o in run_scenario(scenario, SQLiteStore(tmp_path / "replay.db"))}
+    old, fresh = lines[7]["error"], lines[9]
+    assert old["code"] == "stale_picture" and old["hidden_changes"] == 1 and old["changed"] == []
+    assert old["key"].split("@")[1] == lines[8]["error"]["key"].split("@")[1]  # the same area, a newer version
+    assert fresh["state"] == "proposed" and fresh["affected"] == ["partner"]
+
+
+@pytest.mark.parametrize("key", ["{as_of_step: 99}", "sometimes", "{as_of_step: first}"])
+def test_replay_malformed_key_spec_is_exit_2(tmp_path: Path, key: str) -> None:
+    text = f"""
+start: "2026-01-01T00:00:00Z"
+parties: [{{id: blue}}]
+steps:
+  - as: blue
+    propose: {{kind: patrol, purpose: p, key: {key},
+              volumes: [{{position: "34.55, 71.0", window: ["2026-01-01T01:00:00Z", "2026-01-01T02:00:00Z"]}}]}}
+"""
+    run = subprocess.run([DECONFLICT, "replay", str(_write(tmp_path, text))], capture_output=True, text=True)
+    assert run.returncode == 2, (run.stdout, run.stderr)
+    assert "key is latest, none or" in run.stderr
+
+
+def test_replay_tick_moves_the_clock_without_a_party(tmp_path: Path) -> None:
+    text = """
+start: "2026-01-01T00:00:00Z"
+parties: [{id: blue}]
+steps:
+  - tick: 90m
+"""
+    run = subprocess.run([DECONFLICT, "replay", str(_write(tmp_path, text))], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["now"] == "2026-01-01T01:30:00+00:00"

@@ -61,7 +61,7 @@ class ActivityKind(StrEnum):
     @property
     def check_kind(self) -> CheckKind:
         """The check whose buffer and rules the activity is held to: patrols and movements are ground."""
-        return {"patrol": CheckKind.GROUND, "movement": CheckKind.GROUND}.get(self.value, CheckKind(self.value))
+        return CheckKind.GROUND if self in (ActivityKind.PATROL, ActivityKind.MOVEMENT) else CheckKind(self.value)
 
 
 class ActivityState(StrEnum):

@@ -7,23 +7,39 @@ step's party, with the scenario's clock.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from deconfliction.clock import ManualClock
-from deconfliction.errors import DeconflictionError, InvalidInput
+from deconfliction.engine.changes import PictureKey
+from deconfliction.errors import DeconflictionError, InvalidInput, StalePicture
 from deconfliction.geo import LatLon, geodesic_m
 from deconfliction.model import Role, check_time, parse_duration_s
 from deconfliction.service import ROOT, Caller, Service
 from deconfliction.settings import Settings
 from deconfliction.stores import Store
 
-ACTIONS = ("aor", "confirm", "asset", "report", "zone", "check")
+ACTIONS = (
+    "aor",
+    "confirm",
+    "asset",
+    "report",
+    "zone",
+    "check",
+    "propose",
+    "acknowledge",
+    "object",
+    "activate",
+    "complete",
+    "cancel",
+    "tick",
+)
+EXPECTATIONS = ("error", "result", "status", "parties", "territory", "position", "state", "affected", "flags", "events")
 
 
 class ScenarioError(InvalidInput):
@@ -50,18 +66,29 @@ def load_scenario(path: str | Path) -> dict[str, Any]:
     return data
 
 
+@dataclass
+class Run:
+    """A scenario being played: its service, its clock and the picture version after each step (for old keys)."""
+
+    service: Service
+    clock: ManualClock
+    versions: dict[int, int] = field(default_factory=dict)
+
+
 def run_scenario(scenario: Mapping[str, Any], store: Store) -> Iterator[StepOutcome]:
     """Yield one outcome per step. Raises ScenarioError when the file cannot be played."""
     start = check_time(_when(scenario["start"]), "start")
     clock = ManualClock(start)
     settings = Settings.from_env().with_buffers(scenario.get("buffers_m") or {})
-    service = Service(store, clock, settings)
+    run = Run(Service(store, clock, settings), clock)
     for party in scenario.get("parties") or []:
-        service.create_party(ROOT, {"id": party["id"], "name": party.get("name") or party["id"]})
+        run.service.create_party(ROOT, {"id": party["id"], "name": party.get("name") or party["id"]})
     for party_id, area in (scenario.get("territories") or {}).items():
-        service.put_territory(ROOT, party_id, area)
+        run.service.put_territory(ROOT, party_id, area)
+    run.versions[0] = run.service.picture.version
     for number, step in enumerate(scenario["steps"], start=1):
-        yield _play(service, clock, number, step)
+        yield _play(run, number, step)
+        run.versions[number] = run.service.picture.version
 
 
 def _when(value: object) -> object:
@@ -69,38 +96,106 @@ def _when(value: object) -> object:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def _play(service: Service, clock: ManualClock, number: int, step: object) -> StepOutcome:
-    if not isinstance(step, Mapping) or "as" not in step:
+def _play(run: Run, number: int, step: object) -> StepOutcome:
+    service, clock = run.service, run.clock
+    if not isinstance(step, Mapping):
         raise ScenarioError(f"step {number}: every step needs 'as' and one action")
     actions = [a for a in ACTIONS if a in step]
     if len(actions) != 1:
         raise ScenarioError(f"step {number}: exactly one of {', '.join(ACTIONS)} is needed, found {actions or 'none'}")
     (op,) = actions
+    if "as" not in step and op != "tick":
+        raise ScenarioError(f"step {number}: every step but a tick needs 'as', the acting party")
     if "at" in step:
         at = check_time(_when(step["at"]), f"steps.{number}.at")
         if at < clock.now():
             raise ScenarioError(f"step {number}: 'at' {at.isoformat()} moves the clock back")
         clock.advance_to(at)
-    caller = Caller(str(step["as"]), Role.LIAISON)
-    if caller.party not in service.picture.parties:
+        service.tick()  # what a running server would have fired while the clock moved
+    caller = Caller(str(step.get("as")), Role.LIAISON)
+    if op != "tick" and caller.party not in service.picture.parties:
         raise ScenarioError(f"step {number}: party {caller.party!r} is not among the scenario's parties")
     version_before = service.picture.version
+    logged_before = service.store.last_seq()
     line: dict[str, Any] = {"step": number, "op": op}
     try:
-        line.update(_act(service, caller, op, step[op]))
+        line.update(_act(run, caller, op, step[op]))
+    except ScenarioError:
+        raise
     except DeconflictionError as exc:
         line["error"] = exc.to_dict()
     outcome = StepOutcome(line)
     expect = step.get("expect")
     if expect is not None:
-        outcome.failures = _judge(expect, line, service.picture.version != version_before and "error" in line)
+        logged = [e.type for e in service.store.events(logged_before, 100_000) if e.type != "check.asked"]
+        states = {a.id: a.state.value for a in service.picture.activities.values()}
+        changed = service.picture.version != version_before and "error" in line
+        outcome.failures = _judge(expect, line, changed, Observed(logged, states))
     return outcome
 
 
-def _act(service: Service, caller: Caller, op: str, body: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Observed:
+    """What a step did beyond its answer: the event types it logged, and every activity's state after it."""
+
+    logged: list[str]
+    states: dict[str, str]
+
+
+def _key(body: dict[str, Any], versions: Mapping[int, int], attempt: Callable[[dict[str, Any]], object]) -> None:
+    """Turn a step's ``key: latest | none | {as_of_step: N}`` into a picture key, as the party would hold it.
+
+    ``latest`` is the key of a careful client that looks at the area right before: the
+    service's refusal of a keyless request (``attempt``) carries exactly that key.
+    ``{as_of_step: N}`` is the key it would have kept from a look after step N: an old map.
+    """
+    wanted = body.pop("key", "latest")
+    if wanted in ("none", None):
+        return
+    try:
+        attempt(body)
+    except StalePicture as exc:
+        fresh = PictureKey.parse(exc.details["key"], "key")
+    else:
+        raise ScenarioError("the step was accepted without a picture key")
+    if wanted == "latest":
+        body["key"] = str(fresh)
+    elif isinstance(wanted, Mapping) and wanted.get("as_of_step") in versions:
+        body["key"] = str(PictureKey(versions[wanted["as_of_step"]], fresh.box))
+    else:
+        raise ScenarioError(f"key is latest, none or {{as_of_step: N}} with N an earlier step, not {wanted!r}")
+
+
+def _windows(body: dict[str, Any]) -> None:
+    # YAML reads unquoted times as datetimes; the service takes ISO text.
+    if isinstance(body.get("window"), list | tuple):
+        body["window"] = [_when(t) for t in body["window"]]
+    for volume in body.get("volumes") or []:
+        if isinstance(volume, dict):
+            _windows(volume)
+
+
+def _act(run: Run, caller: Caller, op: str, body: Any) -> dict[str, Any]:
+    service = run.service
+    if op == "tick":
+        return _tick(run, body)
     if not isinstance(body, Mapping):
         raise InvalidInput(f"the {op} action needs a mapping of fields", field=op)
     body = dict(body)
+    _windows(body)
+    if op in ("acknowledge", "object", "activate", "complete", "cancel"):
+        activity = str(body.pop("activity", None))
+        if op == "activate":
+            _key(body, run.versions, lambda b: service.activate(caller, activity, b))
+            return service.activate(caller, activity, body)
+        if op == "object":
+            return service.object(caller, activity, body)
+        if op == "cancel":
+            return service.cancel(caller, activity, body)
+        return service.acknowledge(caller, activity) if op == "acknowledge" else service.complete(caller, activity)
+    if op == "propose":
+        _key(body, run.versions, lambda b: service.propose(caller, b))
+        return service.propose(caller, body)
     if op == "aor":
         body["freshness_s"] = parse_duration_s(body.pop("freshness", None), "freshness")
         return service.declare_aor(caller, body)
@@ -113,25 +208,45 @@ def _act(service: Service, caller: Caller, op: str, body: Any) -> dict[str, Any]
             body["stale_after_s"] = parse_duration_s(body.pop("stale_after"), "stale_after")
         return service.report(caller, body)
     if op == "zone":
-        if isinstance(body.get("window"), list | tuple):
-            body["window"] = [_when(t) for t in body["window"]]
         return service.declare_zone(caller, body)
-    if isinstance(body.get("window"), list | tuple):
-        body["window"] = [_when(t) for t in body["window"]]
     return service.check(caller, body)
 
 
-def _judge(expect: object, line: Mapping[str, Any], changed_on_error: bool) -> list[str]:
+def _tick(run: Run, value: object) -> dict[str, Any]:
+    """``tick: 11m`` moves the clock on by a duration (``tick: {}`` with ``at`` only fires what is due)."""
+    if isinstance(value, str | int | float):
+        run.clock.advance_to(run.clock.now() + timedelta(seconds=parse_duration_s(value, "tick")))
+    elif value not in (None, {}):
+        raise ScenarioError(f"tick takes a duration such as 11m, not {value!r}")
+    return {"now": run.clock.now().isoformat(), "fired": run.service.tick()}
+
+
+def _judge(expect: object, line: Mapping[str, Any], changed_on_error: bool, observed: Observed) -> list[str]:
     if not isinstance(expect, Mapping):
         raise ScenarioError(f"step {line['step']}: 'expect' must be a mapping")
     failures = []
     error = line.get("error")
     for key, wanted in expect.items():
-        if key == "error":
-            if bool(wanted) != (error is not None):
-                failures.append(f"expected {'an error' if wanted else 'no error'}, got {error or 'success'}")
+        if key not in EXPECTATIONS:
+            raise ScenarioError(f"step {line['step']}: unknown expectation {key!r}")
+        if key in ("error", "result"):
+            refused = bool(wanted) if key == "error" else wanted == "rejected"
+            if key == "result" and wanted not in ("accepted", "rejected"):
+                raise ScenarioError(f"step {line['step']}: result is accepted or rejected, not {wanted!r}")
+            if refused != (error is not None):
+                failures.append(f"expected {'an error (rejected)' if refused else 'acceptance'}, got {error or 'acceptance'}")
             elif changed_on_error:
                 failures.append("the step was refused but the picture changed")
+            continue
+        if key == "state" and isinstance(wanted, Mapping):  # states of named activities, after any step
+            for activity, state in wanted.items():
+                if observed.states.get(activity) != state:
+                    failures.append(f"expected activity {activity} {state}, it is {observed.states.get(activity, 'unknown')}")
+            continue
+        if key == "events":
+            missing = [t for t in wanted or [] if t not in observed.logged]
+            if missing:
+                failures.append(f"expected the step to log {missing}, it logged {observed.logged}")
             continue
         if error is not None:
             failures.append(f"expected {key}={wanted!r}, but the step was refused: {error['message']}")
@@ -147,11 +262,16 @@ def _judge(expect: object, line: Mapping[str, Any], changed_on_error: bool) -> l
             territory = (line.get("border") or {}).get("territory")
             if territory != wanted:
                 failures.append(f"expected territory {wanted}, got {territory}")
+        elif key == "state":
+            if line.get("state") != wanted:
+                failures.append(f"expected state {wanted}, got {line.get('state')}")
+        elif key in ("affected", "flags"):
+            got = sorted(line.get(key) or [])
+            if got != sorted(wanted or []):
+                failures.append(f"expected {key} {sorted(wanted or [])}, got {got}")
         elif key == "position":
             pos = line.get("position") or {}
             d = geodesic_m(LatLon(pos["lat"], pos["lon"]), LatLon(float(wanted["lat"]), float(wanted["lon"])))
             if d > float(wanted["within_m"]):
                 failures.append(f"read-back {pos['lat']}, {pos['lon']} is {d:.1f} m from the expected point")
-        else:
-            raise ScenarioError(f"step {line['step']}: unknown expectation {key!r}")
     return failures
