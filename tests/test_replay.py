@@ -110,8 +110,8 @@ def _failures(scenario: dict[str, Any], tmp_path: Path) -> dict[int, list[str]]:
         ("fires-notification.yaml", 9, {"state": "cleared"}, "expected state cleared, got proposed"),
         ("fires-notification.yaml", 9, {"affected": []}, "expected affected [], got ['partner']"),
         ("fires-notification.yaml", 10, {"flags": []}, "expected flags [], got ['not_cleared']"),
-        ("fires-notification.yaml", 11, {"state": {"strike-1": "proposed"}}, "expected activity strike-1 proposed, it is escalated"),
-        ("fires-notification.yaml", 13, {"events": ["activity.acknowledged"]}, "expected the step to log ['activity.acknowledged']"),
+        ("fires-notification.yaml", 11, {"state": {"strike-1": "proposed"}}, "strike-1 proposed, it is escalated"),
+        ("fires-notification.yaml", 13, {"events": ["activity.acknowledged"]}, "to log ['activity.acknowledged']"),
         ("convoy-execution.yaml", 10, {"events": ["conflict.detected"]}, "expected the step to log ['conflict.detected']"),
     ],
 )

@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from deconfliction.client import Client, HttpClient, LocalClient
@@ -25,14 +27,18 @@ from deconfliction.stores import open_store
 app = typer.Typer(help="deconflict: check every activity against every party's picture.", no_args_is_help=True)
 party_app = typer.Typer(help="Parties (admin).", no_args_is_help=True)
 token_app = typer.Typer(help="Tokens (admin).", no_args_is_help=True)
+activity_app = typer.Typer(help="Activities: propose, answer, activate, complete, cancel.", no_args_is_help=True)
 app.add_typer(party_app, name="party")
 app.add_typer(token_app, name="token")
+app.add_typer(activity_app, name="activity")
 err = Console(stderr=True, soft_wrap=True)
 
 Db = Annotated[Path | None, typer.Option("--db", help="Store path (SQLite file), opened in this process.")]
 Server = Annotated[str | None, typer.Option("--server", envvar="DECONFLICT_SERVER", help="URL of a running server.")]
 Token = Annotated[str | None, typer.Option("--token", envvar="DECONFLICT_TOKEN", help="Bearer token for --server.")]
 As = Annotated[str | None, typer.Option("--as", help="With --db: act as a liaison of this party.")]
+Key = Annotated[str | None, typer.Option("--key", help="The picture key for the activity's area (deconflict look).")]
+ActivityId = Annotated[str, typer.Argument(help="The activity's id.")]
 
 
 def _print(data: Any) -> None:
@@ -41,7 +47,18 @@ def _print(data: Any) -> None:
 
 
 def _fail(exc: DeconflictionError, code: int = 2) -> NoReturn:
-    err.print(f"[red]refused[/red] ({exc.code}{', ' + exc.field if exc.field else ''}): {exc.message}", highlight=False)
+    where = f", {exc.field}" if exc.field else ""
+    err.print(f"[red]refused[/red] ({exc.code}{escape(where)}): {escape(exc.message)}", highlight=False)
+    for name, value in exc.details.items():
+        err.print(f"  {name}: {json.dumps(value, ensure_ascii=False)}", markup=False, highlight=False)
+    if exc.code == "stale_picture" and "key" in exc.details:
+        # The fresh key proves only that the user was shown the refusal; what changed is theirs to judge.
+        area = ",".join(str(x) for x in exc.details.get("area", []))
+        err.print(
+            f"review what changed (deconflict look --area {area}) and re-run with --key {exc.details['key']}",
+            markup=False,
+            highlight=False,
+        )
     raise typer.Exit(code)
 
 
@@ -238,6 +255,187 @@ def import_(
             _print(line)
     except DeconflictionError as exc:
         _fail(exc)
+
+
+def _plain(value: Any) -> Any:
+    # YAML reads unquoted times as datetimes; the service takes ISO text, as over HTTP.
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _read_document(path: Path) -> dict[str, Any]:
+    """A JSON or YAML file holding one object (YAML reads JSON too)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        err.print(f"cannot read {path}: {exc}", markup=False)
+        raise typer.Exit(2) from exc
+    if not isinstance(data, dict):
+        err.print(f"cannot read {path}: it must hold one object (kind, purpose, volumes, ...)", markup=False)
+        raise typer.Exit(2)
+    return dict(_plain(data))
+
+
+@activity_app.command("propose")
+def activity_propose(
+    file: Annotated[Path, typer.Argument(help="The activity as JSON or YAML: {id?, kind, purpose, volumes, key?}.")],
+    key: Annotated[str | None, typer.Option("--key", help="The picture key for its area; overrides the file's key.")] = None,
+    db: Db = None,
+    server: Server = None,
+    token: Token = None,
+    as_party: As = None,
+) -> None:
+    """Propose an activity. Without a current key it is refused with a fresh one: review what changed, re-run with --key."""
+    body = _read_document(file)
+    if key is not None:
+        body["key"] = key
+    try:
+        _print(_client(db, server, token, as_party).propose(body))
+    except DeconflictionError as exc:
+        _fail(exc)
+
+
+@activity_app.command("list")
+def activity_list(db: Db = None, server: Server = None, token: Token = None, as_party: As = None) -> None:
+    """List the activities the party proposed or is affected by."""
+    try:
+        _print(_client(db, server, token, as_party).activities())
+    except DeconflictionError as exc:
+        _fail(exc)
+
+
+@activity_app.command("show")
+def activity_show(
+    activity_id: ActivityId, db: Db = None, server: Server = None, token: Token = None, as_party: As = None
+) -> None:
+    """Show one activity: its state, answers, who it still waits for, its deadline."""
+    try:
+        _print(_client(db, server, token, as_party).activity(activity_id))
+    except DeconflictionError as exc:
+        _fail(exc)
+
+
+@activity_app.command("acknowledge")
+def activity_acknowledge(
+    activity_id: ActivityId, db: Db = None, server: Server = None, token: Token = None, as_party: As = None
+) -> None:
+    """Acknowledge an activity that affects the party: seen, and nothing against it."""
+    try:
+        _print(_client(db, server, token, as_party).acknowledge(activity_id))
+    except DeconflictionError as exc:
+        _fail(exc)
+
+
+@activity_app.command("object")
+def activity_object(
+    activity_id: ActivityId,
+    reason: Annotated[str, typer.Option("--reason", help="Why the party objects; the proposer sees it.")],
+    db: Db = None,
+    server: Server = None,
+    token: Token = None,
+    as_party: As = None,
+) -> None:
+    """Object to an activity that affects the party; it is not cleared while the objection stands."""
+    try:
+        _print(_client(db, server, token, as_party).object(activity_id, {"reason": reason}))
+    except DeconflictionError as exc:
+        _fail(exc)
+
+
+@activity_app.command("activate")
+def activity_activate(
+    activity_id: ActivityId,
+    key: Key = None,
+    override: Annotated[
+        str | None, typer.Option("--override", help="Why it starts without clearance; recorded and notified at once.")
+    ] = None,
+    db: Db = None,
+    server: Server = None,
+    token: Token = None,
+    as_party: As = None,
+) -> None:
+    """Start a cleared activity (proposer only); an uncleared one only with --override REASON."""
+    body = {k: v for k, v in (("key", key), ("override", override)) if v is not None}
+    try:
+        _print(_client(db, server, token, as_party).activate(activity_id, body))
+    except DeconflictionError as exc:
+        _fail(exc)
+
+
+@activity_app.command("complete")
+def activity_complete(
+    activity_id: ActivityId, db: Db = None, server: Server = None, token: Token = None, as_party: As = None
+) -> None:
+    """Complete an active activity (proposer only)."""
+    try:
+        _print(_client(db, server, token, as_party).complete(activity_id))
+    except DeconflictionError as exc:
+        _fail(exc)
+
+
+@activity_app.command("cancel")
+def activity_cancel(
+    activity_id: ActivityId,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why; the affected parties see it.")] = None,
+    db: Db = None,
+    server: Server = None,
+    token: Token = None,
+    as_party: As = None,
+) -> None:
+    """Cancel an activity that has not ended (proposer only)."""
+    body = {} if reason is None else {"reason": reason}
+    try:
+        _print(_client(db, server, token, as_party).cancel(activity_id, body))
+    except DeconflictionError as exc:
+        _fail(exc)
+
+
+@app.command()
+def look(
+    area: Annotated[str | None, typer.Option(help="A box: west,south,east,north in degrees.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Widen the box by this kind's buffer: fires, air, ground or other.")] = None,
+    db: Db = None,
+    server: Server = None,
+    token: Token = None,
+    as_party: As = None,
+) -> None:
+    """Print the picture key (and with --area, what the party may see there): the proof to present with --key."""
+    try:
+        _print(_client(db, server, token, as_party).look(area, kind))
+    except DeconflictionError as exc:
+        _fail(exc)
+
+
+@app.command()
+def events(
+    cursor: Annotated[
+        int | None, typer.Option(help="Go on after this sequence number; default: from now (--server), from the start (--db).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Stop after this many events.")] = None,
+    db: Db = None,
+    server: Server = None,
+    token: Token = None,
+    as_party: As = None,
+) -> None:
+    """Print the events the party may see, one JSON object a line. With --server it follows live until interrupted."""
+    try:
+        for event in _client(db, server, token, as_party).events(cursor, limit):
+            if event.get("type") == "stream.opened":
+                # On stderr: stdout holds only events, the same with --db and --server.
+                err.print(f"following events after {event['data']['cursor']}", markup=False)
+            else:
+                _print(event)
+    except DeconflictionError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
 
 
 @app.command()

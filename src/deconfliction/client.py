@@ -7,6 +7,8 @@ the operator's privilege (whoever can read the file holds the whole record anywa
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 import httpx
@@ -25,15 +27,59 @@ class Client(Protocol):
     def declare_zone(self, body: dict[str, Any]) -> dict[str, Any]: ...
     def declare_aor(self, body: dict[str, Any]) -> dict[str, Any]: ...
     def check(self, body: dict[str, Any]) -> dict[str, Any]: ...
+    def look(self, area: str | None, kind: str | None) -> dict[str, Any]: ...
+    def propose(self, body: dict[str, Any]) -> dict[str, Any]: ...
+    def activities(self) -> list[dict[str, Any]]: ...
+    def activity(self, activity_id: str) -> dict[str, Any]: ...
+    def acknowledge(self, activity_id: str) -> dict[str, Any]: ...
+    def object(self, activity_id: str, body: dict[str, Any]) -> dict[str, Any]: ...
+    def activate(self, activity_id: str, body: dict[str, Any]) -> dict[str, Any]: ...
+    def complete(self, activity_id: str) -> dict[str, Any]: ...
+    def cancel(self, activity_id: str, body: dict[str, Any]) -> dict[str, Any]: ...
+    def events(self, cursor: int | None, limit: int | None) -> Iterator[dict[str, Any]]: ...
+
+
+EVENT_PAGE = 500
+"""Events read from the store per call when printing the log in process."""
+
+STREAM_READ_TIMEOUT_S = 60.0
+"""A live stream with nothing to say still sends a keep-alive every 15 s; four missed ones mean the server is gone."""
 
 
 class RemoteError(DeconflictionError):
-    """An error answered by a server, carried with its status and code."""
+    """An error answered by a server, carried with its status, code and extra fields (``details``)."""
 
     def __init__(self, status: int, body: dict[str, Any]) -> None:
         error = body.get("error") or {}
-        super().__init__(str(error.get("message", body)), field=error.get("field"), code=error.get("code", "http_error"))
+        details = {k: v for k, v in error.items() if k not in ("code", "message", "field") and v is not None}
+        super().__init__(
+            str(error.get("message", body)), field=error.get("field"), code=error.get("code", "http_error"), details=details
+        )
         self.status = status
+
+
+def _error_body(response: httpx.Response) -> dict[str, Any]:
+    """The JSON error of a refusal, or a stand-in naming the status when a proxy answered with something else."""
+    try:
+        data = response.json() if response.content else {}
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        return {"error": {"code": "http_error", "message": f"the server answered {response.status_code} without a JSON error"}}
+    return data
+
+
+def sse_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    """The ``data`` of each Server-Sent Events message, decoded; comments (keep-alives) are skipped."""
+    data: list[str] = []
+    for line in lines:
+        if line == "":
+            if data:
+                yield json.loads("\n".join(data))
+            data = []
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+        # "id:" and "event:" repeat what data holds (seq, type); ":" lines are keep-alives
 
 
 class HttpClient:
@@ -43,15 +89,14 @@ class HttpClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout_s)
 
-    def _call(self, method: str, path: str, json: Any = None) -> Any:
+    def _call(self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
         try:
-            response = self._http.request(method, f"/v1{path}", json=json)
+            response = self._http.request(method, f"/v1{path}", json=json, params=params)
         except httpx.HTTPError as exc:
             raise StoreError(f"cannot reach the server: {exc}") from exc
-        data = response.json() if response.content else {}
         if response.is_error:
-            raise RemoteError(response.status_code, data if isinstance(data, dict) else {})
-        return data
+            raise RemoteError(response.status_code, _error_body(response))
+        return response.json() if response.content else {}
 
     def create_party(self, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self._call("POST", "/parties", body))
@@ -76,6 +121,47 @@ class HttpClient:
 
     def check(self, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self._call("POST", "/checks", body))
+
+    def look(self, area: str | None, kind: str | None) -> dict[str, Any]:
+        params = {k: v for k, v in (("area", area), ("kind", kind)) if v is not None}
+        return dict(self._call("GET", "/picture", params=params))
+
+    def propose(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._call("POST", "/activities", body))
+
+    def activities(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/activities"))
+
+    def activity(self, activity_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/activities/{activity_id}"))
+
+    def acknowledge(self, activity_id: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"/activities/{activity_id}/acknowledge"))
+
+    def object(self, activity_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._call("POST", f"/activities/{activity_id}/object", body))
+
+    def activate(self, activity_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._call("POST", f"/activities/{activity_id}/activate", body))
+
+    def complete(self, activity_id: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"/activities/{activity_id}/complete"))
+
+    def cancel(self, activity_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._call("POST", f"/activities/{activity_id}/cancel", body))
+
+    def events(self, cursor: int | None, limit: int | None) -> Iterator[dict[str, Any]]:
+        """The live stream (``GET /v1/events``): the ``stream.opened`` message first, then each event as it comes."""
+        params = {k: v for k, v in (("cursor", cursor), ("limit", limit)) if v is not None}
+        timeout = httpx.Timeout(self._http.timeout.connect, read=STREAM_READ_TIMEOUT_S)
+        try:
+            with self._http.stream("GET", "/v1/events", params=params, timeout=timeout) as response:
+                if response.is_error:
+                    response.read()
+                    raise RemoteError(response.status_code, _error_body(response))
+                yield from sse_events(response.iter_lines())
+        except httpx.HTTPError as exc:
+            raise StoreError(f"the event stream from the server broke off: {exc}") from exc
 
 
 class LocalClient:
@@ -108,3 +194,41 @@ class LocalClient:
 
     def check(self, body: dict[str, Any]) -> dict[str, Any]:
         return self.service.check(self.caller, body)
+
+    def look(self, area: str | None, kind: str | None) -> dict[str, Any]:
+        return self.service.look(self.caller, area, kind)
+
+    def propose(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.service.propose(self.caller, body)
+
+    def activities(self) -> list[dict[str, Any]]:
+        return self.service.activities(self.caller)
+
+    def activity(self, activity_id: str) -> dict[str, Any]:
+        return self.service.activity(self.caller, activity_id)
+
+    def acknowledge(self, activity_id: str) -> dict[str, Any]:
+        return self.service.acknowledge(self.caller, activity_id)
+
+    def object(self, activity_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.service.object(self.caller, activity_id, body)
+
+    def activate(self, activity_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.service.activate(self.caller, activity_id, body)
+
+    def complete(self, activity_id: str) -> dict[str, Any]:
+        return self.service.complete(self.caller, activity_id)
+
+    def cancel(self, activity_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.service.cancel(self.caller, activity_id, body)
+
+    def events(self, cursor: int | None, limit: int | None) -> Iterator[dict[str, Any]]:
+        """The log from ``cursor`` (default: its start) as the party may see it, up to ``limit``; then it stops."""
+        after = cursor or 0
+        left = limit
+        while left is None or left > 0:
+            page, after = self.service.events(self.caller, after, EVENT_PAGE if left is None else min(EVENT_PAGE, left))
+            if not page:
+                return
+            yield from page
+            left = None if left is None else left - len(page)

@@ -1177,4 +1177,5 @@ class Service:
             "zones": len(p.zones),
             "aors": len(p.aors),
             "territories": len(p.territories),
+            "activities": sum(not a.state.ended for a in p.activities.values()),
         }
