@@ -92,6 +92,8 @@ APPLY_CHUNK = 100  # reports applied between two chances for a waiting check
 SWITCH_INTERVAL_S = 0.001
 """How often a long write hands the interpreter to a waiting check (Python's default is 5 ms)."""
 MAX_VOLUMES = 20
+LOOK_MARGIN = 1.01
+"""A look with a kind widens its box by the buffer and this much more: a little over the engine's safety factor."""
 LOOK_LIMIT = 5000
 """Most assets a look at an area lists (``truncated`` says when there were more)."""
 EVENT_PAGE = 1000
@@ -715,7 +717,8 @@ class Service:
                 return {**self.summary(), "picture_key": str(PictureKey.issue(self.picture.version, WORLD))}
         box = parse_box(area, "area")
         if kind is not None:
-            box = degrees_envelope(box, self.settings.buffer_m(check_enum(CheckKind, kind, "kind")))
+            # As an activity's volumes are widened: by the buffer and the engine's safety margin.
+            box = degrees_envelope(box, self.settings.buffer_m(check_enum(CheckKind, kind, "kind")) * LOOK_MARGIN + 1.0)
         with self._reading:
             return {**self._look(box, viewer), "picture_version": self.picture.version}
 

@@ -44,6 +44,11 @@ class SQLiteStore:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            # Streams read the log while writers append: through a connection of their own,
+            # which sees only committed transactions (the writer's connection would see its
+            # own transaction half-written).
+            self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._reading = threading.Lock()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
 
@@ -90,19 +95,22 @@ class SQLiteStore:
         if types:
             where += f" AND type IN ({','.join('?' * len(types))})"
         try:
-            rows = self._db.execute(
-                f"SELECT seq, type, time, party, data FROM events WHERE {where} ORDER BY seq LIMIT ?",
-                (*args, limit),
-            ).fetchall()
+            with self._reading:
+                rows = self._reader.execute(
+                    f"SELECT seq, type, time, party, data FROM events WHERE {where} ORDER BY seq LIMIT ?",
+                    (*args, limit),
+                ).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the store: {exc}") from exc
         return [event_from_row(*row) for row in rows]
 
     def last_seq(self) -> int:
         try:
-            return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+            with self._reading:
+                return int(self._reader.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the store: {exc}") from exc
 
     def close(self) -> None:
+        self._reader.close()
         self._db.close()
