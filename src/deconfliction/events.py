@@ -55,7 +55,8 @@ def asset_event(asset: Asset, at: datetime) -> Event:
     return Event("asset.registered", at, asset.party, data)
 
 
-def report_event(report: Report, at: datetime) -> Event:
+def report_event(report: Report, at: datetime, disclosure: Disclosure) -> Event:
+    """A position report, with its asset's disclosure: whoever reads the log later must know whom it may tell."""
     data = {
         "party": report.party,
         "asset": report.asset,
@@ -65,6 +66,7 @@ def report_event(report: Report, at: datetime) -> Event:
         "uncertainty_m": report.uncertainty_m,
         "stale_at": _iso(report.stale_at),
         "notation": report.notation,
+        "disclosure": disclosure,
     }
     return Event("report.accepted", at, report.party, data)
 

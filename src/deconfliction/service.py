@@ -326,7 +326,7 @@ class Service:
                 report = self._report(
                     asset, {k: v for k, v in body.items() if k not in ("id", "kind", "name", "disclosure")}, "", now
                 )
-                events.append(ev.report_event(report, now))
+                events.append(ev.report_event(report, now, asset.disclosure))
                 events += self._entering_positions([report], now, asset)
             self._commit(events)
         shown = self._show_asset(asset, report, party)
@@ -391,6 +391,7 @@ class Service:
         with self._writing:
             now = self.clock.now()
             reports: list[Report] = []
+            disclosures: list[Disclosure] = []
             newest: dict[str, Report] = {}
             for i, body in enumerate(bodies):
                 where = f"{field}.{i}" if field else ""
@@ -402,8 +403,9 @@ class Service:
                     raise OutOfOrder(f"reports of {asset.id} in one batch must be in time order", field=f"{where}.time")
                 newest[asset.id] = report
                 reports.append(report)
+                disclosures.append(asset.disclosure)
             notices = self._entering_positions(reports, now)
-            seqs = self.store.append([ev.report_event(r, now) for r in reports] + notices)
+            seqs = self.store.append([ev.report_event(r, now, d) for r, d in zip(reports, disclosures, strict=True)] + notices)
             # The events were made from these very reports: apply them as they are rather
             # than decode again what was just encoded (the hot path of streaming ingest).
             # Each report is a fact of its own, so checks may run between chunks.
@@ -943,6 +945,8 @@ class Service:
                     "activating it needs an override with a reason",
                     field="override",
                 )
+            if activity.state is ActivityState.CLEARED and override is not None:
+                raise InvalidInput(f"activity {activity.id!r} is cleared: there is nothing to override", field="override")
             now = self.clock.now()
             if now > activity.ends_at:
                 raise InvalidState(f"activity {activity.id!r}'s windows have ended", field="id")
@@ -1115,21 +1119,17 @@ class Service:
 
     def _show_event(self, event: Event, viewer: str | None) -> dict[str, Any] | None:
         """One event's data as ``viewer`` may see it, or None: every stream goes through the disclosure policy."""
-        d, p = event.data, self.picture
+        d = event.data
         if event.type.startswith("aor."):
             return dict(d)  # where parties vouch for their picture is shared with everyone
         if event.type in ("asset.registered", "report.accepted", "asset.withdrawn", "position.withdrawn"):
-            key = (d["party"], d.get("asset") or d["id"])
-            asset = p.assets.get(key)
-            disclosure = asset.disclosure if asset is not None else Disclosure(d.get("disclosure", Disclosure.HIDDEN))
-            level = level_for(d["party"], disclosure, viewer)
+            # The disclosure the event was written with, not that of whatever holds the id now.
+            level = level_for(d["party"], Disclosure(d.get("disclosure", Disclosure.HIDDEN)), viewer)
             if level is Disclosure.HIDDEN:
                 return None
             if event.type != "report.accepted":
-                return {"party": d["party"], "id": key[1]} | (
-                    {} if asset is None else {"kind": asset.kind.value, "name": asset.name}
-                )
-            shown = {"party": d["party"], "asset": key[1], "time": d["time"], "stale_at": d["stale_at"]}
+                return {k: d[k] for k in ("party", "id", "kind", "name") if k in d}
+            shown = {"party": d["party"], "asset": d["asset"], "time": d["time"], "stale_at": d["stale_at"]}
             point = LatLon(d["lat"], d["lon"])
             if level is Disclosure.EXACT:
                 return shown | {"uncertainty_m": d["uncertainty_m"], "position": show_point(point)}

@@ -85,10 +85,12 @@ def theatre_events(theatre: Theatre) -> Iterator[Event]:
         yield ev.aor_event(aor, now)
         if aor.confirmed_at is not None:
             yield Event("aor.confirmed", aor.confirmed_at, aor.party, {"party": aor.party, "id": aor.id})
+    disclosure = {}
     for asset in theatre.assets:
+        disclosure[asset.key] = asset.disclosure
         yield ev.asset_event(asset, now)
     for report in theatre.reports:
-        yield ev.report_event(report, now)
+        yield ev.report_event(report, now, disclosure[(report.party, report.asset)])
     for zone in theatre.zones:
         yield ev.zone_event(zone, now)
 

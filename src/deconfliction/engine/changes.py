@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import re
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,6 +108,14 @@ class ChangeLog:
         return found
 
 
+def _micro(value: float, rounding: Callable[[float], int], outwards: int) -> float:
+    """``value`` rounded outwards to a whole micro-degree (the float product may round the wrong way: then step once more)."""
+    micro = rounding(value * 1e6)
+    if (micro / 1e6 - value) * outwards < 0:
+        micro += outwards
+    return micro / 1e6
+
+
 _KEY = re.compile(r"^(\d{1,18})@(-?\d{1,3}\.\d{6}),(-?\d{1,2}\.\d{6}),(-?\d{1,3}\.\d{6}),(-?\d{1,2}\.\d{6})$")
 
 
@@ -123,10 +132,10 @@ class PictureKey:
 
     @classmethod
     def issue(cls, version: int, box: Box) -> PictureKey:
-        """A key for ``box``, rounded outwards to 1e-6 degree so that it still covers it."""
+        """A key for ``box``, rounded outwards to whole micro-degrees so that it still covers it."""
         w, s, e, n = box
         return cls(
-            version, (math.floor(w * 1e6) / 1e6, math.floor(s * 1e6) / 1e6, math.ceil(e * 1e6) / 1e6, math.ceil(n * 1e6) / 1e6)
+            version, (_micro(w, math.floor, -1), _micro(s, math.floor, -1), _micro(e, math.ceil, 1), _micro(n, math.ceil, 1))
         )
 
     def __str__(self) -> str:
@@ -134,7 +143,7 @@ class PictureKey:
 
     @classmethod
     def parse(cls, text: object, field: str) -> PictureKey:
-        m = _KEY.match(text) if isinstance(text, str) else None
+        m = _KEY.fullmatch(text) if isinstance(text, str) else None
         if m is None:
             raise InvalidInput(f"{text!r} is not a picture key; use the key a check or GET /v1/picture returned", field=field)
         return cls(int(m[1]), (float(m[2]), float(m[3]), float(m[4]), float(m[5])))
