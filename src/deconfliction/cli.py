@@ -50,7 +50,8 @@ def _fail(exc: DeconflictionError, code: int = 2) -> NoReturn:
     where = f", {exc.field}" if exc.field else ""
     err.print(f"[red]refused[/red] ({exc.code}{escape(where)}): {escape(exc.message)}", highlight=False)
     for name, value in exc.details.items():
-        err.print(f"  {name}: {json.dumps(value, ensure_ascii=False)}", markup=False, highlight=False)
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        err.print(f"  {name}: {shown}", markup=False, highlight=False)
     if exc.code == "stale_picture" and "key" in exc.details:
         # The fresh key proves only that the user was shown the refusal; what changed is theirs to judge.
         area = ",".join(str(x) for x in exc.details.get("area", []))
@@ -78,6 +79,9 @@ def _client(db: Path | None, server: str | None, token: str | None, party: str |
         return HttpClient(server, token)
     assert db is not None
     return LocalClient(Service(open_store(db), settings=Settings.from_env()), party)
+
+
+SHUTDOWN_GRACE_S = 5
 
 
 @app.command()
@@ -108,7 +112,8 @@ def _serve(service: Service, host: str, port: int) -> None:
     gc.collect()
     gc.freeze()
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-    uvicorn.run(create_app(service), host=host, port=port, log_level="info")
+    # Event streams never end by themselves: on shutdown, give open requests a few seconds, then close them.
+    uvicorn.run(create_app(service), host=host, port=port, log_level="info", timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
 
 
 def _settings(**flags: Any) -> Settings:
@@ -400,7 +405,9 @@ def activity_cancel(
 @app.command()
 def look(
     area: Annotated[str | None, typer.Option(help="A box: west,south,east,north in degrees.")] = None,
-    kind: Annotated[str | None, typer.Option(help="Widen the box by this kind's buffer: fires, air, ground or other.")] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="Widen the box by this kind's buffer: patrol, movement, air, fires (or ground, other).")
+    ] = None,
     db: Db = None,
     server: Server = None,
     token: Token = None,

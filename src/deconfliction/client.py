@@ -161,7 +161,7 @@ class HttpClient:
                     raise RemoteError(response.status_code, _error_body(response))
                 yield from sse_events(response.iter_lines())
         except httpx.HTTPError as exc:
-            raise StoreError(f"the event stream from the server broke off: {exc}") from exc
+            raise StoreError(f"cannot reach the server, or its event stream broke off: {exc}") from exc
 
 
 class LocalClient:

@@ -142,7 +142,8 @@ def transition_event(type_: str, activity: Activity, at: datetime, by: str | Non
     return event
 
 
-def _activity(d: dict[str, Any], at: datetime) -> Activity:
+def activity_of(d: dict[str, Any], at: datetime) -> Activity:
+    """The activity an ``activity.proposed`` event proposes."""
     volumes = tuple(
         Volume(
             geometry=_shape(v["area"]),
@@ -260,6 +261,6 @@ def apply(picture: Picture, event: Event) -> None:
         case "aor.lapsed":
             picture.lapses_noticed.add((d["party"], d["id"]))
         case "activity.proposed":
-            picture.put_activity(_activity(d, event.time), seq)
+            picture.put_activity(activity_of(d, event.time), seq)
         case t if t in TRANSITIONS:
             picture.put_activity(_next_state(picture.activities[d["id"]], event), seq)

@@ -150,6 +150,14 @@ def parse_box(text: object, field: str) -> Box:
     return (w, s, e, n)
 
 
+def _check_kind(kind: object) -> CheckKind:
+    """A check kind, or an activity kind read as the check it is held to (patrol and movement: ground)."""
+    if kind in tuple(ActivityKind):
+        return ActivityKind(str(kind)).check_kind
+    value: CheckKind = check_enum(CheckKind, kind, "kind")
+    return value
+
+
 def show_volume(v: Volume) -> dict[str, Any]:
     shown: dict[str, Any] = {
         "area": to_geojson(v.geometry),
@@ -720,7 +728,7 @@ class Service:
         box = parse_box(area, "area")
         if kind is not None:
             # As an activity's volumes are widened: by the buffer and the engine's safety margin.
-            box = degrees_envelope(box, self.settings.buffer_m(check_enum(CheckKind, kind, "kind")) * LOOK_MARGIN + 1.0)
+            box = degrees_envelope(box, self.settings.buffer_m(_check_kind(kind)) * LOOK_MARGIN + 1.0)
         with self._reading:
             return {**self._look(box, viewer), "picture_version": self.picture.version}
 
@@ -1142,7 +1150,10 @@ class Service:
         if event.type == "conflict.detected":
             return self._show_conflict(d, viewer)
         if event.type.startswith("activity."):
-            return dict(d) if viewer == d["party"] or viewer in d["affected"] else None
+            if viewer != d["party"] and viewer not in d["affected"]:
+                return None
+            # A proposal is shown as the activity was proposed, in the shape of GET /v1/activities/{id}.
+            return self._show_activity(ev.activity_of(d, event.time)) if event.type == "activity.proposed" else dict(d)
         return None  # parties, tokens, territories and checks are not streamed
 
     def _show_conflict(self, d: Mapping[str, Any], viewer: str | None) -> dict[str, Any] | None:

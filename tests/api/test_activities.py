@@ -1055,3 +1055,13 @@ def test_own_units_count_for_fires_but_not_for_patrols(api: Api, kind: str, rais
     activate(api, made["id"])
     api.report("alfa", "a-unit", offset(*FP, 100))
     assert len(conflicts(api, "alfa")) == raised
+
+
+@pytest.mark.parametrize(("activity_kind", "check_kind"), [("patrol", "ground"), ("movement", "ground"), ("fires", "fires")])
+def test_a_look_widens_by_an_activity_kind_as_by_the_check_it_is_held_to(api: Api, activity_kind: str, check_kind: str) -> None:
+    """Patrols and movements are held to the ground buffer: a look for them covers the same box."""
+    area = {"area": "71.01,34.54,71.02,34.55"}
+    by_activity = api.ok("GET", "/v1/picture", "alfa", 200, params={**area, "kind": activity_kind})
+    by_check = api.ok("GET", "/v1/picture", "alfa", 200, params={**area, "kind": check_kind})
+    assert by_activity["area"] == by_check["area"]
+    assert by_activity["area"][0] < 71.01 and by_activity["area"][2] > 71.02

@@ -202,7 +202,8 @@ def picture(
         str | None, Query(description="A box: west,south,east,north in degrees.", examples=["70.9,34.5,71.1,34.6"])
     ] = None,
     kind: Annotated[
-        Literal["fires", "air", "ground", "other"] | None, Query(description="Widen the box by this kind's buffer.")
+        Literal["fires", "air", "ground", "other", "patrol", "movement"] | None,
+        Query(description="Widen the box by this kind's buffer (an activity kind or a check kind)."),
     ] = None,
 ) -> Json:
     """Look at the picture: its version and a picture key; with an area, what the caller may see there.
