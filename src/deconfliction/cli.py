@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -69,6 +70,14 @@ def _read_json(path: Path) -> Any:
     except (OSError, ValueError) as exc:
         err.print(f"cannot read {path}: {exc}")
         raise typer.Exit(2) from exc
+
+
+def _run(db: Path | None, server: str | None, token: str | None, party: str | None, call: Callable[[Client], Any]) -> None:
+    """Print what ``call`` answers from the chosen client, or the refusal (exit 2)."""
+    try:
+        _print(call(_client(db, server, token, party)))
+    except DeconflictionError as exc:
+        _fail(exc)
 
 
 def _client(db: Path | None, server: str | None, token: str | None, party: str | None) -> Client:
@@ -301,19 +310,13 @@ def activity_propose(
     body = _read_document(file)
     if key is not None:
         body["key"] = key
-    try:
-        _print(_client(db, server, token, as_party).propose(body))
-    except DeconflictionError as exc:
-        _fail(exc)
+    _run(db, server, token, as_party, lambda c: c.propose(body))
 
 
 @activity_app.command("list")
 def activity_list(db: Db = None, server: Server = None, token: Token = None, as_party: As = None) -> None:
     """List the activities the party proposed or is affected by."""
-    try:
-        _print(_client(db, server, token, as_party).activities())
-    except DeconflictionError as exc:
-        _fail(exc)
+    _run(db, server, token, as_party, lambda c: c.activities())
 
 
 @activity_app.command("show")
@@ -321,10 +324,7 @@ def activity_show(
     activity_id: ActivityId, db: Db = None, server: Server = None, token: Token = None, as_party: As = None
 ) -> None:
     """Show one activity: its state, answers, who it still waits for, its deadline."""
-    try:
-        _print(_client(db, server, token, as_party).activity(activity_id))
-    except DeconflictionError as exc:
-        _fail(exc)
+    _run(db, server, token, as_party, lambda c: c.activity(activity_id))
 
 
 @activity_app.command("acknowledge")
@@ -332,10 +332,7 @@ def activity_acknowledge(
     activity_id: ActivityId, db: Db = None, server: Server = None, token: Token = None, as_party: As = None
 ) -> None:
     """Acknowledge an activity that affects the party: seen, and nothing against it."""
-    try:
-        _print(_client(db, server, token, as_party).acknowledge(activity_id))
-    except DeconflictionError as exc:
-        _fail(exc)
+    _run(db, server, token, as_party, lambda c: c.acknowledge(activity_id))
 
 
 @activity_app.command("object")
@@ -348,10 +345,7 @@ def activity_object(
     as_party: As = None,
 ) -> None:
     """Object to an activity that affects the party; it is not cleared while the objection stands."""
-    try:
-        _print(_client(db, server, token, as_party).object(activity_id, {"reason": reason}))
-    except DeconflictionError as exc:
-        _fail(exc)
+    _run(db, server, token, as_party, lambda c: c.object(activity_id, {"reason": reason}))
 
 
 @activity_app.command("activate")
@@ -368,10 +362,7 @@ def activity_activate(
 ) -> None:
     """Start a cleared activity (proposer only); an uncleared one only with --override REASON."""
     body = {k: v for k, v in (("key", key), ("override", override)) if v is not None}
-    try:
-        _print(_client(db, server, token, as_party).activate(activity_id, body))
-    except DeconflictionError as exc:
-        _fail(exc)
+    _run(db, server, token, as_party, lambda c: c.activate(activity_id, body))
 
 
 @activity_app.command("complete")
@@ -379,10 +370,7 @@ def activity_complete(
     activity_id: ActivityId, db: Db = None, server: Server = None, token: Token = None, as_party: As = None
 ) -> None:
     """Complete an active activity (proposer only)."""
-    try:
-        _print(_client(db, server, token, as_party).complete(activity_id))
-    except DeconflictionError as exc:
-        _fail(exc)
+    _run(db, server, token, as_party, lambda c: c.complete(activity_id))
 
 
 @activity_app.command("cancel")
@@ -396,10 +384,7 @@ def activity_cancel(
 ) -> None:
     """Cancel an activity that has not ended (proposer only)."""
     body = {} if reason is None else {"reason": reason}
-    try:
-        _print(_client(db, server, token, as_party).cancel(activity_id, body))
-    except DeconflictionError as exc:
-        _fail(exc)
+    _run(db, server, token, as_party, lambda c: c.cancel(activity_id, body))
 
 
 @app.command()
@@ -414,10 +399,7 @@ def look(
     as_party: As = None,
 ) -> None:
     """Print the picture key (and with --area, what the party may see there): the proof to present with --key."""
-    try:
-        _print(_client(db, server, token, as_party).look(area, kind))
-    except DeconflictionError as exc:
-        _fail(exc)
+    _run(db, server, token, as_party, lambda c: c.look(area, kind))
 
 
 @app.command()
