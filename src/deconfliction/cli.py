@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -21,9 +21,11 @@ from rich.table import Table
 
 from deconfliction.client import Client, HttpClient, LocalClient
 from deconfliction.errors import DeconflictionError
+from deconfliction.ledger.heads import public_key_hex
+from deconfliction.ledger.verify import Entry, verify_record
 from deconfliction.service import ROOT, SWITCH_INTERVAL_S, Service
 from deconfliction.settings import Settings, settings_table
-from deconfliction.stores import open_store
+from deconfliction.stores import Store, open_store
 
 app = typer.Typer(help="deconflict: check every activity against every party's picture.", no_args_is_help=True)
 party_app = typer.Typer(help="Parties (admin).", no_args_is_help=True)
@@ -31,7 +33,9 @@ token_app = typer.Typer(help="Tokens (admin).", no_args_is_help=True)
 activity_app = typer.Typer(help="Activities: propose, answer, activate, complete, cancel.", no_args_is_help=True)
 app.add_typer(party_app, name="party")
 app.add_typer(token_app, name="token")
+ledger_app = typer.Typer(help="The indelible record: verify it.", no_args_is_help=True)
 app.add_typer(activity_app, name="activity")
+app.add_typer(ledger_app, name="ledger")
 err = Console(stderr=True, soft_wrap=True)
 
 Db = Annotated[Path | None, typer.Option("--db", help="Store path (SQLite file), opened in this process.")]
@@ -505,3 +509,58 @@ def settings() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     app()
+
+
+@ledger_app.command("verify")
+def ledger_verify(
+    db: Db = None,
+    server: Server = None,
+    token: Token = None,
+    public_key: Annotated[
+        str | None, typer.Option("--public-key", help="The node's Ed25519 key (hex) to hold heads to; default: the one served.")
+    ] = None,
+) -> None:
+    """Recompute the Merkle tree from every entry and check every signed tree head and their consistency.
+
+    Prints {ok, entries, heads, problems}; exit 0 only if everything holds, 1 naming the first bad entry or head.
+    With --db the store file is read as it is, without starting a service on it (which a damaged log could stop).
+    """
+    if (db is None) == (server is None):
+        err.print("give either --db PATH (a store on this machine) or --server URL --token TOKEN")
+        raise typer.Exit(2)
+    try:
+        if server is not None:
+            client = HttpClient(server, token)
+            key = public_key or client.public_key()
+
+            def proof(m: int, n: int) -> list[bytes]:  # the server's own proofs, held to the signed roots
+                return [bytes.fromhex(h) for h in client.consistency_proof(m, n)["consistency_path"]]
+
+            verdict = verify_record(_served_entries(client), client.ledger_heads(), key, proof)
+        else:
+            assert db is not None
+            store = open_store(db)
+            key = public_key or public_key_hex(store.signing_key())
+            verdict = verify_record(_stored_entries(store), store.heads(), key)
+    except DeconflictionError as exc:
+        _fail(exc)
+    _print({"ok": verdict.ok, "entries": verdict.entries, "heads": verdict.heads, "problems": verdict.problems})
+    if not verdict.ok:
+        raise typer.Exit(1)
+
+
+def _served_entries(client: HttpClient) -> Iterator[Entry]:
+    start: int | None = 0
+    while start is not None:
+        page = client.ledger_entries(start)
+        for e in page["entries"]:
+            yield Entry(e["index"], bytes.fromhex(e["leaf_hex"]), bytes.fromhex(e["leaf_hash"]))
+        start = page["next"]
+
+
+def _stored_entries(store: Store, page: int = 1000) -> Iterator[Entry]:
+    start = 0
+    while rows := store.rows(start, start + page):
+        for row in rows:
+            yield Entry(row.seq - 1, row.entry, row.leaf)
+        start += page

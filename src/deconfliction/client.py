@@ -163,6 +163,21 @@ class HttpClient:
         except httpx.HTTPError as exc:
             raise StoreError(f"cannot reach the server, or its event stream broke off: {exc}") from exc
 
+    def ledger_head(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/ledger/head"))
+
+    def public_key(self) -> str:
+        return str(self.ledger_head()["public_key"])
+
+    def ledger_heads(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/ledger/heads"))
+
+    def ledger_entries(self, start: int) -> dict[str, Any]:
+        return dict(self._call("GET", "/ledger/entries", params={"start": start}))
+
+    def consistency_proof(self, first: int, second: int) -> dict[str, Any]:
+        return dict(self._call("GET", "/ledger/proof/consistency", params={"first": first, "second": second}))
+
 
 class LocalClient:
     """``LocalClient(service, party)``: the same calls on a store opened in this process."""

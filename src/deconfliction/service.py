@@ -9,6 +9,7 @@ arguments), so that every outlet gets the same validation and the same error mes
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import threading
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import shapely
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
@@ -49,6 +51,8 @@ from deconfliction.errors import (
 )
 from deconfliction.feed import Feed
 from deconfliction.geo import LatLon, LocalPlane, degrees_envelope, parse_geojson, parse_position, to_geojson
+from deconfliction.ledger.heads import public_key_hex, sign_head
+from deconfliction.ledger.seal import may_read
 from deconfliction.model import (
     MAX_DURATION_S,
     Activity,
@@ -83,6 +87,7 @@ from deconfliction.model import (
 )
 from deconfliction.settings import Settings
 from deconfliction.stores import Store
+from deconfliction.stores.base import sealed_parts
 
 MAX_UNCERTAINTY_M = 100_000.0
 MAX_RADIUS_M = 200_000.0
@@ -97,6 +102,8 @@ LOOK_MARGIN = 1.01
 LOOK_LIMIT = 5000
 """Most assets a look at an area lists (``truncated`` says when there were more)."""
 EVENT_PAGE = 1000
+LEDGER_PAGE = 1000
+"""Most entries one ledger read returns; ``next`` says where to go on."""
 Box = tuple[float, float, float, float]
 WORLD: Box = (-180.0, -90.0, 180.0, 90.0)
 
@@ -194,6 +201,9 @@ class Service:
         self._writing = threading.RLock()
         self._reading = threading.RLock()
         self.feed = Feed()
+        self._key: Ed25519PrivateKey | None = None
+        self._heads_lock = threading.Lock()
+        self._last_head: dict[str, Any] | None = None
         # Start-up rebuilds the picture without noting changes: a picture key issued
         # before the restart cannot be honoured (superseded reports are not replayed).
         self.picture.changes.enabled = False
@@ -695,17 +705,21 @@ class Service:
         }
         if activity is not None:
             answer["activity"] = activity.id
-        # The record keeps what was asked and the full answer, before disclosure.
-        full = {
+        # The record keeps what was asked, the answer as the asker saw it, and the full answer
+        # before disclosure (sealed in the ledger for the centre's auditors).
+        record = {
             "asker": asker,
             "query": dict(body),
             "status": result.status.value,
-            "conflicts": [show_finding(f, f.party, resolution) for f in result.conflicts],
-            "gaps": [show_gap(g, g.party, resolution) for g in result.gaps],
+            "answer": {"conflicts": answer["conflicts"], "gaps": answer["gaps"]},
+            "full": {
+                "conflicts": [show_finding(f, f.party, resolution) for f in result.conflicts],
+                "gaps": [show_gap(g, g.party, resolution) for g in result.gaps],
+            },
             "flags": flags,
             "picture_version": result.picture_version,
         }
-        events = [Event("check.asked", now, asker, full)]
+        events = [Event("check.asked", now, asker, record)]
         if activity is not None and OUTSIDE in flags:
             notice = {"query": dict(body), "kind": kind.value, "window": answer["window"], "reference": answer["position"]}
             events.append(ev.transition_event("activity.outside_notified_volume", activity, now, asker, **notice))
@@ -1049,6 +1063,7 @@ class Service:
                     events.append(Event("aor.lapsed", now, None, {"party": aor.party, "id": aor.id, "since": lapsed.isoformat()}))
             if events:
                 self._commit(events)
+        self.ledger_head()  # published while there are writes: signs only when the tree grew and the last is old
         return [{"type": e.type, "party": e.data["party"], "id": e.data["id"]} for e in events]
 
     # ------------------------------------------------------------------ conflicts with what is under way
@@ -1179,6 +1194,80 @@ class Service:
             activity = self.picture.activities.get(d["id"])
             return shown if activity is None else shown | {"kind": activity.kind.value, "area": list(activity.envelope)}
         return None
+
+    # ------------------------------------------------------------------ the record
+
+    def ledger_head(self) -> dict[str, Any]:
+        """The latest signed tree head, signed afresh when the tree grew and the last is ``head_interval_s`` old."""
+        with self._heads_lock:
+            if self._last_head is None:
+                heads = self.store.heads()
+                self._last_head = heads[-1] if heads else None
+            last = self._last_head
+            size = len(self.store.tree)
+            now_ms = int(self.clock.now().timestamp() * 1000)
+            due = last is None or now_ms - last["timestamp"] >= self.settings.head_interval_s * 1000
+            if last is None or (last["tree_size"] < size and due):
+                last = sign_head(self._signing_key(), size, self.store.tree.root(size), now_ms)
+                self.store.add_head(last)
+                self._last_head = last
+            assert last is not None
+            return {**last, "public_key": self.public_key()}
+
+    def _signing_key(self) -> Ed25519PrivateKey:
+        if self._key is None:
+            self._key = self.store.signing_key()
+        return self._key
+
+    def public_key(self) -> str:
+        return public_key_hex(self._signing_key())
+
+    def ledger_heads(self) -> list[dict[str, Any]]:
+        """Every signed tree head published, oldest first."""
+        return self.store.heads()
+
+    def ledger_entries(self, caller: Caller, start: int, end: int | None = None) -> dict[str, Any]:
+        """Entries ``start`` to ``end`` (exclusive, at most ``LEDGER_PAGE``): the leaf bytes everyone may see,
+        and the sealed parts this caller may read."""
+        size = len(self.store.tree)
+        end = min(size if end is None else end, start + LEDGER_PAGE)
+        if not 0 <= start <= size:
+            raise InvalidInput(f"start {start} is outside the record of {size} entries", field="start")
+        if end < start:
+            raise InvalidInput(f"end {end} is before start {start}", field="end")
+        entries = []
+        for row in self.store.rows(start, end):
+            entry = row.entry
+            shown: dict[str, Any] = {
+                "index": row.seq - 1,
+                "leaf_hex": entry.hex(),
+                "leaf_hash": row.leaf.hex(),  # as the store recorded it when the entry was written
+                "event": json.loads(entry),
+            }
+            parts = sealed_parts(row.sealed)
+            if parts:
+                shown["sealed"] = [p.as_json() if may_read(p, caller.party) else None for p in parts]
+            entries.append(shown)
+        return {"entries": entries, "tree_size": size, "next": end if end < size else None}
+
+    def inclusion_proof(self, index: int, tree_size: int) -> dict[str, Any]:
+        tree = self.store.tree
+        if not 0 < tree_size <= len(tree):
+            raise InvalidInput(f"tree_size must be between 1 and {len(tree)}", field="tree_size")
+        if not 0 <= index < tree_size:
+            raise InvalidInput(f"index must be between 0 and {tree_size - 1}", field="index")
+        path = tree.inclusion_proof(index, tree_size)
+        leaf = tree.leaf(index).hex()
+        return {"index": index, "tree_size": tree_size, "leaf_hash": leaf, "audit_path": [h.hex() for h in path]}
+
+    def consistency_proof(self, first: int, second: int) -> dict[str, Any]:
+        tree = self.store.tree
+        if not 0 < second <= len(tree):
+            raise InvalidInput(f"second must be between 1 and {len(tree)}", field="second")
+        if not 0 < first <= second:
+            raise InvalidInput(f"first must be between 1 and second ({second})", field="first")
+        path = tree.consistency_proof(first, second)
+        return {"first": first, "second": second, "consistency_path": [h.hex() for h in path]}
 
     def summary(self) -> dict[str, Any]:
         """Counts and the picture version, for health and the console's header."""

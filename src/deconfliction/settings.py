@@ -41,6 +41,9 @@ class Settings:
     deadline_movement_s: float = field(
         default=3600.0, metadata=_meta("Time affected parties have to answer a movement, seconds.")
     )
+    head_interval_s: float = field(
+        default=2.0, metadata=_meta("While there are writes, a signed tree head is published at least this often, seconds.")
+    )
     tick_s: float = field(
         default=1.0, metadata=_meta("How often the server looks for deadlines passed, windows ended and AORs lapsed, seconds.")
     )

@@ -258,3 +258,45 @@ def complete(activity_id: str, svc: Svc, who: Who) -> Json:
 @router.post("/activities/{activity_id}/cancel", tags=["activities"])
 def cancel(activity_id: str, data: CancellationIn, svc: Svc, who: Who) -> Json:
     return svc.cancel(who, activity_id, body(data))
+
+
+@router.get("/ledger/head", tags=["ledger"])
+def ledger_head(svc: Svc, who: Who) -> Json:
+    """The latest signed tree head, with the node's public key (raw Ed25519, hex).
+
+    The signature is over the UTF-8 bytes of ``{"root_hash","timestamp","tree_size"}`` with sorted keys and no spaces.
+    """
+    del who
+    return svc.ledger_head()
+
+
+@router.get("/ledger/heads", tags=["ledger"])
+def ledger_heads(svc: Svc, who: Who) -> list[Json]:
+    """Every signed tree head published, oldest first: a verifier checks each and their consistency."""
+    del who
+    return svc.ledger_heads()
+
+
+@router.get("/ledger/entries", tags=["ledger"])
+def ledger_entries(
+    svc: Svc,
+    who: Who,
+    start: Annotated[int, Query(ge=0, description="The first entry, from 0.")] = 0,
+    end: Annotated[int | None, Query(ge=0, description="The entry after the last (exclusive); pages of 1000.")] = None,
+) -> Json:
+    """Entries as hashed (``leaf_hex``) and decoded (``event``), with the sealed parts the caller may read."""
+    return svc.ledger_entries(who, start, end)
+
+
+@router.get("/ledger/proof/inclusion", tags=["ledger"])
+def inclusion_proof(svc: Svc, who: Who, index: Annotated[int, Query()], tree_size: Annotated[int, Query()]) -> Json:
+    """RFC 9162 section 2.1.3 audit path of entry ``index`` in the tree of ``tree_size`` entries."""
+    del who
+    return svc.inclusion_proof(index, tree_size)
+
+
+@router.get("/ledger/proof/consistency", tags=["ledger"])
+def consistency_proof(svc: Svc, who: Who, first: Annotated[int, Query()], second: Annotated[int, Query()]) -> Json:
+    """RFC 9162 section 2.1.4 proof that the tree of ``first`` entries is a prefix of the tree of ``second``."""
+    del who
+    return svc.consistency_proof(first, second)

@@ -7,9 +7,14 @@ import json
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from deconfliction.ledger.merkle import MerkleTree, leaf_hash
+from deconfliction.ledger.seal import Sealed, canonical_json, entry_bytes, seal, unseal
 from deconfliction.model import Event
 
 # Events that change nothing in the picture; the log keeps them, start-up skips them.
@@ -18,9 +23,41 @@ RECORD_ONLY = ("check.asked", "conflict.detected", "activity.outside_notified_vo
 SUPERSEDED = "report.accepted"
 
 
-def canonical_json(data: Any) -> str:
-    """Sorted keys, no spaces, UTF-8 text: one byte string per event, for the ledger later."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One event as the store keeps it: the public data of its ledger entry, its sealed parts, its leaf hash."""
+
+    seq: int
+    type: str
+    time: str
+    party: str | None
+    subject: str | None
+    data: str  # canonical JSON of the public data
+    sealed: str | None  # JSON list of sealed parts, or None
+    leaf: bytes
+
+    @property
+    def entry(self) -> bytes:
+        """The leaf's bytes: the public entry, exactly as hashed."""
+        return entry_bytes(self.seq, self.time, self.party, self.type, self.data)
+
+
+def rows_for(events: Sequence[Event], first_seq: int) -> list[Row]:
+    """The rows of events about to be appended from ``first_seq`` on: each sealed, encoded and hashed once."""
+    rows = []
+    for i, e in enumerate(events):
+        seq, time = first_seq + i, e.time.isoformat()
+        public, parts = seal(e)
+        data = canonical_json(public)
+        sealed = json.dumps([p.as_json() for p in parts], ensure_ascii=False) if parts else None
+        rows.append(
+            Row(seq, e.type, time, e.party, subject_of(e), data, sealed, leaf_hash(entry_bytes(seq, time, e.party, e.type, data)))
+        )
+    return rows
+
+
+def sealed_parts(sealed: str | None) -> list[Sealed]:
+    return [Sealed.from_json(p) for p in json.loads(sealed)] if sealed else []
 
 
 def subject_of(event: Event) -> str | None:
@@ -147,8 +184,35 @@ class Store(Protocol):
         """The sequence number of the newest event (0: the log is empty)."""
         ...
 
+    @property
+    def tree(self) -> MerkleTree:
+        """The Merkle tree over every entry, in log order (entry i is the event of seq i + 1)."""
+        ...
+
+    def rows(self, start: int, end: int) -> list[Row]:
+        """The stored rows of entries ``start`` to ``end`` (exclusive), indices from 0."""
+        ...
+
+    def add_head(self, head: dict[str, Any]) -> None:
+        """Keep a signed tree head ``{tree_size, root_hash, timestamp, signature}``."""
+        ...
+
+    def heads(self) -> list[dict[str, Any]]:
+        """Every signed tree head kept, oldest first."""
+        ...
+
+    def signing_key(self) -> Ed25519PrivateKey:
+        """The node's Ed25519 key that signs tree heads."""
+        ...
+
     def close(self) -> None: ...
 
 
-def event_from_row(seq: int, type_: str, time: str, party: str | None, data: str) -> Event:
-    return Event(type=type_, time=datetime.fromisoformat(time), party=party, data=json.loads(data), seq=seq)
+def event_from_row(seq: int, type_: str, time: str, party: str | None, data: str, sealed: str | None) -> Event:
+    """The event a stored row holds, with its sealed parts put back: the service works on full events."""
+    full = unseal(json.loads(data), sealed_parts(sealed))
+    return Event(type=type_, time=datetime.fromisoformat(time), party=party, data=full, seq=seq)
+
+
+def new_signing_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()

@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from deconfliction.ledger.merkle import MerkleTree
 from deconfliction.model import Event
-from deconfliction.stores.base import RECORD_ONLY, SUPERSEDED, canonical_json, subject_of
+from deconfliction.stores.base import RECORD_ONLY, SUPERSEDED, Row, event_from_row, new_signing_key, rows_for
 
 
 class MemoryStore:
     """The log in memory; same contract as :class:`~deconfliction.stores.sqlite.SQLiteStore`."""
 
     def __init__(self) -> None:
-        self._log: list[Event] = []
+        self._rows: list[Row] = []
+        self._heads: list[dict[str, Any]] = []
+        self._tree = MerkleTree()
+        self._key = new_signing_key()
+        self._lock = threading.Lock()  # appends come from request threads and the group-commit writer
+
+    @property
+    def tree(self) -> MerkleTree:
+        return self._tree
 
     def append(self, events: Sequence[Event]) -> list[int]:
-        for e in events:
-            canonical_json(e.data)  # refuse what the SQLite store would refuse
-        start = len(self._log)
-        self._log.extend(replace(e, seq=start + i + 1) for i, e in enumerate(events))
-        return [start + i + 1 for i in range(len(events))]
+        with self._lock:
+            rows = rows_for(events, len(self._rows) + 1)  # encodes like the SQLite store, so refuses what it would
+            self._rows.extend(rows)
+            for r in rows:
+                self._tree.append(r.leaf)
+        return [r.seq for r in rows]
 
     def append_grouped(self, events: Sequence[Event]) -> list[int]:
         return self.append(events)
@@ -28,19 +41,34 @@ class MemoryStore:
     async def append_grouped_async(self, events: Sequence[Event]) -> list[int]:
         return self.append(events)
 
+    def _event(self, r: Row) -> Event:
+        return event_from_row(r.seq, r.type, r.time, r.party, r.data, r.sealed)
+
     def load(self) -> Iterator[Event]:
-        newest = {subject_of(e): e.seq for e in self._log if e.type == SUPERSEDED}
-        for e in self._log:
-            if e.type in RECORD_ONLY or (e.type == SUPERSEDED and newest[subject_of(e)] != e.seq):
+        newest = {r.subject: r.seq for r in self._rows if r.type == SUPERSEDED}
+        for r in self._rows:
+            if r.type in RECORD_ONLY or (r.type == SUPERSEDED and newest[r.subject] != r.seq):
                 continue
-            yield e
+            yield self._event(r)
 
     def events(self, after: int = 0, limit: int = 1000, types: Sequence[str] = ()) -> list[Event]:
-        chosen = [e for e in self._log[after:] if not types or e.type in types]
-        return chosen[:limit]
+        chosen = [r for r in self._rows[after:] if not types or r.type in types]
+        return [self._event(r) for r in chosen[:limit]]
+
+    def rows(self, start: int, end: int) -> list[Row]:
+        return self._rows[start:end]
 
     def last_seq(self) -> int:
-        return len(self._log)
+        return len(self._rows)
+
+    def add_head(self, head: dict[str, Any]) -> None:
+        self._heads.append(dict(head))
+
+    def heads(self) -> list[dict[str, Any]]:
+        return [dict(h) for h in self._heads]
+
+    def signing_key(self) -> Ed25519PrivateKey:
+        return self._key
 
     def close(self) -> None:
         pass

@@ -1,30 +1,50 @@
-"""The embedded default store: one SQLite file in WAL mode, every commit synced to disk."""
+"""The embedded default store: one SQLite file in WAL mode, every commit synced to disk.
+
+Each event row is also an entry of the ledger: its public data, its sealed parts and its
+leaf hash are written in the same insert, so there is no write without its entry and no
+entry without its write. The node's signing key lives beside the file (``<db>.key``).
+"""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from deconfliction.errors import StoreError
+from deconfliction.ledger.merkle import MerkleTree
 from deconfliction.model import Event
-from deconfliction.stores.base import RECORD_ONLY, SUPERSEDED, GroupCommit, canonical_json, event_from_row, subject_of
+from deconfliction.stores.base import RECORD_ONLY, SUPERSEDED, GroupCommit, Row, event_from_row, new_signing_key, rows_for
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     type TEXT NOT NULL,
     time TEXT NOT NULL,
     party TEXT,
     subject TEXT,
-    data TEXT NOT NULL
+    data TEXT NOT NULL,
+    sealed TEXT,
+    leaf BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_subject ON events (subject, seq) WHERE subject IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_by_type ON events (type, seq);
+CREATE TABLE IF NOT EXISTS heads (
+    tree_size INTEGER NOT NULL,
+    root_hash TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    signature TEXT NOT NULL
+);
 """
+_COLUMNS = "seq, type, time, party, subject, data, sealed, leaf"
 
 
 class SQLiteStore:
@@ -42,6 +62,7 @@ class SQLiteStore:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            self._check_schema()
             self._db.executescript(_SCHEMA)
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             # Streams read the log while writers append: through a connection of their own,
@@ -49,25 +70,48 @@ class SQLiteStore:
             # own transaction half-written).
             self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._reading = threading.Lock()
+            self._tree = MerkleTree()
+            for (leaf,) in self._db.execute("SELECT leaf FROM events ORDER BY seq"):
+                self._tree.append(leaf)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
+        self._last = len(self._tree)
+
+    def _check_schema(self) -> None:
+        tables = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "meta" not in tables:
+            return
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is not None and int(row[0]) != SCHEMA_VERSION:
+            raise StoreError(
+                f"the store at {self.path} has schema version {row[0]}; this version of deconfliction reads "
+                f"version {SCHEMA_VERSION} and has no migration from it yet"
+            )
+
+    @property
+    def tree(self) -> MerkleTree:
+        return self._tree
 
     def append(self, events: Sequence[Event]) -> list[int]:
-        rows = [(e.type, e.time.isoformat(), e.party, subject_of(e), canonical_json(e.data)) for e in events]
         with self._lock:
+            rows = rows_for(events, self._last + 1)
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    self._db.executemany("INSERT INTO events (type, time, party, subject, data) VALUES (?, ?, ?, ?, ?)", rows)
-                    # One writer inside one transaction: the rows took consecutive sequence numbers.
-                    last = self._db.execute("SELECT last_insert_rowid()").fetchone()[0]
+                    self._db.executemany(
+                        f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [(r.seq, r.type, r.time, r.party, r.subject, r.data, r.sealed, r.leaf) for r in rows],
+                    )
                     self._db.execute("COMMIT")
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
                 raise StoreError(f"the store could not take the write: {exc}") from exc
-        return list(range(last - len(rows) + 1, last + 1))
+            for r in rows:
+                self._tree.append(r.leaf)
+            self._last += len(rows)
+        return [r.seq for r in rows]
 
     def append_grouped(self, events: Sequence[Event]) -> list[int]:
         """Like :meth:`append`, but shares one transaction (and one sync) with concurrent callers."""
@@ -79,7 +123,7 @@ class SQLiteStore:
     def load(self) -> Iterator[Event]:
         skip = ",".join("?" * len(RECORD_ONLY))
         query = f"""
-            SELECT seq, type, time, party, data FROM events AS e
+            SELECT seq, type, time, party, data, sealed FROM events AS e
             WHERE type NOT IN ({skip})
               AND (type != ? OR seq = (SELECT MAX(seq) FROM events WHERE subject = e.subject))
             ORDER BY seq
@@ -90,26 +134,58 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the store: {exc}") from exc
 
+    def _read(self, query: str, args: Sequence[Any]) -> list[Any]:
+        try:
+            with self._reading:
+                return self._reader.execute(query, args).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the store: {exc}") from exc
+
     def events(self, after: int = 0, limit: int = 1000, types: Sequence[str] = ()) -> list[Event]:
         where, args = "seq > ?", [after, *types]
         if types:
             where += f" AND type IN ({','.join('?' * len(types))})"
-        try:
-            with self._reading:
-                rows = self._reader.execute(
-                    f"SELECT seq, type, time, party, data FROM events WHERE {where} ORDER BY seq LIMIT ?",
-                    (*args, limit),
-                ).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot read the store: {exc}") from exc
-        return [event_from_row(*row) for row in rows]
+        query = f"SELECT seq, type, time, party, data, sealed FROM events WHERE {where} ORDER BY seq LIMIT ?"
+        return [event_from_row(*row) for row in self._read(query, (*args, limit))]
+
+    def rows(self, start: int, end: int) -> list[Row]:
+        query = f"SELECT {_COLUMNS} FROM events WHERE seq > ? AND seq <= ? ORDER BY seq"
+        return [Row(*row) for row in self._read(query, (start, end))]
 
     def last_seq(self) -> int:
+        return int(self._read("SELECT COALESCE(MAX(seq), 0) FROM events", ())[0][0])
+
+    def add_head(self, head: dict[str, Any]) -> None:
+        with self._lock:
+            try:
+                self._db.execute(
+                    "INSERT INTO heads VALUES (?, ?, ?, ?)",
+                    (head["tree_size"], head["root_hash"], head["timestamp"], head["signature"]),
+                )
+            except sqlite3.Error as exc:
+                raise StoreError(f"the store could not keep the tree head: {exc}") from exc
+
+    def heads(self) -> list[dict[str, Any]]:
+        rows = self._read("SELECT tree_size, root_hash, timestamp, signature FROM heads ORDER BY rowid", ())
+        return [dict(zip(("tree_size", "root_hash", "timestamp", "signature"), row, strict=True)) for row in rows]
+
+    def signing_key(self) -> Ed25519PrivateKey:
+        """The key in ``<db>.key`` (PKCS#8 PEM, readable by the owner only), made on first use."""
+        path = Path(self.path + ".key")
         try:
-            with self._reading:
-                return int(self._reader.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot read the store: {exc}") from exc
+            if path.exists():
+                key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+                if not isinstance(key, Ed25519PrivateKey):
+                    raise StoreError(f"{path} does not hold an Ed25519 key")
+                return key
+            key = new_signing_key()
+            pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(pem)
+            return key
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot read or make the signing key {path}: {exc}") from exc
 
     def close(self) -> None:
         self._reader.close()

@@ -1,0 +1,134 @@
+"""Entries of the record: what every party may read of an event, and what stays sealed.
+
+The Merkle tree covers every entry, so every party can verify the whole record; but the
+record must not reveal what disclosure withholds (a hidden post's position, a coarse
+unit's exact point, another party's planned activity, the full answer of someone else's
+check). Such fields are taken out of the public entry into *sealed parts*: each part is
+kept in the store with a random salt and named readers, and the public entry carries
+only its commitment, SHA-256(salt || canonical JSON of the part). The root covers the
+commitment; a reader of the part can check it against the clear data.
+
+    entry = canonical JSON of {"seq", "time", "party", "type", "data"}, UTF-8
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from deconfliction.model import Event
+
+SALT_BYTES = 16
+
+
+def canonical_json(data: Any) -> str:
+    """Sorted keys, no spaces, UTF-8 text: one byte string per entry."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    """A part of an event that only ``readers`` (and the centre's auditors) may read; ``()``: auditors only."""
+
+    readers: tuple[str, ...]
+    salt: str  # hex
+    data: dict[str, Any]
+
+    @property
+    def commitment(self) -> str:
+        return hashlib.sha256(bytes.fromhex(self.salt) + canonical_json(self.data).encode()).hexdigest()
+
+    def as_json(self) -> dict[str, Any]:
+        return {"readers": list(self.readers), "salt": self.salt, "data": self.data}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Sealed:
+        return cls(tuple(d["readers"]), d["salt"], d["data"])
+
+
+Rule = Callable[[dict[str, Any], str | None], list[tuple[tuple[str, ...], Sequence[str]]]]
+"""For an event's data and party: the sealed parts to make, as (readers, field names)."""
+
+
+def _named(party: object) -> tuple[str, ...]:
+    return (party,) if isinstance(party, str) else ()
+
+
+def _not_exact(fields_coarse: Sequence[str], fields_hidden: Sequence[str]) -> Rule:
+    """Position-like fields are sealed unless the object is exact; hidden objects also seal what names them."""
+
+    def rule(d: dict[str, Any], party: str | None) -> list[tuple[tuple[str, ...], Sequence[str]]]:
+        disclosure = d.get("disclosure", "hidden")
+        owner = _named(d.get("party", party))
+        if disclosure == "hidden":
+            return [(owner, [*fields_coarse, *fields_hidden])]
+        return [(owner, fields_coarse)] if disclosure == "coarse" else []
+
+    return rule
+
+
+def _activity(d: dict[str, Any], party: str | None) -> list[tuple[tuple[str, ...], Sequence[str]]]:
+    """Activities concern their proposer and the parties they affect: everything but who proposed is theirs."""
+    return [((*_named(d.get("party", party)), *d.get("affected", ())), [k for k in d if k != "party"])]
+
+
+def _check(d: dict[str, Any], party: str | None) -> list[tuple[tuple[str, ...], Sequence[str]]]:
+    """The asker reads what it asked and was answered; the full answer (other parties' findings) is for auditors."""
+    return [(_named(d.get("asker", party)), ["query", "answer"]), ((), ["full"])]
+
+
+RULES: dict[str, Rule] = {
+    "report.accepted": _not_exact(["lat", "lon", "uncertainty_m", "notation"], ["asset"]),
+    "asset.registered": _not_exact([], ["id", "name", "kind"]),
+    "asset.withdrawn": _not_exact([], ["id"]),
+    "position.withdrawn": _not_exact([], ["id"]),
+    "zone.declared": _not_exact(["area", "width_m"], ["id", "name", "kind", "window", "altitude_m"]),
+    "zone.withdrawn": _not_exact([], ["id"]),
+    "token.created": lambda d, party: [((), ["hash"])],
+    "check.asked": _check,
+    "conflict.detected": lambda d, party: [(_named(d.get("found", {}).get("owner")), ["found"])],
+}
+
+
+def seal(event: Event) -> tuple[dict[str, Any], list[Sealed]]:
+    """The public data of ``event`` (with ``sealed``: the commitments) and its sealed parts."""
+    rule = _activity if event.type.startswith("activity.") else RULES.get(event.type)
+    if rule is None:
+        return event.data, []
+    public = dict(event.data)
+    parts = []
+    for readers, names in rule(event.data, event.party):
+        taken = {name: public.pop(name) for name in names if name in public}
+        if taken:
+            parts.append(Sealed(readers, os.urandom(SALT_BYTES).hex(), taken))
+    if parts:
+        public["sealed"] = [p.commitment for p in parts]
+    return public, parts
+
+
+def unseal(public: dict[str, Any], parts: Sequence[Sealed]) -> dict[str, Any]:
+    """The event's full data again: the public fields and every sealed part."""
+    data = {k: v for k, v in public.items() if k != "sealed"}
+    for part in parts:
+        data.update(part.data)
+    return data
+
+
+def entry_bytes(seq: int, time: str, party: str | None, type_: str, public: dict[str, Any] | str) -> bytes:
+    """The exact bytes of a leaf: what the tree hashes and every reader may see.
+
+    ``public`` may come already as canonical JSON text: the entry is then assembled around
+    it (keys in sorted order) instead of encoding the data twice on the hot path of ingest.
+    """
+    data = public if isinstance(public, str) else canonical_json(public)
+    dump = canonical_json
+    return f'{{"data":{data},"party":{dump(party)},"seq":{seq},"time":{dump(time)},"type":{dump(type_)}}}'.encode()
+
+
+def may_read(part: Sealed, party: str | None) -> bool:
+    """Readers named by the part, and the centre (a token of no party: its admin and auditors), may read it."""
+    return party is None or party in part.readers
