@@ -108,6 +108,7 @@ def init(db: Annotated[Path, typer.Option("--db", help="Where to create the stor
             )
             raise typer.Exit(2)
         token = Service(store).create_token(ROOT, None, "admin")
+        store.signing_key()  # the node's key that signs tree heads, beside the store
     except DeconflictionError as exc:
         _fail(exc)
     _print({"admin_token": token})
@@ -206,7 +207,7 @@ def party_list(db: Db = None, server: Server = None, token: Token = None) -> Non
 
 @token_app.command("create")
 def token_create(
-    party: Annotated[str | None, typer.Argument(help="The token's party (none: a server admin token).")] = None,
+    party: Annotated[str | None, typer.Argument(help="The token's party (none: the centre's own admin or auditor).")] = None,
     role: Annotated[str, typer.Option(help="admin, liaison, viewer or auditor.")] = "liaison",
     db: Db = None,
     server: Server = None,
@@ -217,7 +218,7 @@ def token_create(
         client = _client(db, server, token, None)
         if party is None:
             if not isinstance(client, LocalClient):
-                err.print("a server admin token (no party) can only be made with --db")
+                err.print("a token of the centre (no party) can only be made with --db")
                 raise typer.Exit(2)
             made = client.service.create_token(ROOT, None, role)
         else:

@@ -297,8 +297,8 @@ class Service:
         """A new random token for ``party`` (None: the server itself, admin only)."""
         self._admin(caller, party)
         chosen: Role = check_enum(Role, role, "role")
-        if party is None and chosen is not Role.ADMIN:
-            raise InvalidInput("only an admin token may belong to no party", field="role")
+        if party is None and chosen not in (Role.ADMIN, Role.AUDITOR):
+            raise InvalidInput("only the centre's admin and auditor tokens may belong to no party", field="role")
         if party is not None and party not in self.picture.parties:
             raise NotFound(f"there is no party {party!r}", field="party")
         token = secrets.token_urlsafe(32)
