@@ -239,9 +239,14 @@ def check(
     token: Token = None,
     as_party: As = None,
     fail_unless_clear: Annotated[bool, typer.Option(help="Exit 1 unless the answer is clear.")] = False,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Answer as the service would have at this past instant (ISO 8601).")
+    ] = None,
 ) -> None:
     """Ask a check and print the answer as JSON."""
     body: dict[str, Any] = {"kind": kind}
+    if as_of is not None:
+        body["as_of"] = as_of
     if position is not None:
         body["position"] = position
     if radius_m is not None:
@@ -510,6 +515,19 @@ def settings() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     app()
+
+
+@app.command()
+def asof(
+    instant: Annotated[str, typer.Argument(help="The past instant, ISO 8601 with a time zone.")],
+    area: Annotated[str | None, typer.Option(help="Only this box: west,south,east,north in degrees.")] = None,
+    db: Db = None,
+    server: Server = None,
+    token: Token = None,
+    as_party: As = None,
+) -> None:
+    """Print the picture as the party could see it at INSTANT, rebuilt from the record."""
+    _run(db, server, token, as_party, lambda c: c.look(area, None, instant))
 
 
 @ledger_app.command("verify")

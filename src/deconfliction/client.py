@@ -27,7 +27,7 @@ class Client(Protocol):
     def declare_zone(self, body: dict[str, Any]) -> dict[str, Any]: ...
     def declare_aor(self, body: dict[str, Any]) -> dict[str, Any]: ...
     def check(self, body: dict[str, Any]) -> dict[str, Any]: ...
-    def look(self, area: str | None, kind: str | None) -> dict[str, Any]: ...
+    def look(self, area: str | None, kind: str | None, as_of: str | None = None) -> dict[str, Any]: ...
     def propose(self, body: dict[str, Any]) -> dict[str, Any]: ...
     def activities(self) -> list[dict[str, Any]]: ...
     def activity(self, activity_id: str) -> dict[str, Any]: ...
@@ -122,8 +122,8 @@ class HttpClient:
     def check(self, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self._call("POST", "/checks", body))
 
-    def look(self, area: str | None, kind: str | None) -> dict[str, Any]:
-        params = {k: v for k, v in (("area", area), ("kind", kind)) if v is not None}
+    def look(self, area: str | None, kind: str | None, as_of: str | None = None) -> dict[str, Any]:
+        params = {k: v for k, v in (("area", area), ("kind", kind), ("as_of", as_of)) if v is not None}
         return dict(self._call("GET", "/picture", params=params))
 
     def propose(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -210,8 +210,8 @@ class LocalClient:
     def check(self, body: dict[str, Any]) -> dict[str, Any]:
         return self.service.check(self.caller, body)
 
-    def look(self, area: str | None, kind: str | None) -> dict[str, Any]:
-        return self.service.look(self.caller, area, kind)
+    def look(self, area: str | None, kind: str | None, as_of: str | None = None) -> dict[str, Any]:
+        return self.service.look(self.caller, area, kind, as_of)
 
     def propose(self, body: dict[str, Any]) -> dict[str, Any]:
         return self.service.propose(self.caller, body)

@@ -8,6 +8,7 @@ arguments), so that every outlet gets the same validation and the same error mes
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import secrets
@@ -24,7 +25,7 @@ from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
 from deconfliction import events as ev
-from deconfliction.clock import Clock, SystemClock
+from deconfliction.clock import Clock, ManualClock, SystemClock
 from deconfliction.disclosure import level_for, show_cell, show_finding, show_gap, show_point
 from deconfliction.engine.activities import (
     OUTSIDE,
@@ -86,8 +87,8 @@ from deconfliction.model import (
     parse_duration_s,
 )
 from deconfliction.settings import Settings
-from deconfliction.stores import Store
-from deconfliction.stores.base import sealed_parts
+from deconfliction.stores import MemoryStore, Store
+from deconfliction.stores.base import RECORD_ONLY, sealed_parts
 
 MAX_UNCERTAINTY_M = 100_000.0
 MAX_RADIUS_M = 200_000.0
@@ -646,8 +647,15 @@ class Service:
         return answer
 
     async def check_async(self, caller: Caller, body: Mapping[str, Any]) -> dict[str, Any]:
-        """:meth:`check` for an event loop: the check runs inline, the record is awaited."""
-        answer, events = self._answer(caller, body)
+        """:meth:`check` for an event loop: the check runs inline, the record is awaited.
+
+        A check as of a past instant rebuilds the picture from the record first: that runs in
+        a worker thread, so that it does not hold up the other checks.
+        """
+        if isinstance(body, Mapping) and body.get("as_of") is not None:
+            answer, events = await asyncio.to_thread(self._answer, caller, body)
+        else:
+            answer, events = self._answer(caller, body)
         answer["record"] = (await self.store.append_grouped_async(events))[0]
         if len(events) > 1:
             self.feed.publish()
@@ -660,8 +668,10 @@ class Service:
         lock; its record shares a disk sync with concurrent checks (group commit).
         """
         asker = self._party_of(caller, "a check")
-        allowed = ("position", "radius_m", "area", "kind", "window", "altitude_m", "activity")
+        allowed = ("position", "radius_m", "area", "kind", "window", "altitude_m", "activity", "as_of")
         body = _fields(body, "", allowed, ("kind",))
+        if body.get("as_of") is not None:
+            return self._answer_as_of(caller, body)
         kind = check_enum(CheckKind, body["kind"], "kind")
         geometry: BaseGeometry
         if (body.get("position") is None) == (body.get("area") is None):
@@ -725,14 +735,77 @@ class Service:
             events.append(ev.transition_event("activity.outside_notified_volume", activity, now, asker, **notice))
         return answer, events
 
+    # ------------------------------------------------------------------ as of a past instant
+
+    def _answer_as_of(self, caller: Caller, body: Mapping[str, Any]) -> tuple[dict[str, Any], list[Event]]:
+        """A check answered as the service would have answered it at ``as_of``; recorded now, with the instant."""
+        when = self._past_instant(body["as_of"])
+        past = self._as_of(when)
+        if caller.party not in past.picture.parties:
+            raise NotFound(f"party {caller.party} did not take part yet at {when.isoformat()}", field="as_of")
+        answer, events = past._answer(caller, {k: v for k, v in body.items() if k not in ("as_of", "activity")})
+        answer.pop("picture_key")  # a key of the past proves nothing about the present
+        answer["as_of"] = when.isoformat()
+        record = events[0]
+        record.data["query"] = dict(body)
+        return answer, [replace(record, time=self.clock.now())]
+
+    def _past_instant(self, value: object) -> datetime:
+        when = check_time(value, "as_of")
+        if when > self.clock.now():
+            raise InvalidInput(f"as_of {when.isoformat()} is in the future; the record answers for the past", field="as_of")
+        return when
+
+    def _as_of(self, when: datetime) -> Service:
+        """A service over the picture as the record had it at ``when``: every write up to then, replayed.
+
+        It reads the whole log (the record is the source); an investigation asks rarely, a
+        rebuild of a large record takes seconds. Its clock stands at ``when``.
+        """
+        past = Service(MemoryStore(), ManualClock(when), self.settings)
+        after = 0
+        while page := self.store.events(after, EVENT_PAGE):
+            for event in page:
+                if event.type in RECORD_ONLY:
+                    continue
+                if event.time > when:
+                    return past
+                past._apply(event)
+            after = page[-1].seq
+        return past
+
+    def picture_then(self, caller: Caller, area: str | None, kind: object, when: datetime) -> dict[str, Any]:
+        """On a service from :meth:`_as_of`: what ``caller`` could see then (in ``area``, or everywhere); no key."""
+        if caller.party is not None:
+            self._party_of(caller, "looking at the picture")  # the party must have existed then
+        if area is not None:
+            shown = self.look(caller, area, kind)
+            shown.pop("picture_key")
+        elif kind is not None:
+            raise InvalidInput("kind widens an area; give the area too", field="kind")
+        else:
+            shown = {
+                "assets": self.assets(caller),
+                "zones": self.zones(caller),
+                "aors": self.aors(caller),
+                "activities": self.activities(caller),
+                "territories": self.territories(caller),
+                "picture_version": self.picture.version,
+            }
+        return {"as_of": when.isoformat(), **shown}
+
     # ------------------------------------------------------------------ picture keys
 
-    def look(self, caller: Caller, area: str | None = None, kind: object = None) -> dict[str, Any]:
+    def look(self, caller: Caller, area: str | None = None, kind: object = None, as_of: object = None) -> dict[str, Any]:
         """``GET /v1/picture``: the picture version, and with ``area`` what the caller may see there and its key.
 
         ``area`` is a box ``west,south,east,north`` in degrees; with ``kind`` it is widened
-        by that kind's buffer, as an activity's volumes are. The key covers the box.
+        by that kind's buffer, as an activity's volumes are. The key covers the box. With
+        ``as_of``, the picture as the caller could have seen it then, rebuilt from the record.
         """
+        if as_of is not None:
+            when = self._past_instant(as_of)
+            return self._as_of(when).picture_then(caller, area, kind, when)
         viewer = self._party_of(caller, "looking at the picture") if caller.party is not None else None
         if area is None:
             if kind is not None:

@@ -205,6 +205,9 @@ def picture(
         Literal["fires", "air", "ground", "other", "patrol", "movement"] | None,
         Query(description="Widen the box by this kind's buffer (an activity kind or a check kind)."),
     ] = None,
+    as_of: Annotated[
+        str | None, Query(description="The picture as the caller could see it then (ISO 8601), rebuilt from the record.")
+    ] = None,
 ) -> Json:
     """Look at the picture: its version and a picture key; with an area, what the caller may see there.
 
@@ -212,7 +215,7 @@ def picture(
     the proposer has seen the current picture there.
     """
     response.headers["Cache-Control"] = "no-store"
-    return svc.look(who, area, kind)
+    return svc.look(who, area, kind, as_of)
 
 
 @router.post("/activities", status_code=201, tags=["activities"])

@@ -84,6 +84,7 @@ class CheckIn(Body):
     window: WindowIn | None = None
     altitude_m: list[float] | None = None
     activity: str | None = Field(None, description="The caller's activity this check belongs to: drift from it is flagged.")
+    as_of: AwareDatetime | None = Field(None, description="Answer as the service would have answered at this past instant.")
 
 
 class VolumeIn(Body):
