@@ -20,9 +20,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from deconfliction.client import Client, HttpClient, LocalClient
-from deconfliction.errors import DeconflictionError
+from deconfliction.errors import DeconflictionError, StoreError
+from deconfliction.geo import parse_geojson
 from deconfliction.ledger.heads import public_key_hex
 from deconfliction.ledger.verify import Entry, verify_record
+from deconfliction.model import check_time
+from deconfliction.report import build_report
 from deconfliction.service import ROOT, SWITCH_INTERVAL_S, Service
 from deconfliction.settings import Settings, settings_table
 from deconfliction.stores import Store, open_store
@@ -528,6 +531,36 @@ def asof(
 ) -> None:
     """Print the picture as the party could see it at INSTANT, rebuilt from the record."""
     _run(db, server, token, as_party, lambda c: c.look(area, None, instant))
+
+
+@app.command()
+def report(
+    area: Annotated[Path, typer.Option(help="A GeoJSON file with the area (Polygon or MultiPolygon).")],
+    start: Annotated[str, typer.Option("--from", help="The start of the period, ISO 8601.")],
+    end: Annotated[str, typer.Option("--to", help="The end of the period, ISO 8601.")],
+    at: Annotated[
+        list[str] | None, typer.Option("--at", help="Instants to map the area at (repeatable); default: the end.")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="The HTML file to write.")] = Path("report.html"),
+    db: Db = None,
+    server: Server = None,
+    token: Token = None,
+    as_party: As = None,
+) -> None:
+    """Write a self-contained HTML investigation report: maps, a timeline, and proofs tying each line to the signed record."""
+    try:
+        geometry = parse_geojson(_read_json(area), "area", ("Polygon", "MultiPolygon"))
+        first, last = check_time(start, "from"), check_time(end, "to")
+        instants = [check_time(t, "at") for t in at] if at else [last]
+        client = _client(db, server, token, as_party)
+        assert isinstance(client, HttpClient | LocalClient)
+        page = build_report(client, geometry, first, last, instants)
+        out.write_text(page, encoding="utf-8")
+    except DeconflictionError as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail(StoreError(f"cannot write {out}: {exc}"))
+    _print({"report": str(out), "bytes": len(page.encode())})
 
 
 @ledger_app.command("verify")

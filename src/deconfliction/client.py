@@ -178,6 +178,9 @@ class HttpClient:
     def consistency_proof(self, first: int, second: int) -> dict[str, Any]:
         return dict(self._call("GET", "/ledger/proof/consistency", params={"first": first, "second": second}))
 
+    def inclusion_proof(self, index: int, tree_size: int) -> dict[str, Any]:
+        return dict(self._call("GET", "/ledger/proof/inclusion", params={"index": index, "tree_size": tree_size}))
+
 
 class LocalClient:
     """``LocalClient(service, party)``: the same calls on a store opened in this process."""
@@ -247,3 +250,12 @@ class LocalClient:
                 return
             yield from page
             left = None if left is None else left - len(page)
+
+    def ledger_head(self) -> dict[str, Any]:
+        return self.service.ledger_head()
+
+    def ledger_entries(self, start: int) -> dict[str, Any]:
+        return self.service.ledger_entries(self.caller, start)
+
+    def inclusion_proof(self, index: int, tree_size: int) -> dict[str, Any]:
+        return self.service.inclusion_proof(index, tree_size)
