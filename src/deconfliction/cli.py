@@ -591,8 +591,10 @@ def ledger_verify(
             verdict = verify_record(_served_entries(client), client.ledger_heads(), key, proof)
         else:
             assert db is not None
+            if not db.exists():  # a verifier reads what is there; it makes no store and no key
+                raise StoreError(f"there is no store at {db}")
             store = open_store(db)
-            key = public_key or public_key_hex(store.signing_key())
+            key = public_key or public_key_hex(store.signing_key(create=False))
             verdict = verify_record(_stored_entries(store), store.heads(), key)
     except DeconflictionError as exc:
         _fail(exc)

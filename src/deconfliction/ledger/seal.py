@@ -81,6 +81,13 @@ def _check(d: dict[str, Any], party: str | None) -> list[tuple[tuple[str, ...], 
     return [(_named(d.get("asker", party)), ["query", "answer"]), ((), ["full"])]
 
 
+def _conflict(d: dict[str, Any], party: str | None) -> list[tuple[tuple[str, ...], Sequence[str]]]:
+    """What was found is its owner's; which activity it was found by concerns that activity's parties and the owner."""
+    owner = _named(d.get("found", {}).get("owner"))
+    concerned = (*_named(d.get("party")), *d.get("affected", ()), *owner)
+    return [(owner, ["found"]), (concerned, ["id", "affected", "by"])]
+
+
 RULES: dict[str, Rule] = {
     "report.accepted": _not_exact(["lat", "lon", "uncertainty_m", "notation"], ["asset"]),
     "asset.registered": _not_exact([], ["id", "name", "kind"]),
@@ -90,7 +97,7 @@ RULES: dict[str, Rule] = {
     "zone.withdrawn": _not_exact([], ["id"]),
     "token.created": lambda d, party: [((), ["hash"])],
     "check.asked": _check,
-    "conflict.detected": lambda d, party: [(_named(d.get("found", {}).get("owner")), ["found"])],
+    "conflict.detected": _conflict,
 }
 
 

@@ -201,8 +201,8 @@ class Store(Protocol):
         """Every signed tree head kept, oldest first."""
         ...
 
-    def signing_key(self) -> Ed25519PrivateKey:
-        """The node's Ed25519 key that signs tree heads."""
+    def signing_key(self, create: bool = True) -> Ed25519PrivateKey:
+        """The node's Ed25519 key that signs tree heads (made on first use unless ``create`` is False)."""
         ...
 
     def close(self) -> None: ...

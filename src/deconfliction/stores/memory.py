@@ -67,7 +67,7 @@ class MemoryStore:
     def heads(self) -> list[dict[str, Any]]:
         return [dict(h) for h in self._heads]
 
-    def signing_key(self) -> Ed25519PrivateKey:
+    def signing_key(self, create: bool = True) -> Ed25519PrivateKey:
         return self._key
 
     def close(self) -> None:

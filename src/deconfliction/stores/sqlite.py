@@ -169,10 +169,12 @@ class SQLiteStore:
         rows = self._read("SELECT tree_size, root_hash, timestamp, signature FROM heads ORDER BY rowid", ())
         return [dict(zip(("tree_size", "root_hash", "timestamp", "signature"), row, strict=True)) for row in rows]
 
-    def signing_key(self) -> Ed25519PrivateKey:
-        """The key in ``<db>.key`` (PKCS#8 PEM, readable by the owner only), made on first use."""
+    def signing_key(self, create: bool = True) -> Ed25519PrivateKey:
+        """The key in ``<db>.key`` (PKCS#8 PEM, readable by the owner only), made on first use unless ``create`` is False."""
         path = Path(self.path + ".key")
         try:
+            if not create and not path.exists():
+                raise StoreError(f"there is no signing key {path} beside the store")
             if path.exists():
                 key = serialization.load_pem_private_key(path.read_bytes(), password=None)
                 if not isinstance(key, Ed25519PrivateKey):
