@@ -566,7 +566,9 @@ def report(
 @ledger_app.command("verify")
 def ledger_verify(
     db: Db = None,
-    server: Server = None,
+    server: Annotated[
+        str | None, typer.Option("--server", "--url", envvar="DECONFLICT_SERVER", help="URL of a running server.")
+    ] = None,
     token: Token = None,
     public_key: Annotated[
         str | None, typer.Option("--public-key", help="The node's Ed25519 key (hex) to hold heads to; default: the one served.")
