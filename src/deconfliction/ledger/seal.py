@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,9 +26,21 @@ from deconfliction.model import Event
 SALT_BYTES = 16
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_PLAIN = re.compile(r"[ !#-\[\]-~]*")
+"""Printable ASCII without quote or backslash: JSON writes such a string as it is, between quotes."""
+
+
 def canonical_json(data: Any) -> str:
-    """Sorted keys, no spaces, UTF-8 text: one byte string per entry."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """Sorted keys, no spaces, UTF-8 text: one byte string per entry (one encoder for all: it is the hot path of ingest)."""
+    return _CANONICAL.encode(data)
+
+
+def _string(value: str | None) -> str:
+    """A JSON string (or null) exactly as :func:`canonical_json` writes it, without the encoder for the common plain case."""
+    if value is None:
+        return "null"
+    return f'"{value}"' if _PLAIN.fullmatch(value) else canonical_json(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +117,12 @@ RULES: dict[str, Rule] = {
 def seal(event: Event) -> tuple[dict[str, Any], list[Sealed]]:
     """The public data of ``event`` (with ``sealed``: the commitments) and its sealed parts."""
     rule = _activity if event.type.startswith("activity.") else RULES.get(event.type)
-    if rule is None:
+    sealing = [] if rule is None else rule(event.data, event.party)
+    if not sealing:
         return event.data, []
     public = dict(event.data)
     parts = []
-    for readers, names in rule(event.data, event.party):
+    for readers, names in sealing:
         taken = {name: public.pop(name) for name in names if name in public}
         if taken:
             parts.append(Sealed(readers, os.urandom(SALT_BYTES).hex(), taken))
@@ -132,8 +146,7 @@ def entry_bytes(seq: int, time: str, party: str | None, type_: str, public: dict
     it (keys in sorted order) instead of encoding the data twice on the hot path of ingest.
     """
     data = public if isinstance(public, str) else canonical_json(public)
-    dump = canonical_json
-    return f'{{"data":{data},"party":{dump(party)},"seq":{seq},"time":{dump(time)},"type":{dump(type_)}}}'.encode()
+    return f'{{"data":{data},"party":{_string(party)},"seq":{seq},"time":{_string(time)},"type":{_string(type_)}}}'.encode()
 
 
 def may_read(part: Sealed, party: str | None) -> bool:

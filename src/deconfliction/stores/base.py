@@ -45,11 +45,13 @@ class Row:
 def rows_for(events: Sequence[Event], first_seq: int) -> list[Row]:
     """The rows of events about to be appended from ``first_seq`` on: each sealed, encoded and hashed once."""
     rows = []
+    times: dict[datetime, str] = {}  # the events of one write share their time: format it once
     for i, e in enumerate(events):
-        seq, time = first_seq + i, e.time.isoformat()
+        seq = first_seq + i
+        time = times.get(e.time) or times.setdefault(e.time, e.time.isoformat())
         public, parts = seal(e)
         data = canonical_json(public)
-        sealed = json.dumps([p.as_json() for p in parts], ensure_ascii=False) if parts else None
+        sealed = canonical_json([p.as_json() for p in parts]) if parts else None
         rows.append(
             Row(seq, e.type, time, e.party, subject_of(e), data, sealed, leaf_hash(entry_bytes(seq, time, e.party, e.type, data)))
         )
