@@ -122,10 +122,11 @@ def seal(event: Event) -> tuple[dict[str, Any], list[Sealed]]:
         return event.data, []
     public = dict(event.data)
     parts = []
-    for readers, names in sealing:
+    salts = os.urandom(SALT_BYTES * len(sealing)).hex()  # one call for all the parts
+    for i, (readers, names) in enumerate(sealing):
         taken = {name: public.pop(name) for name in names if name in public}
         if taken:
-            parts.append(Sealed(readers, os.urandom(SALT_BYTES).hex(), taken))
+            parts.append(Sealed(readers, salts[2 * SALT_BYTES * i : 2 * SALT_BYTES * (i + 1)], taken))
     if parts:
         public["sealed"] = [p.commitment for p in parts]
     return public, parts

@@ -23,7 +23,7 @@ RECORD_ONLY = ("check.asked", "conflict.detected", "activity.outside_notified_vo
 SUPERSEDED = "report.accepted"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass sets each field through object.__setattr__, on the ingest path
 class Row:
     """One event as the store keeps it: the public data of its ledger entry, its sealed parts, its leaf hash."""
 

@@ -36,7 +36,6 @@ CREATE TABLE IF NOT EXISTS events (
     leaf BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_subject ON events (subject, seq) WHERE subject IS NOT NULL;
-CREATE INDEX IF NOT EXISTS events_by_type ON events (type, seq);
 CREATE TABLE IF NOT EXISTS heads (
     tree_size INTEGER NOT NULL,
     root_hash TEXT NOT NULL,
