@@ -35,12 +35,15 @@ class MerkleTree:
 
     def __init__(self) -> None:
         self._levels: list[bytearray] = [bytearray()]  # level k: hashes of the complete subtrees of 2**k leaves
+        self._size = 0
 
     def __len__(self) -> int:
-        return len(self._levels[0]) // HASH_SIZE
+        return self._size
 
     def append(self, leaf: bytes) -> None:
-        index = len(self)
+        """Add a leaf hash. The size grows only once every subtree the leaf completes is hashed, so a
+        reader in another thread (a head being signed) never sees a size whose hashes are not there yet."""
+        index = self._size
         self._levels[0] += leaf
         level = 0
         while index % 2 == 1:  # this leaf completed a subtree: keep its hash one level up
@@ -51,6 +54,7 @@ class MerkleTree:
             self._levels[level + 1] += node_hash(below[at : at + HASH_SIZE], below[at + HASH_SIZE : at + 2 * HASH_SIZE])
             index //= 2
             level += 1
+        self._size += 1
 
     def leaf(self, index: int) -> bytes:
         return bytes(self._levels[0][index * HASH_SIZE : (index + 1) * HASH_SIZE])
