@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,6 +20,8 @@ from deconfliction.api.routes import check_fast, router
 from deconfliction.api.stream import router as stream_router
 from deconfliction.errors import DeconflictionError
 from deconfliction.service import Service
+
+log = logging.getLogger("deconfliction")
 
 
 def error_body(code: str, message: str, field: str | None) -> dict[str, Any]:
@@ -39,8 +42,8 @@ async def _tick(service: Service) -> None:
         await asyncio.sleep(service.settings.tick_s)
         try:
             await run_in_threadpool(service.tick)
-        except DeconflictionError:  # the store is down: try again at the next tick
-            continue
+        except Exception:  # the store is down, or a bug: say so, and try again at the next tick; never stop ticking
+            log.exception("the tick failed; deadlines, lapses and heads wait for the next one")
 
 
 def create_app(service: Service) -> FastAPI:
