@@ -40,7 +40,7 @@ def test_init_prints_an_admin_token_that_the_store_knows(db: str) -> None:
 def test_party_and_token_commands_on_a_store(db: str) -> None:
     assert run("party", "create", "alfa", "Alfa Army", "--db", db)[:2] == (
         0,
-        [{"id": "alfa", "name": "Alfa Army", "stale_after_s": 1800.0}],
+        [{"id": "alfa", "name": "Alfa Army", "stale_after_s": 1800.0, "default_disclosure": "exact"}],
     )
     code, (parties,), _ = run("party", "list", "--db", db)
     assert code == 0 and [p["id"] for p in parties] == ["alfa"]

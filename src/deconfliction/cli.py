@@ -620,3 +620,213 @@ def _stored_entries(store: Store, page: int = 1000) -> Iterator[Entry]:
         for row in rows:
             yield Entry(row.seq - 1, row.entry, row.leaf)
         start += page
+
+
+# ---------------------------------------------------------------------------- private cross-check (docs/psi.md)
+
+psi_app = typer.Typer(
+    help="Private cross-check with another party's node: neither side shows its places (docs/psi.md).", no_args_is_help=True
+)
+app.add_typer(psi_app, name="psi")
+
+
+@psi_app.command("ask")
+def psi_ask(
+    activity: Annotated[
+        Path,
+        typer.Option("--activity", help="The activity: JSON or YAML with volumes (as for activity propose), or GeoJSON shapes."),
+    ],
+    kind: Annotated[
+        str | None, typer.Option(help="fires, air, ground, other, patrol or movement; default: the file's kind.")
+    ] = None,
+    server: Server = None,
+    token: Token = None,
+    pad: Annotated[bool, typer.Option(help="Pad the cells sent with dummies, so the owner learns only a size bucket.")] = True,
+    fail_if_meets: Annotated[bool, typer.Option(help="Exit 1 if the activity meets the owner's places.")] = False,
+) -> None:
+    """Ask an owner node whether an activity meets its protected places; print {meets, cells_met, asker_cells, ...}.
+
+    The owner learns how many cells were sent; this side learns how many of them meet the
+    owner's buffered places, never where those are.
+    """
+    from deconfliction import psi
+    from deconfliction.api.psi import ask_remote
+    from deconfliction.errors import InvalidInput
+
+    if server is None or token is None:
+        err.print("give --server URL and --token TOKEN (a token of the owner node for this party)")
+        raise typer.Exit(2)
+    doc = _read_document(activity)
+    try:
+        chosen = kind if kind is not None else doc.get("kind")
+        if chosen is None:
+            raise InvalidInput("give --kind, or a kind in the activity file", field="kind")
+        places = psi.read_places(doc)
+        answer = ask_remote(server, token, lambda resolution: psi.activity_cells(places, resolution), str(chosen), pad=pad)
+    except DeconflictionError as exc:
+        _fail(exc)
+    _print(answer)
+    if fail_if_meets and answer["meets"]:
+        raise typer.Exit(1)
+
+
+def _machine() -> dict[str, Any]:
+    import os
+    import platform
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version()}
+
+
+def _bench_sets(owner_n: int, asker_n: int, met: int, resolution: int) -> tuple[list[str], list[str]]:
+    """Real H3 cells: the owner's a disk of cells near the border, the asker's ``met`` of those and the rest far away."""
+    import h3
+
+    def disk(lat: float, lon: float, n: int) -> list[str]:
+        centre, k = h3.latlng_to_cell(lat, lon, resolution), 0
+        while 3 * k * (k + 1) + 1 < n:
+            k += 1
+        ordered = sorted(h3.grid_disk(centre, k), key=lambda c: (h3.grid_distance(centre, c), c))
+        return ordered[:n]
+
+    owner = disk(34.55, 71.0, owner_n)
+    asker = owner[:met] + disk(35.5, 72.0, asker_n - met)
+    return owner, asker
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return round(ordered[len(ordered) // 2], 4)
+
+
+def _bench_in_process(owner: list[str], asker: list[str], repeat: int, pad: bool) -> dict[str, Any]:
+    from deconfliction import psi
+
+    runs = [psi.exchange(owner, asker, pad=pad) for _ in range(repeat)]
+    last = runs[-1]
+    return {
+        "cells_met": last.meeting.cells_met,
+        "asker_request_s": _median([r.request_s for r in runs]),
+        "owner_answer_s": _median([r.answer_s for r in runs]),
+        "asker_result_s": _median([r.meeting_s for r in runs]),
+        "total_s": _median([r.total_s for r in runs]),
+        "request_bytes": last.request_bytes,
+        "setup_bytes": last.setup_bytes,
+        "response_bytes": last.response_bytes,
+        "total_bytes": last.request_bytes + last.setup_bytes + last.response_bytes,
+    }
+
+
+def _bench_http(owner: list[str], asker: list[str], repeat: int, pad: bool, resolution: int) -> dict[str, Any]:
+    """A ``deconflict serve`` owner node in a second process on loopback, offering ``owner`` from a cells file."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    import httpx
+
+    from deconfliction.api.psi import ask_remote
+    from deconfliction.stores import SQLiteStore
+
+    command = shutil.which("deconflict", path=str(Path(sys.executable).parent)) or shutil.which("deconflict")
+    if command is None:
+        raise StoreError("cannot find the deconflict command to start the owner node")
+    with tempfile.TemporaryDirectory(prefix="deconfliction-psi-bench-") as tmp:
+        db, cells = Path(tmp) / "owner.db", Path(tmp) / "cells.json"
+        store = SQLiteStore(db)
+        service = Service(store)
+        service.create_party(ROOT, {"id": "asker", "name": "Asker"})
+        token = service.create_token(ROOT, "asker", "viewer")
+        store.close()
+        cells.write_text(json.dumps({"resolution": resolution, "cells": owner}), encoding="utf-8")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DECONFLICT_")}
+        env.update(
+            DECONFLICT_PSI_PLACES=str(cells),
+            DECONFLICT_PSI_PAD="1" if pad else "0",
+            DECONFLICT_PSI_RESOLUTION=str(resolution),
+            DECONFLICT_PSI_BURST=str(repeat + 1),
+            DECONFLICT_PSI_MAX_ASKER_CELLS=str(max(16_384, 2 * len(asker))),
+        )
+        url = f"http://127.0.0.1:{port}"
+        log = (Path(tmp) / "server.log").open("wb")
+        process = subprocess.Popen(
+            [command, "serve", "--db", str(db), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise StoreError(f"the owner node did not start: {(Path(tmp) / 'server.log').read_text()[-2000:]}")
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+            runs = []
+            with httpx.Client(base_url=url, timeout=120.0) as http:
+                for _ in range(repeat + 1):  # the first warms the node's cell cache and the connection
+                    runs.append(ask_remote(url, token, lambda _r: frozenset(asker), "fires", pad=pad, http=http))
+            runs = runs[1:]
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            log.close()
+    return {
+        "cells_met": runs[-1]["cells_met"],
+        "total_s": _median([r["elapsed_s"] for r in runs]),
+        "bytes_sent": runs[-1]["bytes_sent"],
+        "bytes_received": runs[-1]["bytes_received"],
+        "total_bytes": runs[-1]["bytes_sent"] + runs[-1]["bytes_received"],
+    }
+
+
+@psi_app.command("bench")
+def psi_bench(
+    owner_cells: Annotated[int, typer.Option(min=1, help="Cells of the owner's places.")] = 10_000,
+    asker_cells: Annotated[int, typer.Option(min=1, help="Cells of the asker's activity.")] = 1_000,
+    met: Annotated[int, typer.Option(min=0, help="How many of the asker's cells are the owner's.")] = 100,
+    repeat: Annotated[int, typer.Option(min=1, help="Exchanges per measurement; medians are printed.")] = 5,
+    http: Annotated[bool, typer.Option(help="Also over HTTP, with an owner node in a second process on loopback.")] = True,
+    pad: Annotated[bool, typer.Option(help="Pad both sets to their size buckets (default off: the exact sizes asked).")] = False,
+    resolution: Annotated[int, typer.Option(help="H3 resolution of the cells.")] = 9,
+) -> None:
+    """Measure one private cross-check (time and bytes), in process and between two processes over HTTP; print JSON."""
+    from deconfliction import psi
+    from deconfliction.errors import InvalidInput
+
+    try:
+        psi.check_resolution(resolution)
+        if met > min(owner_cells, asker_cells):
+            raise InvalidInput("--met cannot be more than either set", field="met")
+        owner, asker = _bench_sets(owner_cells, asker_cells, met, resolution)
+        result: dict[str, Any] = {
+            "machine": _machine(),
+            "owner_cells": len(owner),
+            "asker_cells": len(asker),
+            "met": met,
+            "padded": pad,
+            "fpr": psi.DEFAULT_FPR,
+            "repeat": repeat,
+        }
+        result["in_process"] = _bench_in_process(owner, asker, repeat, pad)
+        if http:
+            result["http"] = _bench_http(owner, asker, repeat, pad, resolution)
+    except DeconflictionError as exc:
+        _fail(exc)
+    _print(result)

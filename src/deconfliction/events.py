@@ -55,8 +55,8 @@ def asset_event(asset: Asset, at: datetime) -> Event:
     return Event("asset.registered", at, asset.party, data)
 
 
-def report_event(report: Report, at: datetime, disclosure: Disclosure) -> Event:
-    """A position report, with its asset's disclosure: whoever reads the log later must know whom it may tell."""
+def report_event(report: Report, at: datetime, disclosure: Disclosure, kind: AssetKind) -> Event:
+    """A position report, with its asset's disclosure and kind: whoever reads the log later must know whom it may tell."""
     data = {
         "party": report.party,
         "asset": report.asset,
@@ -67,6 +67,7 @@ def report_event(report: Report, at: datetime, disclosure: Disclosure) -> Event:
         "stale_at": _iso(report.stale_at),
         "notation": report.notation,
         "disclosure": disclosure,
+        "kind": kind,
     }
     return Event("report.accepted", at, report.party, data)
 
@@ -239,6 +240,14 @@ def apply(picture: Picture, event: Event) -> None:
     match event.type:
         case "party.created":
             picture.put_party(Party(d["id"], d["name"], d["stale_after_s"]), seq)
+        case "party.defaults":
+            picture.put_party(replace(picture.parties[d["party"]], default_disclosure=Disclosure(d["disclosure"])), seq)
+        case "grant.given":
+            picture.grants[(d["party"], d["grantee"], d["what"])] = Disclosure(d["level"])
+            picture.version = seq or picture.version + 1
+        case "grant.withdrawn":
+            picture.grants.pop((d["party"], d["grantee"], d["what"]), None)
+            picture.version = seq or picture.version + 1
         case "territory.loaded":
             picture.put_territory(Territory(d["party"], _shape(d["area"])), seq)
         case "asset.registered":

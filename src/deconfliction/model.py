@@ -230,6 +230,7 @@ class Party:
     id: str
     name: str
     stale_after_s: float = 1800.0  # default life of a unit's report when the report names none
+    default_disclosure: Disclosure = Disclosure.EXACT  # of its new assets and zones that name none
 
 
 @dataclass(frozen=True, slots=True)

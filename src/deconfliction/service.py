@@ -26,7 +26,7 @@ from shapely.geometry.base import BaseGeometry
 
 from deconfliction import events as ev
 from deconfliction.clock import Clock, ManualClock, SystemClock
-from deconfliction.disclosure import level_for, show_cell, show_finding, show_gap, show_point
+from deconfliction.disclosure import GRANTABLE, level_for, show_cell, show_finding, show_gap, show_point
 from deconfliction.engine.activities import (
     OUTSIDE,
     WAITING,
@@ -287,7 +287,12 @@ class Service:
         return self._show_party(party)
 
     def _show_party(self, party: Party) -> dict[str, Any]:
-        return {"id": party.id, "name": party.name, "stale_after_s": party.stale_after_s}
+        return {
+            "id": party.id,
+            "name": party.name,
+            "stale_after_s": party.stale_after_s,
+            "default_disclosure": party.default_disclosure.value,
+        }
 
     def parties(self, caller: Caller) -> list[dict[str, Any]]:
         del caller  # every authenticated caller may know who takes part
@@ -333,7 +338,7 @@ class Service:
             id=check_id(body["id"], "id"),
             kind=check_enum(AssetKind, body["kind"], "kind"),
             name=check_name(body.get("name") or body["id"], "name"),
-            disclosure=check_enum(Disclosure, body.get("disclosure", "exact"), "disclosure"),
+            disclosure=check_enum(Disclosure, body.get("disclosure", self._default_disclosure(party)), "disclosure"),
         )
         with self._writing:
             if asset.key in self.picture.assets:
@@ -345,7 +350,7 @@ class Service:
                 report = self._report(
                     asset, {k: v for k, v in body.items() if k not in ("id", "kind", "name", "disclosure")}, "", now
                 )
-                events.append(ev.report_event(report, now, asset.disclosure))
+                events.append(ev.report_event(report, now, asset.disclosure, asset.kind))
                 events += self._entering_positions([report], now, asset)
             self._commit(events)
         shown = self._show_asset(asset, report, party)
@@ -410,7 +415,7 @@ class Service:
         with self._writing:
             now = self.clock.now()
             reports: list[Report] = []
-            disclosures: list[Disclosure] = []
+            assets: list[Asset] = []
             newest: dict[str, Report] = {}
             for i, body in enumerate(bodies):
                 where = f"{field}.{i}" if field else ""
@@ -422,9 +427,10 @@ class Service:
                     raise OutOfOrder(f"reports of {asset.id} in one batch must be in time order", field=f"{where}.time")
                 newest[asset.id] = report
                 reports.append(report)
-                disclosures.append(asset.disclosure)
+                assets.append(asset)
             notices = self._entering_positions(reports, now)
-            seqs = self.store.append([ev.report_event(r, now, d) for r, d in zip(reports, disclosures, strict=True)] + notices)
+            made = [ev.report_event(r, now, a.disclosure, a.kind) for r, a in zip(reports, assets, strict=True)]
+            seqs = self.store.append(made + notices)
             # The events were made from these very reports: apply them as they are rather
             # than decode again what was just encoded (the hot path of streaming ingest).
             # Each report is a fact of its own, so checks may run between chunks.
@@ -467,7 +473,7 @@ class Service:
         return {"withdrawn": f"{asset.id} position", "picture_version": self.picture.version}
 
     def _show_asset(self, asset: Asset, report: Report | None, viewer: str | None) -> dict[str, Any] | None:
-        level = level_for(asset.party, asset.disclosure, viewer)
+        level = level_for(asset.party, asset.disclosure, viewer, asset.kind.value, self.picture.grants)
         if level is Disclosure.HIDDEN:
             return None
         shown: dict[str, Any] = {
@@ -501,6 +507,59 @@ class Service:
             raise NotFound(f"no visible asset {party}/{asset_id}", field="id")
         return shown
 
+    # ------------------------------------------------------------------ disclosure: defaults and grants
+
+    def _default_disclosure(self, party: str) -> Disclosure:
+        return self.picture.parties[party].default_disclosure
+
+    def set_default_disclosure(self, caller: Caller, party_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """The level the party's new assets and zones get when they name none (its own liaison sets it)."""
+        party = self._liaison(caller)
+        if party_id != party:
+            raise Forbidden(f"a liaison of {party} sets only its own party's default", field="party")
+        body = _fields(body, "", ("disclosure",), ("disclosure",))
+        level: Disclosure = check_enum(Disclosure, body["disclosure"], "disclosure")
+        with self._writing:
+            self._commit([Event("party.defaults", self.clock.now(), party, {"party": party, "disclosure": level})])
+            return self._show_party(self.picture.parties[party])
+
+    def grant(self, caller: Caller, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Let a named party see more of a class of the caller's objects: ``{grantee, what: unit|site|zone, level}``."""
+        party = self._liaison(caller)
+        body = _fields(body, "", ("grantee", "what", "level"), ("grantee", "what", "level"))
+        grantee = check_id(body["grantee"], "grantee")
+        if grantee not in self.picture.parties:
+            raise NotFound(f"there is no party {grantee!r}", field="grantee")
+        if grantee == party:
+            raise InvalidInput("a party always sees its own objects exactly", field="grantee")
+        if body["what"] not in GRANTABLE:
+            raise InvalidInput(f"{body['what']!r} is not one of {', '.join(GRANTABLE)}", field="what")
+        level: Disclosure = check_enum(Disclosure, body["level"], "level")
+        if level is Disclosure.HIDDEN:
+            raise InvalidInput("a grant opens: exact or coarse; withdraw it to close again", field="level")
+        data = {"party": party, "grantee": grantee, "what": body["what"], "level": level}
+        with self._writing:
+            self._commit([Event("grant.given", self.clock.now(), party, data)])
+        return {k: str(v) for k, v in data.items()}
+
+    def withdraw_grant(self, caller: Caller, grantee: str, what: str) -> dict[str, Any]:
+        party = self._liaison(caller)
+        with self._writing:
+            if (party, grantee, what) not in self.picture.grants:
+                raise NotFound(f"{party} has granted {grantee!r} nothing on its {what!r}", field="grantee")
+            data = {"party": party, "grantee": grantee, "what": what}
+            self._commit([Event("grant.withdrawn", self.clock.now(), party, data)])
+        return {"withdrawn": data}
+
+    def grants(self, caller: Caller) -> list[dict[str, Any]]:
+        """Grants the caller's party gave and those it was given."""
+        with self._reading:
+            return [
+                {"party": owner, "grantee": grantee, "what": what, "level": level.value}
+                for (owner, grantee, what), level in self.picture.grants.items()
+                if caller.party in (owner, grantee)
+            ]
+
     # ------------------------------------------------------------------ zones and AORs
 
     def declare_zone(self, caller: Caller, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -530,7 +589,7 @@ class Service:
             width_m=width,
             window=self._window(body.get("window")),
             altitude=None if body.get("altitude_m") is None else AltitudeBand.parse(body["altitude_m"]),
-            disclosure=check_enum(Disclosure, body.get("disclosure", "exact"), "disclosure"),
+            disclosure=check_enum(Disclosure, body.get("disclosure", self._default_disclosure(party)), "disclosure"),
             name=check_name(body.get("name") or body["id"], "name"),
         )
         with self._writing:
@@ -553,7 +612,7 @@ class Service:
         raise InvalidInput("a window is {start, end} in ISO 8601 with a time zone", field=field)
 
     def _show_zone(self, zone: Zone, viewer: str | None) -> dict[str, Any] | None:
-        level = level_for(zone.party, zone.disclosure, viewer)
+        level = level_for(zone.party, zone.disclosure, viewer, "zone", self.picture.grants)
         if level is Disclosure.HIDDEN:
             return None
         shown: dict[str, Any] = {
@@ -707,8 +766,8 @@ class Service:
             "asked_at": now.isoformat(),
             "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
             **_show_readback(result.reference, result.border),
-            "conflicts": [show_finding(f, asker, resolution) for f in result.conflicts],
-            "gaps": [show_gap(g, asker, resolution) for g in result.gaps],
+            "conflicts": [show_finding(f, asker, resolution, self.picture.grants) for f in result.conflicts],
+            "gaps": [show_gap(g, asker, resolution, self.picture.grants) for g in result.gaps],
             "flags": flags,
             "picture_version": result.picture_version,
             "picture_key": str(PictureKey.issue(result.picture_version, result.envelope)),
@@ -1220,7 +1279,8 @@ class Service:
             return dict(d)  # where parties vouch for their picture is shared with everyone
         if event.type in ("asset.registered", "report.accepted", "asset.withdrawn", "position.withdrawn"):
             # The disclosure the event was written with, not that of whatever holds the id now.
-            level = level_for(d["party"], Disclosure(d.get("disclosure", Disclosure.HIDDEN)), viewer)
+            declared = Disclosure(d.get("disclosure", Disclosure.HIDDEN))
+            level = level_for(d["party"], declared, viewer, d.get("kind"), self.picture.grants)
             if level is Disclosure.HIDDEN:
                 return None
             if event.type != "report.accepted":
@@ -1233,10 +1293,13 @@ class Service:
         if event.type == "zone.declared":
             return self._show_zone(ev.zone_of(d), viewer)
         if event.type == "zone.withdrawn":
-            hidden = level_for(d["party"], Disclosure(d.get("disclosure", Disclosure.HIDDEN)), viewer) is Disclosure.HIDDEN
+            declared = Disclosure(d.get("disclosure", Disclosure.HIDDEN))
+            hidden = level_for(d["party"], declared, viewer, "zone", self.picture.grants) is Disclosure.HIDDEN
             return None if hidden else {"party": d["party"], "id": d["id"]}
         if event.type == "conflict.detected":
             return self._show_conflict(d, viewer)
+        if event.type.startswith("grant."):
+            return dict(d) if viewer in (d["party"], d["grantee"]) else None
         if event.type.startswith("activity."):
             if viewer != d["party"] and viewer not in d["affected"]:
                 return None
@@ -1259,7 +1322,7 @@ class Service:
         shown = {
             "activity": d["id"],
             "proposer": d["party"],
-            "found": show_finding(finding, viewer, self.settings.coarse_resolution),
+            "found": show_finding(finding, viewer, self.settings.coarse_resolution, self.picture.grants),
         }
         if viewer == d["party"]:
             return shown

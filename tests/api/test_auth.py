@@ -104,6 +104,7 @@ def test_auth_admin_creates_parties_tokens_and_territories(bare_api: Api) -> Non
         "id": "alfa",
         "name": "Alfa Army",
         "stale_after_s": 1800.0,
+        "default_disclosure": "exact",
     }
     made = api.ok("POST", "/v1/parties/alfa/tokens", "admin", 201, json={"role": "liaison"})
     assert made["party"] == "alfa" and made["role"] == "liaison"

@@ -17,7 +17,9 @@ from deconfliction.api.schemas import (
     AssetIn,
     CancellationIn,
     CheckIn,
+    DefaultDisclosureIn,
     ErrorBody,
+    GrantIn,
     ObjectionIn,
     PartyIn,
     ReportBatchIn,
@@ -63,6 +65,29 @@ def create_party(data: PartyIn, svc: Svc, who: Who) -> Json:
 @router.get("/parties", tags=["picture"])
 def list_parties(svc: Svc, who: Who) -> list[Json]:
     return svc.parties(who)
+
+
+@router.put("/parties/{party}/default-disclosure", tags=["disclosure"])
+def set_default_disclosure(party: str, data: DefaultDisclosureIn, svc: Svc, who: Who) -> Json:
+    """The level the party's new assets and zones get when they name none (the party's liaison)."""
+    return svc.set_default_disclosure(who, party, body(data))
+
+
+@router.post("/grants", status_code=201, tags=["disclosure"])
+def grant(data: GrantIn, svc: Svc, who: Who) -> Json:
+    """Let a named party see more of a class of the caller's objects (party B sees my sites exactly)."""
+    return svc.grant(who, body(data))
+
+
+@router.get("/grants", tags=["disclosure"])
+def list_grants(svc: Svc, who: Who) -> list[Json]:
+    """Grants the caller's party gave and was given."""
+    return svc.grants(who)
+
+
+@router.delete("/grants/{grantee}/{what}", tags=["disclosure"])
+def withdraw_grant(grantee: str, what: str, svc: Svc, who: Who) -> Json:
+    return svc.withdraw_grant(who, grantee, what)
 
 
 @router.post("/parties/{party}/tokens", status_code=201, tags=["admin"])

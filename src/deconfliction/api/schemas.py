@@ -117,6 +117,16 @@ class CancellationIn(Body):
     reason: str | None = None
 
 
+class DefaultDisclosureIn(Body):
+    disclosure: Literal["exact", "coarse", "hidden"]
+
+
+class GrantIn(Body):
+    grantee: str = Field(description="The party that may see more.", examples=["isaf"])
+    what: Literal["unit", "site", "zone"]
+    level: Literal["exact", "coarse"]
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str

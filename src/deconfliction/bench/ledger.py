@@ -96,7 +96,7 @@ def report_events(assets: Sequence[Asset], first: int, count: int, rng: random.R
         stale = None if asset.kind is AssetKind.SITE else at + timedelta(hours=6)
         point = LatLon(rng.uniform(20.0, 38.0), rng.uniform(39.0, 41.0))
         report = Report(asset.party, asset.id, point, at, round(rng.uniform(5.0, 50.0), 1), stale)
-        events.append(report_event(report, accepted, asset.disclosure))
+        events.append(report_event(report, accepted, asset.disclosure, asset.kind))
     return events
 
 

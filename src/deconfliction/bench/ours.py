@@ -85,12 +85,12 @@ def theatre_events(theatre: Theatre) -> Iterator[Event]:
         yield ev.aor_event(aor, now)
         if aor.confirmed_at is not None:
             yield Event("aor.confirmed", aor.confirmed_at, aor.party, {"party": aor.party, "id": aor.id})
-    disclosure = {}
+    assets = {asset.key: asset for asset in theatre.assets}
     for asset in theatre.assets:
-        disclosure[asset.key] = asset.disclosure
         yield ev.asset_event(asset, now)
     for report in theatre.reports:
-        yield ev.report_event(report, now, disclosure[(report.party, report.asset)])
+        asset = assets[(report.party, report.asset)]
+        yield ev.report_event(report, now, asset.disclosure, asset.kind)
     for zone in theatre.zones:
         yield ev.zone_event(zone, now)
 

@@ -44,6 +44,7 @@ class Picture:
         self.zones: ShapeIndex[Key, Zone] = ShapeIndex()
         self.aors: ShapeIndex[Key, Aor] = ShapeIndex()
         self.lapses_noticed: set[Key] = set()  # AORs whose lapse was announced since their last confirmation
+        self.grants: dict[tuple[str, str, str], Disclosure] = {}  # (owner, grantee, unit|site|zone): level granted
         self.territories: ShapeIndex[str, Territory] = ShapeIndex()
         self.outlines: dict[str, Outline] = {}  # each territory's boundary, for border distances
         self.activities: dict[str, Activity] = {}
