@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
 from deconfliction import __version__
+from deconfliction.api.psi import router as psi_router
 from deconfliction.api.routes import check_fast, router
 from deconfliction.api.stream import router as stream_router
 from deconfliction.errors import DeconflictionError
@@ -65,6 +66,7 @@ def create_app(service: Service) -> FastAPI:
     app.state.service = service
     app.include_router(router)
     app.include_router(stream_router)
+    app.include_router(psi_router)
     # The hot route, served first; the FastAPI route of the same path documents it.
     app.router.routes.insert(0, Route("/v1/checks", check_fast, methods=["POST"]))
 

@@ -516,10 +516,6 @@ def settings() -> None:
     Console(width=max(140, Console().width)).print(table)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    app()
-
-
 @app.command()
 def asof(
     instant: Annotated[str, typer.Argument(help="The past instant, ISO 8601 with a time zone.")],
@@ -830,3 +826,7 @@ def psi_bench(
     except DeconflictionError as exc:
         _fail(exc)
     _print(result)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -995,7 +995,8 @@ class Service:
                     f"an activity {activity_id!r} exists already; activity ids are shared by all parties", field="id"
                 )
             return activity_id
-        n = len(self.picture.activities) + 1
+        # Counted among the party's own activities: a count of all would tell how many others it cannot see.
+        n = sum(a.party == party for a in self.picture.activities.values()) + 1
         while f"{party}-{n}" in self.picture.activities:
             n += 1
         return f"{party}-{n}"

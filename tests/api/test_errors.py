@@ -15,6 +15,7 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+from deconfliction.api.psi import router as psi_router
 from deconfliction.api.routes import router
 from deconfliction.api.stream import router as stream_router
 from tests.api.conftest import ALFA_LAND, Api, add_parties, at, box, iso, refusal, running_api
@@ -331,7 +332,7 @@ def test_errors_batch_over_the_limit_names_reports(shared: Api) -> None:
 
 def test_openapi_lists_every_v1_route_with_the_error_body(shared: Api) -> None:
     doc = shared.ok("GET", "/openapi.json", None)
-    routes = [*router.routes, *stream_router.routes]
+    routes = [*router.routes, *stream_router.routes, *psi_router.routes]
     served = {(method.lower(), route.path) for route in routes if isinstance(route, APIRoute) for method in route.methods or ()}
     documented = {(method, path) for path, ops in doc["paths"].items() if path.startswith("/v1") for method in ops}
     assert len(served) >= 20

@@ -46,7 +46,7 @@ from deconfliction.api.schemas import ErrorBody
 from deconfliction.client import RemoteError
 from deconfliction.errors import DeconflictionError, Forbidden, InvalidInput, StoreError
 from deconfliction.model import CheckKind, Role
-from deconfliction.service import Service
+from deconfliction.service import Caller, Service
 
 log = logging.getLogger("deconfliction.psi")
 ENV_PREFIX = "DECONFLICT_PSI_"
@@ -267,7 +267,7 @@ class SessionOut(BaseModel):
     response: str = Field(description="The owner's response: serialised protobuf (psi_proto.Response), base64.")
 
 
-def _asker(who: Any) -> str:
+def _asker(who: Caller) -> str:
     if who.party is None:
         raise Forbidden("a private cross-check is asked for a party; the server admin token belongs to none")
     if who.role not in (Role.LIAISON, Role.VIEWER):
@@ -295,6 +295,11 @@ async def session(data: SessionIn, node: Node, svc: Svc, who: Who) -> Any:
     if data.resolution != node.settings.resolution:
         raise InvalidInput(
             f"this node answers at H3 resolution {node.settings.resolution}, not {data.resolution}", field="resolution"
+        )
+    most = 4 * (node.settings.max_asker_cells * (psi.ELEMENT_BYTES + 2) + 2) // 3 + 4
+    if len(data.request) > most:
+        raise InvalidInput(
+            f"the request is longer than {node.settings.max_asker_cells} cells can be ({most} base64 characters)", field="request"
         )
     try:
         raw = base64.b64decode(data.request, validate=True)
