@@ -596,3 +596,12 @@ def test_psi_ask_between_two_processes(owner_node: tuple[str, str], tmp_path: Pa
         cli_app, ["psi", "ask", "--server", url, "--token", "wrong", "--activity", str(tmp_path / "far.json")]
     )
     assert refused.exit_code == 2 and "unauthenticated" in refused.stderr
+
+
+def test_a_route_that_turns_back_on_itself_is_covered_along_all_its_length() -> None:
+    """Found by the property above: GEOS loses part of the buffer of a line whose segments run back over each other."""
+    route = LineString([(0.0, 0.0), (-0.0390625, 0.0), (-0.03125, 0.0), (0.0, -0.015625), (0.0, 0.0)])
+    for resolution in (8, 9, 10):
+        cells = psi.cover([psi.Place(route, 0.5)], resolution, 857.0)
+        on = [route.interpolate(i / 200, normalized=True) for i in range(201)]
+        assert all(cell(p.y, p.x, resolution) in cells for p in on)

@@ -205,6 +205,11 @@ def _shape(geom: BaseGeometry, reach_m: float, resolution: int) -> set[str]:
         raise InvalidInput("the shape reaches across the antimeridian (180°), which this check does not handle", field="geometry")
     if max(abs(envelope[1]), abs(envelope[3])) > MAX_LATITUDE:
         raise InvalidInput(f"the shape reaches beyond the {MAX_LATITUDE:g}° of latitude this check covers", field="geometry")
+    if xy.geom_type in ("LineString", "MultiLineString"):
+        # Each segment on its own: GEOS loses part of the buffer of a line that turns back on itself
+        # (collinear segments run in opposite directions), leaving points of the line outside it.
+        coords = [c for part in getattr(xy, "geoms", [xy]) for c in zip(part.coords[:-1], part.coords[1:], strict=True)]
+        xy = shapely.MultiLineString([list(c) for c in coords])
     buffered = xy.buffer(grown, quad_segs=QUAD_SEGS)
     _guard(buffered.area, resolution)
     outline = plane.unproject(buffered)
