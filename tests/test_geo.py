@@ -937,3 +937,14 @@ def test_parse_position_mgrs_1m_reference_is_the_centre_of_its_square() -> None:
 def test_parse_position_reads_back_to_mgrs_at_a_zone_or_band_edge(point: LatLon, reference: str) -> None:
     assert geo.to_mgrs(point) == reference
     assert_near(geo.parse_position(reference).point, point, 1.5)
+
+
+def test_a_line_that_turns_back_on_itself_lies_inside_its_buffer() -> None:
+    """GEOS alone loses part of this buffer (collinear segments in opposite directions); ``buffered`` must not."""
+    from shapely.geometry import LineString
+
+    from deconfliction.geo import buffered
+
+    line = LineString([(1809.1, 448.3), (-2539.3, 448.3), (-1669.6, 448.3), (1809.1, -1279.4), (1809.1, 448.3)])
+    grown = buffered(line, 900.0)
+    assert all(grown.contains(line.interpolate(i / 100, normalized=True)) for i in range(101))

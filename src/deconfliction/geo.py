@@ -393,6 +393,20 @@ class LocalPlane:
         return 1.5 * (math.tan(phi) * e + e * e) + 1e-6
 
 
+def buffered(geom: BaseGeometry, distance: float, quad_segs: int = 16) -> BaseGeometry:
+    """``geom.buffer(distance)``, with lines buffered segment by segment.
+
+    GEOS loses part of the buffer of a line whose segments run back over each other
+    (collinear, in opposite directions): points of the line itself fall outside it. A route
+    that turns back on itself is an ordinary thing to draw, and a buffer that is too small
+    would miss a party, so lines are cut into their segments first.
+    """
+    if geom.geom_type in ("LineString", "MultiLineString"):
+        parts = getattr(geom, "geoms", [geom])
+        geom = shapely.MultiLineString([[a, b] for part in parts for a, b in zip(part.coords[:-1], part.coords[1:], strict=True)])
+    return geom.buffer(distance, quad_segs=quad_segs)
+
+
 SAFETY_FACTOR = 1.005
 """Every buffer is widened by at least 0.5 %, and by :meth:`LocalPlane.error_bound` where that is more."""
 

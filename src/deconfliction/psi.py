@@ -47,6 +47,7 @@ from deconfliction.engine.picture import Picture
 from deconfliction.engine.rules import zone_applies
 from deconfliction.errors import DeconflictionError, InvalidInput, InvalidState
 from deconfliction.geo import SAFETY_FACTOR, LatLon, LocalPlane, degrees_envelope, parse_geojson, parse_position
+from deconfliction.geo import buffered as geo_buffered
 from deconfliction.model import ActivityKind, CheckKind, ZoneKind, check_non_negative, check_positive
 
 # ---------------------------------------------------------------------------- settings of the cover
@@ -205,12 +206,7 @@ def _shape(geom: BaseGeometry, reach_m: float, resolution: int) -> set[str]:
         raise InvalidInput("the shape reaches across the antimeridian (180°), which this check does not handle", field="geometry")
     if max(abs(envelope[1]), abs(envelope[3])) > MAX_LATITUDE:
         raise InvalidInput(f"the shape reaches beyond the {MAX_LATITUDE:g}° of latitude this check covers", field="geometry")
-    if xy.geom_type in ("LineString", "MultiLineString"):
-        # Each segment on its own: GEOS loses part of the buffer of a line that turns back on itself
-        # (collinear segments run in opposite directions), leaving points of the line outside it.
-        coords = [c for part in getattr(xy, "geoms", [xy]) for c in zip(part.coords[:-1], part.coords[1:], strict=True)]
-        xy = shapely.MultiLineString([list(c) for c in coords])
-    buffered = xy.buffer(grown, quad_segs=QUAD_SEGS)
+    buffered = geo_buffered(xy, grown, QUAD_SEGS)  # segment by segment: see geo.buffered
     _guard(buffered.area, resolution)
     outline = plane.unproject(buffered)
     return set(h3.polygon_to_cells_experimental(h3.geo_to_h3shape(outline), resolution, contain="overlap"))

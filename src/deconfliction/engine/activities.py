@@ -21,7 +21,7 @@ from shapely.geometry.base import BaseGeometry
 
 from deconfliction.engine.picture import Picture
 from deconfliction.engine.rules import check, search_area, stakeholders
-from deconfliction.geo import LatLon, LocalPlane
+from deconfliction.geo import LatLon, LocalPlane, buffered
 from deconfliction.model import Activity, ActivityKind, ActivityState, CheckQuery, Volume, Window, Zone
 
 Box = tuple[float, float, float, float]
@@ -92,7 +92,7 @@ def _shape_m(plane: LocalPlane, volume: Volume, extra_m: float) -> BaseGeometry:
     """A volume on ``plane``, grown by its radius (a point's circle, a route's width) and ``extra_m``."""
     grow = volume.radius_m + extra_m
     shape = plane.project(volume.geometry)
-    return shape.buffer(grow, quad_segs=16) if grow > 0 else shape
+    return buffered(shape, grow) if grow > 0 else shape
 
 
 def inside_notified(activity: Activity, geometry: BaseGeometry, radius_m: float, window: Window) -> bool:
@@ -104,7 +104,7 @@ def inside_notified(activity: Activity, geometry: BaseGeometry, radius_m: float,
         plane = LocalPlane(LatLon(p.y, p.x))
         checked = plane.project(geometry)
         if radius_m > 0:
-            checked = checked.buffer(radius_m, quad_segs=16)
+            checked = buffered(checked, radius_m)
         if _shape_m(plane, volume, INSIDE_TOLERANCE_M).covers(checked):
             return True
     return False

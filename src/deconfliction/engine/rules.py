@@ -23,6 +23,7 @@ from shapely.geometry.base import BaseGeometry
 
 from deconfliction.engine.picture import Picture
 from deconfliction.geo import SAFETY_FACTOR, LatLon, LocalPlane, degrees_envelope
+from deconfliction.geo import buffered as geo_buffered
 from deconfliction.model import (
     AssetKind,
     Border,
@@ -134,7 +135,7 @@ def stakeholders(picture: Picture, query: CheckQuery, buffer_m: float) -> set[st
     for party, geometry in shapes:
         if party in found or not geometry.intersects(env):
             continue
-        buffered = buffered or area.q_xy.buffer(area.reach, quad_segs=16)
+        buffered = buffered or geo_buffered(area.q_xy, area.reach)
         if _clipped_xy(area.plane, geometry, area.envelope).intersects(buffered):
             found.add(party)
     return found
@@ -261,7 +262,7 @@ def _coverage(
         if aor.geometry.contains(env):
             whole.add(aor.party)
         else:
-            area = area or q_xy.buffer(reach, quad_segs=16)
+            area = area or geo_buffered(q_xy, reach)
             part = _clipped_xy(plane, aor.geometry, envelope)
             if part.is_empty or not part.intersects(area):
                 continue
@@ -273,7 +274,7 @@ def _coverage(
     for territory in picture.territories.near(query.geometry, reach):
         if territory.party == query.asker or territory.party in whole or not territory.geometry.intersects(env):
             continue
-        area = area or q_xy.buffer(reach, quad_segs=16)
+        area = area or geo_buffered(q_xy, reach)
         part = _clipped_xy(plane, territory.geometry, envelope).intersection(area)
         if part.is_empty:
             continue
