@@ -23,12 +23,12 @@ from deconfliction.client import Client, HttpClient, LocalClient
 from deconfliction.errors import DeconflictionError, StoreError
 from deconfliction.geo import parse_geojson
 from deconfliction.ledger.heads import public_key_hex
-from deconfliction.ledger.verify import Entry, verify_record
+from deconfliction.ledger.verify import Entry, stored_entries, verify_record
 from deconfliction.model import check_time
 from deconfliction.report import build_report
 from deconfliction.service import ROOT, SWITCH_INTERVAL_S, Service
 from deconfliction.settings import Settings, settings_table
-from deconfliction.stores import Store, open_store
+from deconfliction.stores import open_store
 
 app = typer.Typer(help="deconflict: check every activity against every party's picture.", no_args_is_help=True)
 party_app = typer.Typer(help="Parties (admin).", no_args_is_help=True)
@@ -593,7 +593,7 @@ def ledger_verify(
                 raise StoreError(f"there is no store at {db}")
             store = open_store(db)
             key = public_key or public_key_hex(store.signing_key(create=False))
-            verdict = verify_record(_stored_entries(store), store.heads(), key)
+            verdict = verify_record(stored_entries(store), store.heads(), key)
     except DeconflictionError as exc:
         _fail(exc)
     _print({"ok": verdict.ok, "entries": verdict.entries, "heads": verdict.heads, "problems": verdict.problems})
@@ -608,14 +608,6 @@ def _served_entries(client: HttpClient) -> Iterator[Entry]:
         for e in page["entries"]:
             yield Entry(e["index"], bytes.fromhex(e["leaf_hex"]), bytes.fromhex(e["leaf_hash"]))
         start = page["next"]
-
-
-def _stored_entries(store: Store, page: int = 1000) -> Iterator[Entry]:
-    start = 0
-    while rows := store.rows(start, start + page):
-        for row in rows:
-            yield Entry(row.seq - 1, row.entry, row.leaf)
-        start += page
 
 
 # ---------------------------------------------------------------------------- private cross-check (docs/psi.md)

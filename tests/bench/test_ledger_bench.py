@@ -13,10 +13,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from deconfliction.bench.ledger import batch_plan, main, make_assets, report_events, setup_events, stored_entries
+from deconfliction.bench.ledger import batch_plan, main, make_assets, report_events, setup_events
 from deconfliction.ledger.heads import public_key_hex
 from deconfliction.ledger.merkle import MerkleTree
-from deconfliction.ledger.verify import verify_record
+from deconfliction.ledger.verify import stored_entries, verify_record
 from deconfliction.service import Service
 from deconfliction.settings import Settings
 from deconfliction.stores import SQLiteStore

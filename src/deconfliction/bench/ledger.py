@@ -46,7 +46,7 @@ from deconfliction.geo import LatLon
 from deconfliction.ledger.heads import public_key_hex, sign_head
 from deconfliction.ledger.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
 from deconfliction.ledger.seal import canonical_json, entry_bytes, seal
-from deconfliction.ledger.verify import Entry, verify_record
+from deconfliction.ledger.verify import stored_entries, verify_record
 from deconfliction.model import Asset, AssetKind, Disclosure, Event, Party, Report
 from deconfliction.service import ROOT, Service
 from deconfliction.stores import SQLiteStore
@@ -249,15 +249,6 @@ def http_proofs(service: Service, token: str, count: int, seed: int = 11) -> dic
         "verified": good,
         "checked": len(indices[:50]) + len(firsts[:50]),
     }
-
-
-def stored_entries(store: SQLiteStore, page: int = 1000) -> Iterator[Entry]:
-    """Every entry of the store with the leaf hash kept with it, page by page (as ``deconflict ledger verify --db``)."""
-    start = 0
-    while rows := store.rows(start, start + page):
-        for row in rows:
-            yield Entry(row.seq - 1, row.entry, row.leaf)
-        start += page
 
 
 def verification(db: Path) -> dict[str, Any]:

@@ -8,9 +8,9 @@ is its command line.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from deconfliction.ledger.heads import head_is_signed
 from deconfliction.ledger.merkle import MerkleTree, leaf_hash, verify_consistency
@@ -23,6 +23,29 @@ class Entry:
     index: int
     data: bytes
     stored_leaf: bytes | None = None
+
+
+class _Row(Protocol):
+    seq: int
+    leaf: bytes
+
+    @property
+    def entry(self) -> bytes: ...
+
+
+class Rows(Protocol):
+    """A store's rows, as ``store.rows(start, end)`` gives them."""
+
+    def rows(self, start: int, end: int) -> Iterable[_Row]: ...
+
+
+def stored_entries(store: Rows, page: int = 1000) -> Iterator[Entry]:
+    """Every entry of a store with the leaf hash kept beside it, page by page, read as it is."""
+    start = 0
+    while rows := list(store.rows(start, start + page)):
+        for row in rows:
+            yield Entry(row.seq - 1, row.entry, row.leaf)
+        start += page
 
 
 @dataclass
