@@ -25,7 +25,7 @@ from deconfliction.geo import parse_geojson
 from deconfliction.ledger.heads import public_key_hex
 from deconfliction.ledger.verify import Entry, stored_entries, verify_record
 from deconfliction.model import check_time
-from deconfliction.report import build_report
+from deconfliction.report import build_report, entries
 from deconfliction.service import ROOT, SWITCH_INTERVAL_S, Service
 from deconfliction.settings import Settings, settings_table
 from deconfliction.stores import open_store
@@ -602,12 +602,8 @@ def ledger_verify(
 
 
 def _served_entries(client: HttpClient) -> Iterator[Entry]:
-    start: int | None = 0
-    while start is not None:
-        page = client.ledger_entries(start)
-        for e in page["entries"]:
-            yield Entry(e["index"], bytes.fromhex(e["leaf_hex"]), bytes.fromhex(e["leaf_hash"]))
-        start = page["next"]
+    for e in entries(client):
+        yield Entry(e["index"], bytes.fromhex(e["leaf_hex"]), bytes.fromhex(e["leaf_hash"]))
 
 
 # ---------------------------------------------------------------------------- private cross-check (docs/psi.md)

@@ -119,7 +119,8 @@ def _findings(d: dict[str, Any]) -> str:
     return f" (conflicts with {', '.join(parties)})" if parties else ""
 
 
-def _entries(record: Record) -> Iterator[dict[str, Any]]:
+def entries(record: Record) -> Iterator[dict[str, Any]]:
+    """Every entry of the record as the reader may see it, page after page (``GET /v1/ledger/entries``)."""
     start: int | None = 0
     while start is not None:
         page = record.ledger_entries(start)
@@ -131,7 +132,7 @@ def build_report(record: Record, area: BaseGeometry, start: datetime, end: datet
     """The report as one HTML document."""
     head = record.ledger_head()
     timeline = _Timeline(area, start, end)
-    lines = [line for entry in _entries(record) if (line := timeline.line(entry)) is not None]
+    lines = [line for entry in entries(record) if (line := timeline.line(entry)) is not None]
     proofs = {
         line.index: record.inclusion_proof(line.index, head["tree_size"])["audit_path"]
         for line in lines
