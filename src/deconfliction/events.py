@@ -243,11 +243,9 @@ def apply(picture: Picture, event: Event) -> None:
         case "party.defaults":
             picture.put_party(replace(picture.parties[d["party"]], default_disclosure=Disclosure(d["disclosure"])), seq)
         case "grant.given":
-            picture.grants[(d["party"], d["grantee"], d["what"])] = Disclosure(d["level"])
-            picture.version = seq or picture.version + 1
+            picture.put_grant((d["party"], d["grantee"], d["what"]), Disclosure(d["level"]), seq)
         case "grant.withdrawn":
-            picture.grants.pop((d["party"], d["grantee"], d["what"]), None)
-            picture.version = seq or picture.version + 1
+            picture.withdraw_grant((d["party"], d["grantee"], d["what"]), seq)
         case "territory.loaded":
             picture.put_territory(Territory(d["party"], _shape(d["area"])), seq)
         case "asset.registered":

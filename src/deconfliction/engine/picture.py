@@ -124,6 +124,15 @@ class Picture:
         self.lapses_noticed.discard(key)
         return self._changed(seq)
 
+    def put_grant(self, key: tuple[str, str, str], level: Disclosure, seq: int = 0) -> int:
+        """(owner, grantee, unit|site|zone): what the owner lets the grantee see of that class."""
+        self.grants[key] = level
+        return self._changed(seq)
+
+    def withdraw_grant(self, key: tuple[str, str, str], seq: int = 0) -> int:
+        self.grants.pop(key, None)
+        return self._changed(seq)
+
     def put_territory(self, territory: Territory, seq: int = 0) -> int:
         self.territories.put(territory.party, territory.geometry, territory)
         self.outlines[territory.party] = Outline(territory.geometry.boundary)
