@@ -95,13 +95,13 @@ def propose(db: str, file: Path) -> dict:
 def test_the_whole_workflow_from_the_command_line(db: str, patrol_yaml: Path) -> None:
     code, out, err = run("activity", "propose", str(patrol_yaml), "--db", db, "--as", "alfa")
     assert code == 2 and out == []
-    assert "refused (stale_picture, key)" in err and "changed: []" in err and "hidden_changes: 0" in err
+    assert "refused (stale_picture, key)" in err and "changed: []" in err
     code, (activity,), err = run("activity", "propose", str(patrol_yaml), "--key", fresh_key(err), "--db", db, "--as", "alfa")
     assert code == 0, err
     assert (activity["id"], activity["state"], activity["affected"]) == ("p1", "proposed", ["bravo"])
     assert activity["volumes"][0]["window"]["start"].endswith("+00:00")
 
-    code, (answered,), _ = run("activity", "acknowledge", "p1", "--db", db, "--as", "bravo")
+    code, (answered,), _ = run("activity", "acknowledge", "alfa/p1", "--db", db, "--as", "bravo")
     assert code == 0 and answered["state"] == "cleared" and answered["answers"]["bravo"]["answer"] == "acknowledged"
 
     code, _, err = run("activity", "activate", "p1", "--db", db, "--as", "alfa")
@@ -112,7 +112,7 @@ def test_the_whole_workflow_from_the_command_line(db: str, patrol_yaml: Path) ->
 
     code, (done,), _ = run("activity", "complete", "p1", "--db", db, "--as", "alfa")
     assert code == 0 and done["state"] == "completed" and done["end_reason"] == "completed by the proposer"
-    code, (shown,), _ = run("activity", "show", "p1", "--db", db, "--as", "bravo")
+    code, (shown,), _ = run("activity", "show", "alfa/p1", "--db", db, "--as", "bravo")
     assert code == 0 and shown["state"] == "completed"
     code, _, err = run("activity", "complete", "p1", "--db", db, "--as", "alfa")
     assert code == 2 and "refused (invalid_state, id)" in err
@@ -125,7 +125,7 @@ def test_activating_an_objected_activity_needs_an_override(db: str, fires_json: 
     code, (activity,), err = run("activity", "propose", str(fires_json), "--key", world_key, "--db", db, "--as", "alfa")
     assert code == 0, err  # --key wins over the file's key
     assert activity["affected"] == ["bravo"]
-    code, (objected,), _ = run("activity", "object", "f1", "--reason", "post manned", "--db", db, "--as", "bravo")
+    code, (objected,), _ = run("activity", "object", "alfa/f1", "--reason", "post manned", "--db", db, "--as", "bravo")
     assert code == 0 and objected["state"] == "objected" and objected["answers"]["bravo"]["reason"] == "post manned"
 
     code, out, err = run("activity", "activate", "f1", "--db", db, "--as", "alfa")
@@ -143,14 +143,29 @@ def test_activating_an_objected_activity_needs_an_override(db: str, fires_json: 
 
 def test_answers_and_steps_are_refused_to_the_wrong_party(db: str, patrol_yaml: Path) -> None:
     propose(db, patrol_yaml)
-    code, _, err = run("activity", "acknowledge", "p1", "--db", db, "--as", "alfa")
+    code, _, err = run("activity", "acknowledge", "alfa/p1", "--db", db, "--as", "alfa")
+    assert code == 2 and "refused (forbidden, id)" in err
+    code, _, err = run("activity", "cancel", "alfa/p1", "--reason", "not yours", "--db", db, "--as", "bravo")
     assert code == 2 and "refused (forbidden, id)" in err
     code, _, err = run("activity", "cancel", "p1", "--reason", "not yours", "--db", db, "--as", "bravo")
-    assert code == 2 and "refused (forbidden, id)" in err
-    code, _, err = run("activity", "show", "p1", "--db", db, "--as", "charlie")
+    assert code == 2 and "refused (not_found, id)" in err, "a plain id names bravo's own activity: it has none"
+    code, _, err = run("activity", "show", "alfa/p1", "--db", db, "--as", "charlie")
     assert code == 2 and "refused (not_found, id)" in err
     code, (cancelled,), _ = run("activity", "cancel", "p1", "--reason", "weather", "--db", db, "--as", "alfa")
     assert code == 0 and (cancelled["state"], cancelled["end_reason"]) == ("cancelled", "weather")
+
+
+def test_an_answer_names_the_proposer(db: str, patrol_yaml: Path) -> None:
+    """Ids are each proposer's own: acknowledge and object take PROPOSER/ID; a malformed name is refused as such."""
+    propose(db, patrol_yaml)
+    code, out, err = run("activity", "acknowledge", "p1", "--db", db, "--as", "bravo")
+    assert code == 2 and out == [] and "refused (invalid_input, activity)" in err and "PROPOSER/ID" in err
+    code, _, err = run("activity", "object", "p1", "--reason", "no", "--db", db, "--as", "bravo")
+    assert code == 2 and "refused (invalid_input, activity)" in err
+    code, _, err = run("activity", "show", "alfa/p1/x", "--db", db, "--as", "bravo")
+    assert code == 2 and "refused (invalid_input, activity)" in err
+    code, (shown,), _ = run("activity", "show", "p1", "--db", db, "--as", "alfa")
+    assert (shown["party"], shown["id"]) == ("alfa", "p1"), "a plain id is the party's own"
 
 
 def test_activity_list_shows_only_what_concerns_the_party(db: str, patrol_yaml: Path) -> None:
@@ -207,12 +222,11 @@ def test_a_servers_refusal_keeps_its_extra_fields() -> None:
             "field": "key",
             "key": "9@71.0,34.5,71.1,34.6",
             "changed": [{"object": "zone", "party": "bravo", "id": "nfa", "version": 8}],
-            "hidden_changes": 1,
         }
     }
     error = RemoteError(409, body)
     assert (error.status, error.code, error.field) == (409, "stale_picture", "key")
-    assert error.details == {"key": "9@71.0,34.5,71.1,34.6", "changed": body["error"]["changed"], "hidden_changes": 1}
+    assert error.details == {"key": "9@71.0,34.5,71.1,34.6", "changed": body["error"]["changed"]}
     assert error.to_dict() == body["error"]
 
 

@@ -46,9 +46,10 @@ from deconfliction.api.psi import router as psi_router
 from deconfliction.app import create_app
 from deconfliction.cli import app as cli_app
 from deconfliction.clock import ManualClock
-from deconfliction.errors import InvalidInput, InvalidState
+from deconfliction.errors import Busy, InvalidInput, InvalidState, RateLimited
 from deconfliction.model import CheckKind
 from deconfliction.service import ROOT, Service
+from deconfliction.settings import Settings
 from deconfliction.stores import MemoryStore, SQLiteStore
 
 GEOD = Geod(ellps="WGS84")
@@ -156,7 +157,7 @@ def test_a_cover_refuses_what_it_cannot_vouch_for() -> None:
 
 def test_whatever_the_engine_finds_in_conflict_meets_in_cells() -> None:
     """The engine's check and the cells agree one way: a conflict with alfa's places is a meeting (the reverse may not hold)."""
-    service = Service(MemoryStore(), ManualClock(T0))
+    service = Service(MemoryStore(), ManualClock(T0), Settings(check_rate_per_min=0))  # hundreds of checks at one instant
     for party in ("alfa", "bravo"):
         service.create_party(ROOT, {"id": party, "name": party.title()})
     alfa = service.authenticate(service.create_token(ROOT, "alfa", "liaison"))
@@ -313,13 +314,13 @@ def test_the_owner_rate_limits_each_asker() -> None:
         desk.answer("bravo", CheckKind.FIRES, request)
     with pytest.raises(InvalidInput):  # a malformed request is refused before it counts...
         desk.answer("bravo", CheckKind.FIRES, b"\x00junk")
-    with pytest.raises(psi.RateLimited) as limited:  # ...but a third good one within the minute does not pass
+    with pytest.raises(RateLimited) as limited:  # ...but a third good one within the minute does not pass
         desk.answer("bravo", CheckKind.FIRES, request)
     assert limited.value.status == 429 and limited.value.retry_after_s == pytest.approx(60.0)
     assert "bravo" in limited.value.message and "60 s" in limited.value.message
     desk.answer("charlie", CheckKind.FIRES, request)  # another asker has its own bucket
     clock.advance_to(T0 + timedelta(seconds=30))
-    with pytest.raises(psi.RateLimited) as still:
+    with pytest.raises(RateLimited) as still:
         desk.answer("bravo", CheckKind.FIRES, request)
     assert still.value.retry_after_s == pytest.approx(30.0)
     clock.advance_to(T0 + timedelta(seconds=60))
@@ -340,7 +341,7 @@ def test_the_owner_answers_a_bounded_number_of_sessions_at_once() -> None:
     worker.start()
     try:
         assert entered.wait(5)
-        with pytest.raises(psi.Busy):
+        with pytest.raises(Busy):
             desk.answer("charlie", CheckKind.FIRES, request)
     finally:
         release.set()

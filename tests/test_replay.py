@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from deconfliction.replay import load_scenario, run_scenario
+from deconfliction.replay import ScenarioError, load_scenario, run_scenario
 from deconfliction.stores import SQLiteStore
 from tests.conftest import scenario_files
 
@@ -131,7 +132,7 @@ def test_replay_old_map_key_is_refused_and_the_latest_accepted(tmp_path: Path) -
     scenario = load_scenario(OWN / "fires-notification.yaml")
     lines = {o.line["step"]: o.line for o in run_scenario(scenario, SQLiteStore(tmp_path / "replay.db"))}
     old, fresh = lines[7]["error"], lines[9]
-    assert old["code"] == "stale_picture" and old["hidden_changes"] == 1 and old["changed"] == []
+    assert old["code"] == "stale_picture" and [c["id"] for c in old["changed"]] == ["company-b"]
     assert old["key"].split("@")[1] == lines[8]["error"]["key"].split("@")[1]  # the same area, a newer version
     assert fresh["state"] == "proposed" and fresh["affected"] == ["partner"]
 
@@ -161,3 +162,89 @@ steps:
     run = subprocess.run([DECONFLICT, "replay", str(_write(tmp_path, text))], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["now"] == "2026-01-01T01:30:00+00:00"
+
+
+# ---------------------------------------------------------------------------- whose activity a step names
+
+TWO_CONVOYS = """
+name: two parties, one activity id each
+start: "2024-04-01T16:00:00Z"
+parties: [{id: north}, {id: relief}, {id: aid}]
+territories:
+  north: {type: Polygon, coordinates: [[[34.8, 31.4], [35.2, 31.4], [35.2, 31.7], [34.8, 31.7], [34.8, 31.4]]]}
+steps:
+  - as: aid
+    asset: {id: clinic, kind: site, name: Clinic, position: "31.5000, 34.9510"}
+  - as: relief
+    propose: {id: convoy-3, kind: movement, purpose: convoy,
+              volumes: [{area: {type: LineString, coordinates: [[34.85, 31.45], [34.95, 31.50], [35.05, 31.55]]}, width_m: 300,
+                         window: ["2024-04-01T18:00:00Z", "2024-04-01T23:00:00Z"]}]}
+    expect: {result: accepted, affected: [aid, north]}
+  - as: north
+    propose: {id: convoy-3, kind: patrol, purpose: escort,
+              volumes: [{position: "31.5000, 34.9500", radius_m: 100, window: ["2024-04-01T18:00:00Z", "2024-04-01T23:00:00Z"]}]}
+    expect: {result: accepted, affected: [aid]}
+  - as: north
+    acknowledge: {activity: convoy-3}
+    expect: {error: true}
+  - as: north
+    acknowledge: {activity: relief/convoy-3}
+    expect: {result: accepted, state: proposed}
+  - as: aid
+    acknowledge: {activity: north/convoy-3}
+    expect: {state: cleared}
+  - as: aid
+    acknowledge: {activity: relief/convoy-3}
+    expect: {state: cleared}
+  - at: "2024-04-01T18:05:00Z"
+    as: relief
+    activate: {activity: convoy-3}
+    expect: {result: accepted, state: active}
+  - as: north
+    check: {position: "31.5000, 34.9500", kind: ground, activity: north/convoy-3}
+    expect: {flags: [], state: {convoy-3: cleared, relief/convoy-3: active}}
+  - as: relief
+    complete: {activity: relief/convoy-3}
+    expect: {state: completed}
+"""
+
+
+def test_replay_a_plain_id_is_the_step_partys_own_and_proposer_slash_id_anyones(tmp_path: Path) -> None:
+    """north and relief each have a convoy-3: a plain id is the acting party's own, PROPOSER/ID names either."""
+    scenario = yaml.safe_load(TWO_CONVOYS)
+    outcomes = list(run_scenario(scenario, SQLiteStore(tmp_path / "replay.db")))
+    assert [(o.line["step"], f) for o in outcomes for f in o.failures] == []
+    refused = outcomes[3].line["error"]
+    assert (refused["code"], refused["field"]) == ("forbidden", "id"), "north's own convoy-3: it cannot answer it"
+    assert [o.line.get("party") for o in outcomes[4:8]] == ["relief", "north", "relief", "relief"]
+
+
+def test_replay_a_plain_id_that_concerns_the_party_once_needs_no_proposer(tmp_path: Path) -> None:
+    scenario = yaml.safe_load(TWO_CONVOYS)
+    answer = {"as": "north", "acknowledge": {"activity": "convoy-3"}, "expect": {"state": "proposed"}}
+    scenario["steps"] = [*scenario["steps"][:2], answer]
+    (*_, answered) = run_scenario(scenario, SQLiteStore(tmp_path / "replay.db"))
+    assert answered.failures == [] and answered.line["party"] == "relief" and list(answered.line["answers"]) == ["north"]
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        pytest.param({"as": "aid", "acknowledge": {"activity": "convoy-3"}}, id="action"),
+        pytest.param({"tick": {}, "expect": {"state": {"convoy-3": "proposed"}}}, id="state-after-a-tick"),
+    ],
+)
+def test_replay_a_plain_id_several_parties_use_is_ambiguous(tmp_path: Path, step: dict[str, Any]) -> None:
+    """aid is affected by both convoy-3s: the scenario must say whose (exit 2, naming both)."""
+    scenario = yaml.safe_load(TWO_CONVOYS)
+    scenario["steps"] = [*scenario["steps"][:3], step]
+    ambiguous = r"step 4: .*'convoy-3' is ambiguous.*north/convoy-3, relief/convoy-3; write PROPOSER/ID"
+    with pytest.raises(ScenarioError, match=ambiguous):
+        list(run_scenario(scenario, SQLiteStore(tmp_path / "replay.db")))
+
+
+def test_replay_a_malformed_activity_name_is_the_steps_error(tmp_path: Path) -> None:
+    scenario = yaml.safe_load(TWO_CONVOYS)
+    scenario["steps"] = [*scenario["steps"][:3], {"as": "aid", "acknowledge": {"activity": "north/convoy-3/x"}}]
+    (*_, refused) = run_scenario(scenario, SQLiteStore(tmp_path / "replay.db"))
+    assert (refused.line["error"]["code"], refused.line["error"]["field"]) == ("invalid_input", "activity")

@@ -94,10 +94,14 @@ def test_a_line_whose_bytes_were_changed_does_not_verify(record: Path, tmp_path:
 
 
 def test_the_report_shows_only_what_the_reader_may_see(record: Path, tmp_path: Path) -> None:
-    """As the coalition: the partner's hidden company is neither named nor placed; the timeline says what coalition knew."""
+    """As the coalition: the partner's hidden post is neither named nor placed, its coarse company not placed.
+
+    The timeline says what the coalition knew.
+    """
     text = _report(record, tmp_path, "--as", "coalition").read_text()
-    assert "company-b" not in text  # the hidden unit's id (its name appears only in the partner's objection, by its choice)
-    assert "34.552" not in text  # the company's latitude
+    assert "quiet-post" not in text and "Quiet Post" not in text and "34.561" not in text  # the hidden post
+    assert "quiet-post" in _report(record, tmp_path, "--as", "partner").read_text()  # the owner's report has it
+    assert "34.552" not in text  # the coarse company's latitude
     assert "coalition proposes fires strike-1" in text
-    assert "objected strike-1 by partner (B Company holds the ridge" in text  # the reason: coalition is concerned
+    assert "objected coalition/strike-1 by partner (B Company holds the ridge" in text  # the reason: coalition is concerned
     assert "src=" not in text and "href=" not in text  # self-contained: nothing loaded from anywhere

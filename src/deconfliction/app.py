@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,7 +20,7 @@ from deconfliction import __version__
 from deconfliction.api.psi import router as psi_router
 from deconfliction.api.routes import check_fast, router
 from deconfliction.api.stream import router as stream_router
-from deconfliction.errors import DeconflictionError
+from deconfliction.errors import DeconflictionError, RetryLater
 from deconfliction.service import Service
 
 log = logging.getLogger("deconfliction")
@@ -73,7 +74,8 @@ def create_app(service: Service) -> FastAPI:
     @app.exception_handler(DeconflictionError)
     async def refused(request: Request, exc: DeconflictionError) -> JSONResponse:
         del request
-        return JSONResponse({"error": exc.to_dict()}, status_code=exc.status)
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))} if isinstance(exc, RetryLater) else None
+        return JSONResponse({"error": exc.to_dict()}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def malformed(request: Request, exc: RequestValidationError) -> JSONResponse:

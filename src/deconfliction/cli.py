@@ -20,11 +20,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from deconfliction.client import Client, HttpClient, LocalClient
-from deconfliction.errors import DeconflictionError, StoreError
+from deconfliction.errors import DeconflictionError, InvalidInput, StoreError
 from deconfliction.geo import parse_geojson
 from deconfliction.ledger.heads import public_key_hex
 from deconfliction.ledger.verify import Entry, stored_entries, verify_record
-from deconfliction.model import check_time
+from deconfliction.model import activity_ref, check_time
 from deconfliction.report import build_report, entries
 from deconfliction.service import ROOT, SWITCH_INTERVAL_S, Service
 from deconfliction.settings import Settings, settings_table
@@ -46,7 +46,8 @@ Server = Annotated[str | None, typer.Option("--server", envvar="DECONFLICT_SERVE
 Token = Annotated[str | None, typer.Option("--token", envvar="DECONFLICT_TOKEN", help="Bearer token for --server.")]
 As = Annotated[str | None, typer.Option("--as", help="With --db: act as a liaison of this party.")]
 Key = Annotated[str | None, typer.Option("--key", help="The picture key for the activity's area (deconflict look).")]
-ActivityId = Annotated[str, typer.Argument(help="The activity's id.")]
+ActivityId = Annotated[str, typer.Argument(help="The activity: PROPOSER/ID, or ID for one of the party's own.")]
+OtherActivity = Annotated[str, typer.Argument(help="The activity: PROPOSER/ID (each proposer names its own).")]
 
 
 def _print(data: Any) -> None:
@@ -332,38 +333,46 @@ def activity_list(db: Db = None, server: Server = None, token: Token = None, as_
     _run(db, server, token, as_party, lambda c: c.activities())
 
 
+def _activity(client: Client, named: str, own: bool = True) -> tuple[str, str]:
+    """(proposer, id) of an ACTIVITY argument: ``PROPOSER/ID``, or with ``own`` a plain ``ID`` of the party's own activity."""
+    proposer, activity_id = activity_ref(named, "activity")
+    if proposer is None:
+        if not own:
+            raise InvalidInput(f"whose activity {named!r}? name it as PROPOSER/ID: each proposer names its own", field="activity")
+        proposer = client.own_activity(activity_id)
+    return proposer, activity_id
+
+
 @activity_app.command("show")
-def activity_show(
-    activity_id: ActivityId, db: Db = None, server: Server = None, token: Token = None, as_party: As = None
-) -> None:
+def activity_show(activity: ActivityId, db: Db = None, server: Server = None, token: Token = None, as_party: As = None) -> None:
     """Show one activity: its state, answers, who it still waits for, its deadline."""
-    _run(db, server, token, as_party, lambda c: c.activity(activity_id))
+    _run(db, server, token, as_party, lambda c: c.activity(*_activity(c, activity)))
 
 
 @activity_app.command("acknowledge")
 def activity_acknowledge(
-    activity_id: ActivityId, db: Db = None, server: Server = None, token: Token = None, as_party: As = None
+    activity: OtherActivity, db: Db = None, server: Server = None, token: Token = None, as_party: As = None
 ) -> None:
-    """Acknowledge an activity that affects the party: seen, and nothing against it."""
-    _run(db, server, token, as_party, lambda c: c.acknowledge(activity_id))
+    """Acknowledge another party's activity that affects the party: seen, and nothing against it."""
+    _run(db, server, token, as_party, lambda c: c.acknowledge(*_activity(c, activity, own=False)))
 
 
 @activity_app.command("object")
 def activity_object(
-    activity_id: ActivityId,
+    activity: OtherActivity,
     reason: Annotated[str, typer.Option("--reason", help="Why the party objects; the proposer sees it.")],
     db: Db = None,
     server: Server = None,
     token: Token = None,
     as_party: As = None,
 ) -> None:
-    """Object to an activity that affects the party; it is not cleared while the objection stands."""
-    _run(db, server, token, as_party, lambda c: c.object(activity_id, {"reason": reason}))
+    """Object to another party's activity that affects the party; it is not cleared while the objection stands."""
+    _run(db, server, token, as_party, lambda c: c.object(*_activity(c, activity, own=False), {"reason": reason}))
 
 
 @activity_app.command("activate")
 def activity_activate(
-    activity_id: ActivityId,
+    activity: ActivityId,
     key: Key = None,
     override: Annotated[
         str | None, typer.Option("--override", help="Why it starts without clearance; recorded and notified at once.")
@@ -375,20 +384,20 @@ def activity_activate(
 ) -> None:
     """Start a cleared activity (proposer only); an uncleared one only with --override REASON."""
     body = {k: v for k, v in (("key", key), ("override", override)) if v is not None}
-    _run(db, server, token, as_party, lambda c: c.activate(activity_id, body))
+    _run(db, server, token, as_party, lambda c: c.activate(*_activity(c, activity), body))
 
 
 @activity_app.command("complete")
 def activity_complete(
-    activity_id: ActivityId, db: Db = None, server: Server = None, token: Token = None, as_party: As = None
+    activity: ActivityId, db: Db = None, server: Server = None, token: Token = None, as_party: As = None
 ) -> None:
     """Complete an active activity (proposer only)."""
-    _run(db, server, token, as_party, lambda c: c.complete(activity_id))
+    _run(db, server, token, as_party, lambda c: c.complete(*_activity(c, activity)))
 
 
 @activity_app.command("cancel")
 def activity_cancel(
-    activity_id: ActivityId,
+    activity: ActivityId,
     reason: Annotated[str | None, typer.Option("--reason", help="Why; the affected parties see it.")] = None,
     db: Db = None,
     server: Server = None,
@@ -397,7 +406,7 @@ def activity_cancel(
 ) -> None:
     """Cancel an activity that has not ended (proposer only)."""
     body = {} if reason is None else {"reason": reason}
-    _run(db, server, token, as_party, lambda c: c.cancel(activity_id, body))
+    _run(db, server, token, as_party, lambda c: c.cancel(*_activity(c, activity), body))
 
 
 @app.command()

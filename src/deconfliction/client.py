@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from deconfliction.errors import DeconflictionError, StoreError
+from deconfliction.errors import DeconflictionError, InvalidInput, StoreError
 from deconfliction.model import Role
 from deconfliction.service import ROOT, Caller, Service
 
@@ -30,12 +30,13 @@ class Client(Protocol):
     def look(self, area: str | None, kind: str | None, as_of: str | None = None) -> dict[str, Any]: ...
     def propose(self, body: dict[str, Any]) -> dict[str, Any]: ...
     def activities(self) -> list[dict[str, Any]]: ...
-    def activity(self, activity_id: str) -> dict[str, Any]: ...
-    def acknowledge(self, activity_id: str) -> dict[str, Any]: ...
-    def object(self, activity_id: str, body: dict[str, Any]) -> dict[str, Any]: ...
-    def activate(self, activity_id: str, body: dict[str, Any]) -> dict[str, Any]: ...
-    def complete(self, activity_id: str) -> dict[str, Any]: ...
-    def cancel(self, activity_id: str, body: dict[str, Any]) -> dict[str, Any]: ...
+    def own_activity(self, activity_id: str) -> str: ...
+    def activity(self, proposer: str, activity_id: str) -> dict[str, Any]: ...
+    def acknowledge(self, proposer: str, activity_id: str) -> dict[str, Any]: ...
+    def object(self, proposer: str, activity_id: str, body: dict[str, Any]) -> dict[str, Any]: ...
+    def activate(self, proposer: str, activity_id: str, body: dict[str, Any]) -> dict[str, Any]: ...
+    def complete(self, proposer: str, activity_id: str) -> dict[str, Any]: ...
+    def cancel(self, proposer: str, activity_id: str, body: dict[str, Any]) -> dict[str, Any]: ...
     def events(self, cursor: int | None, limit: int | None) -> Iterator[dict[str, Any]]: ...
 
 
@@ -89,6 +90,9 @@ class HttpClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout_s)
 
+    def close(self) -> None:
+        self._http.close()
+
     def _call(self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
         try:
             response = self._http.request(method, f"/v1{path}", json=json, params=params)
@@ -132,23 +136,30 @@ class HttpClient:
     def activities(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/activities"))
 
-    def activity(self, activity_id: str) -> dict[str, Any]:
-        return dict(self._call("GET", f"/activities/{activity_id}"))
+    def own_activity(self, activity_id: str) -> str:
+        """The caller's party, as the proposer of its activity ``activity_id`` (the server says whose the token is)."""
+        party = self._call("GET", "/whoami")["party"]
+        if party is None:
+            raise InvalidInput(f"whose {activity_id!r}? this token belongs to no party: name it as PROPOSER/ID", field="id")
+        return str(party)
 
-    def acknowledge(self, activity_id: str) -> dict[str, Any]:
-        return dict(self._call("POST", f"/activities/{activity_id}/acknowledge"))
+    def activity(self, proposer: str, activity_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/activities/{proposer}/{activity_id}"))
 
-    def object(self, activity_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(self._call("POST", f"/activities/{activity_id}/object", body))
+    def acknowledge(self, proposer: str, activity_id: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"/activities/{proposer}/{activity_id}/acknowledge"))
 
-    def activate(self, activity_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(self._call("POST", f"/activities/{activity_id}/activate", body))
+    def object(self, proposer: str, activity_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._call("POST", f"/activities/{proposer}/{activity_id}/object", body))
 
-    def complete(self, activity_id: str) -> dict[str, Any]:
-        return dict(self._call("POST", f"/activities/{activity_id}/complete"))
+    def activate(self, proposer: str, activity_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._call("POST", f"/activities/{proposer}/{activity_id}/activate", body))
 
-    def cancel(self, activity_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(self._call("POST", f"/activities/{activity_id}/cancel", body))
+    def complete(self, proposer: str, activity_id: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"/activities/{proposer}/{activity_id}/complete"))
+
+    def cancel(self, proposer: str, activity_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._call("POST", f"/activities/{proposer}/{activity_id}/cancel", body))
 
     def events(self, cursor: int | None, limit: int | None) -> Iterator[dict[str, Any]]:
         """The live stream (``GET /v1/events``): the ``stream.opened`` message first, then each event as it comes."""
@@ -222,23 +233,29 @@ class LocalClient:
     def activities(self) -> list[dict[str, Any]]:
         return self.service.activities(self.caller)
 
-    def activity(self, activity_id: str) -> dict[str, Any]:
-        return self.service.activity(self.caller, activity_id)
+    def own_activity(self, activity_id: str) -> str:
+        """The caller's party, as the proposer of its activity ``activity_id``."""
+        if self.caller.party is None:
+            raise InvalidInput(f"whose activity {activity_id!r}? name it as PROPOSER/ID, or act as a party (--as)", field="id")
+        return self.caller.party
 
-    def acknowledge(self, activity_id: str) -> dict[str, Any]:
-        return self.service.acknowledge(self.caller, activity_id)
+    def activity(self, proposer: str, activity_id: str) -> dict[str, Any]:
+        return self.service.activity(self.caller, proposer, activity_id)
 
-    def object(self, activity_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self.service.object(self.caller, activity_id, body)
+    def acknowledge(self, proposer: str, activity_id: str) -> dict[str, Any]:
+        return self.service.acknowledge(self.caller, proposer, activity_id)
 
-    def activate(self, activity_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self.service.activate(self.caller, activity_id, body)
+    def object(self, proposer: str, activity_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.service.object(self.caller, proposer, activity_id, body)
 
-    def complete(self, activity_id: str) -> dict[str, Any]:
-        return self.service.complete(self.caller, activity_id)
+    def activate(self, proposer: str, activity_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.service.activate(self.caller, proposer, activity_id, body)
 
-    def cancel(self, activity_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self.service.cancel(self.caller, activity_id, body)
+    def complete(self, proposer: str, activity_id: str) -> dict[str, Any]:
+        return self.service.complete(self.caller, proposer, activity_id)
+
+    def cancel(self, proposer: str, activity_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.service.cancel(self.caller, proposer, activity_id, body)
 
     def events(self, cursor: int | None, limit: int | None) -> Iterator[dict[str, Any]]:
         """The log from ``cursor`` (default: its start) as the party may see it, up to ``limit``; then it stops."""

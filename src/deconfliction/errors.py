@@ -10,13 +10,16 @@
     ├── OutOfOrder                     409     out_of_order
     ├── InvalidState                   409     invalid_state
     ├── StalePicture                   409     stale_picture
+    ├── RateLimited                    429     rate_limited
+    ├── Busy                           503     busy
     └── StoreError                     503     store_unavailable
 
 Each error carries the HTTP status it maps to, a stable machine-readable ``code``, a
 message that says what is wrong and what is allowed, and the ``field`` it concerns (a
 dotted path such as ``window.end`` or ``position``). The HTTP layer renders all of them
 in one shape: ``{"error": {"code", "message", "field"}}``; some errors add details to it
-(a stale picture names what changed and gives a fresh key).
+(a stale picture names what changed and gives a fresh key). Refusals that pass with
+time (:class:`RetryLater`) carry ``retry_after_s``, sent as HTTP's ``Retry-After`` too.
 
 A conflict found by a check is *not* an error: it is a finding in the check's answer.
 """
@@ -110,11 +113,36 @@ class InvalidState(DeconflictionError):
 class StalePicture(DeconflictionError):
     """The picture key presented is missing, does not cover the area, or something there changed since.
 
-    ``details`` name the changes the caller may see, count those it may not, and give a fresh key.
+    ``details`` name the changes the caller may see (hidden ones do not make a key stale) and give a fresh key.
     """
 
     status = 409
     code = "stale_picture"
+
+
+class RetryLater(DeconflictionError):
+    """A refusal that passes with time; ``retry_after_s`` (also in the body) says when to ask again."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message, details={"retry_after_s": round(retry_after_s, 1)})
+        self.retry_after_s = retry_after_s
+
+
+class RateLimited(RetryLater):
+    """A party has used up its budget (of checks, of private cross-checks) for now."""
+
+    status = 429
+    code = "rate_limited"
+
+
+class Busy(RetryLater):
+    """The service is doing as many of these at once as it may; try again in a moment."""
+
+    status = 503
+    code = "busy"
+
+    def __init__(self, message: str, retry_after_s: float = 2.0) -> None:
+        super().__init__(message, retry_after_s)
 
 
 class StoreError(DeconflictionError):

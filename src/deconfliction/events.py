@@ -267,7 +267,9 @@ def apply(picture: Picture, event: Event) -> None:
             picture.confirm_aor((d["party"], d["id"]), event.time, seq)
         case "aor.lapsed":
             picture.lapses_noticed.add((d["party"], d["id"]))
+        case "probe.suspected":
+            picture.probes.append({**d, "noticed_at": event.time.isoformat(), "record": seq})
         case "activity.proposed":
             picture.put_activity(activity_of(d, event.time), seq)
         case t if t in TRANSITIONS:
-            picture.put_activity(_next_state(picture.activities[d["id"]], event), seq)
+            picture.put_activity(_next_state(picture.activities[(d["party"], d["id"])], event), seq)

@@ -104,6 +104,20 @@ def check_id(value: object, field: str) -> str:
     return value
 
 
+def activity_ref(value: object, field: str) -> tuple[str | None, str]:
+    """``PROPOSER/ID`` or a plain ``ID`` (the proposer left to the reader): how a person names an activity.
+
+    Activity ids are the proposer's own, as asset ids are the owner's, so another party's
+    activity is named with its proposer.
+    """
+    if isinstance(value, str) and value.count("/") == 1:
+        proposer, activity_id = value.split("/")
+        return check_id(proposer, field), check_id(activity_id, field)
+    if isinstance(value, str) and "/" in value:
+        raise InvalidInput(f"{value!r} names no activity: write PROPOSER/ID or ID", field=field)
+    return None, check_id(value, field)
+
+
 def check_text(value: object, field: str, max_length: int = 2000, what: str = "text") -> str:
     """Free text (a purpose, a reason): not empty, not longer than ``max_length``."""
     if not isinstance(value, str) or not value.strip() or len(value) > max_length:
@@ -352,6 +366,11 @@ class Activity:
     override: str | None = None
     ended_at: datetime | None = None
     end_reason: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(proposer, id): ids are the proposer's own, as asset ids are the owner's."""
+        return (self.party, self.id)
 
     @property
     def ends_at(self) -> datetime:

@@ -42,10 +42,11 @@ from google.protobuf.message import DecodeError
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
-from deconfliction.clock import Clock, SystemClock
+from deconfliction.budget import Budget
+from deconfliction.clock import Clock
 from deconfliction.engine.picture import Picture
 from deconfliction.engine.rules import zone_applies
-from deconfliction.errors import DeconflictionError, InvalidInput, InvalidState
+from deconfliction.errors import Busy, DeconflictionError, InvalidInput, InvalidState
 from deconfliction.geo import SAFETY_FACTOR, LatLon, LocalPlane, degrees_envelope, parse_geojson, parse_position
 from deconfliction.geo import buffered as geo_buffered
 from deconfliction.model import ActivityKind, CheckKind, ZoneKind, check_non_negative, check_positive
@@ -379,28 +380,6 @@ ELEMENT_BYTES = 33
 """An encrypted element is a compressed P-256 point."""
 
 
-class RateLimited(DeconflictionError):
-    """An asker has used up its sessions for now; ``details.retry_after_s`` says when the next one is allowed."""
-
-    status = 429
-    code = "rate_limited"
-
-    def __init__(self, message: str, retry_after_s: float) -> None:
-        super().__init__(message, details={"retry_after_s": round(retry_after_s, 1)})
-        self.retry_after_s = retry_after_s
-
-
-class Busy(DeconflictionError):
-    """The owner is answering as many sessions as it may at once; try again in a moment."""
-
-    status = 503
-    code = "busy"
-
-    def __init__(self, message: str, retry_after_s: float = 2.0) -> None:
-        super().__init__(message, details={"retry_after_s": retry_after_s})
-        self.retry_after_s = retry_after_s
-
-
 def padded_size(n: int) -> int:
     """The size a set of ``n`` is padded to: the first of 64, 91, 128, 182, 256, ... (powers of √2, rounded up) ≥ n."""
     if n <= PAD_MINIMUM:
@@ -549,39 +528,6 @@ class Limits:
                 raise InvalidInput(f"{value!r} is not a whole number of at least 1", field=name)
 
 
-class RateLimiter:
-    """A token bucket per asker: ``burst`` sessions at once, refilled at ``rate_per_hour``."""
-
-    def __init__(self, rate_per_hour: float, burst: int, clock: Clock | None = None) -> None:
-        self.rate_per_s = rate_per_hour / 3600.0
-        self.burst = burst
-        self.clock = clock or SystemClock()
-        self._buckets: dict[str, tuple[float, datetime]] = {}
-        self._lock = threading.Lock()
-
-    def take(self, asker: str) -> None:
-        """Spend one session of ``asker``'s, or refuse with when the next one is allowed."""
-        with self._lock:
-            now = self.clock.now()
-            tokens, since = self._buckets.get(asker, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + max(0.0, (now - since).total_seconds()) * self.rate_per_s)
-            if tokens < 1.0:
-                self._buckets[asker] = (tokens, now)
-                wait = (1.0 - tokens) / self.rate_per_s
-                raise RateLimited(
-                    f"{asker} has used its {self.burst} private cross-checks; one more is allowed every "
-                    f"{1 / self.rate_per_s:g} s, the next in {math.ceil(wait)} s",
-                    wait,
-                )
-            self._buckets[asker] = (tokens - 1.0, now)
-
-    def refund(self, asker: str) -> None:
-        """Give back a session that was not answered (the owner was busy)."""
-        with self._lock:
-            tokens, since = self._buckets.get(asker, (float(self.burst), self.clock.now()))
-            self._buckets[asker] = (min(float(self.burst), tokens + 1.0), since)
-
-
 class OwnerDesk:
     """The owner's side for many askers: limits, then a fresh :class:`Owner` (a fresh key) for every request.
 
@@ -601,7 +547,7 @@ class OwnerDesk:
     ) -> None:
         self.cells_for = cells_for
         self.limits = limits or Limits()
-        self.limiter = RateLimiter(self.limits.rate_per_hour, self.limits.burst, clock)
+        self.budget = Budget(self.limits.rate_per_hour / 3600.0, self.limits.burst, "private cross-checks", clock)
         self.fpr = fpr
         self.pad = pad
         self._running = threading.BoundedSemaphore(self.limits.max_concurrent)
@@ -611,7 +557,7 @@ class OwnerDesk:
         if not self._running.acquire(blocking=False):
             raise Busy(f"the owner is answering {self.limits.max_concurrent} private cross-checks already; try again shortly")
         try:
-            self.limiter.take(asker)
+            self.budget.take(asker)
             return Owner(self.cells_for(kind), fpr=self.fpr, pad=self.pad).answer(request)
         finally:
             self._running.release()

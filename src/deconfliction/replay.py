@@ -19,7 +19,7 @@ from deconfliction.clock import ManualClock
 from deconfliction.engine.changes import PictureKey
 from deconfliction.errors import DeconflictionError, InvalidInput, StalePicture
 from deconfliction.geo import LatLon, geodesic_m
-from deconfliction.model import Role, check_time, parse_duration_s
+from deconfliction.model import Role, activity_ref, check_time, parse_duration_s
 from deconfliction.service import ROOT, Caller, Service
 from deconfliction.settings import Settings
 from deconfliction.stores import Store
@@ -121,15 +121,18 @@ def _play(run: Run, number: int, step: object) -> StepOutcome:
     line: dict[str, Any] = {"step": number, "op": op}
     try:
         line.update(_act(run, caller, op, step[op]))
-    except ScenarioError:
-        raise
+    except ScenarioError as exc:
+        raise ScenarioError(f"step {number}: {exc.message}", field=exc.field) from exc
     except DeconflictionError as exc:
         line["error"] = exc.to_dict()
     outcome = StepOutcome(line)
     expect = step.get("expect")
     if expect is not None:
         logged = [e.type for e in service.store.events(logged_before, 100_000) if e.type != "check.asked"]
-        states = {a.id: a.state.value for a in service.picture.activities.values()}
+        try:
+            states = _states(service, step.get("as"), expect)
+        except ScenarioError as exc:
+            raise ScenarioError(f"step {number}: expect: {exc.message}", field=exc.field) from exc
         changed = service.picture.version != version_before and "error" in line
         outcome.failures = _judge(expect, line, changed, Observed(logged, states))
     return outcome
@@ -137,10 +140,52 @@ def _play(run: Run, number: int, step: object) -> StepOutcome:
 
 @dataclass(frozen=True)
 class Observed:
-    """What a step did beyond its answer: the event types it logged, and every activity's state after it."""
+    """What a step did beyond its answer: the event types it logged, and the states of the activities it expects."""
 
     logged: list[str]
-    states: dict[str, str]
+    states: dict[str, str]  # by the name the expectation gives (ID or PROPOSER/ID)
+
+
+def _activity(service: Service, party: str | None, named: object) -> tuple[str, str] | None:
+    """(proposer, id) of the activity a step names, or None when there is none by that name.
+
+    ``PROPOSER/ID`` names it outright. A plain ``ID`` is the step party's own activity, or
+    else the one activity by that id that concerns the party (with no party: the one by
+    that id); when several parties' activities answer to it, the scenario must say whose.
+    """
+    proposer, activity_id = activity_ref(named, "activity")
+    if proposer is not None:
+        return proposer, activity_id
+    if party is not None and (party, activity_id) in service.picture.activities:
+        return party, activity_id
+    found = sorted(
+        key for key, a in service.picture.activities.items() if a.id == activity_id and (party is None or a.concerns(party))
+    )
+    if len(found) > 1:
+        whose = "" if party is None else f" that concern {party}"
+        raise ScenarioError(
+            f"activity {activity_id!r} is ambiguous: the activities{whose} by that id are "
+            f"{', '.join(f'{p}/{i}' for p, i in found)}; write PROPOSER/ID"
+        )
+    return found[0] if found else None
+
+
+def _states(service: Service, party: object, expect: object) -> dict[str, str]:
+    """The state of each activity an ``expect: {state: {ACTIVITY: STATE}}`` names, as the step's party would name it."""
+    wanted = expect.get("state") if isinstance(expect, Mapping) else None
+    if not isinstance(wanted, Mapping):
+        return {}
+    states = {}
+    for named in wanted:
+        try:
+            key = _activity(service, None if party is None else str(party), str(named))
+        except ScenarioError:
+            raise
+        except InvalidInput as exc:
+            raise ScenarioError(f"state: {exc.message}", field="state") from exc
+        if key is not None:
+            states[str(named)] = service.picture.activities[key].state.value
+    return states
 
 
 def _key(body: dict[str, Any], versions: Mapping[int, int], attempt: Callable[[dict[str, Any]], object]) -> None:
@@ -185,15 +230,20 @@ def _act(run: Run, caller: Caller, op: str, body: Any) -> dict[str, Any]:
     body = dict(body)
     _windows(body)
     if op in ("acknowledge", "object", "activate", "complete", "cancel"):
-        activity = str(body.pop("activity", None))
+        assert caller.party is not None
+        named = body.pop("activity", None)
+        # No activity by that name: ask for the step party's own by that id, and the service answers "not found".
+        proposer, activity = _activity(service, caller.party, named) or (caller.party, str(named))
         if op == "activate":
-            _key(body, run.versions, lambda b: service.activate(caller, activity, b))
-            return service.activate(caller, activity, body)
+            _key(body, run.versions, lambda b: service.activate(caller, proposer, activity, b))
+            return service.activate(caller, proposer, activity, body)
         if op == "object":
-            return service.object(caller, activity, body)
+            return service.object(caller, proposer, activity, body)
         if op == "cancel":
-            return service.cancel(caller, activity, body)
-        return service.acknowledge(caller, activity) if op == "acknowledge" else service.complete(caller, activity)
+            return service.cancel(caller, proposer, activity, body)
+        if op == "acknowledge":
+            return service.acknowledge(caller, proposer, activity)
+        return service.complete(caller, proposer, activity)
     if op == "propose":
         _key(body, run.versions, lambda b: service.propose(caller, b))
         return service.propose(caller, body)
@@ -210,6 +260,8 @@ def _act(run: Run, caller: Caller, op: str, body: Any) -> dict[str, Any]:
         return service.report(caller, body)
     if op == "zone":
         return service.declare_zone(caller, body)
+    if isinstance(body.get("activity"), str) and body["activity"].startswith(f"{caller.party}/"):
+        body["activity"] = body["activity"].split("/", 1)[1]  # a check names one of the asker's own activities, by id
     return service.check(caller, body)
 
 

@@ -70,7 +70,7 @@ class _Timeline:
     def __init__(self, area: BaseGeometry, start: datetime, end: datetime) -> None:
         self.area, self.start, self.end = area, start, end
         self.aors: dict[tuple[str, str], BaseGeometry] = {}
-        self.activities: dict[str, BaseGeometry] = {}
+        self.activities: dict[tuple[str, str], BaseGeometry] = {}  # by (proposer, id), as the picture keys them
 
     def line(self, entry: dict[str, Any]) -> Line | None:
         event = entry["event"]
@@ -95,11 +95,12 @@ class _Timeline:
         if type_ == "check.asked" and "query" in d:
             return _check_place(d["query"]), f"{d['asker']} asks {d['query'].get('kind')}: {d['status']}{_findings(d)}"
         if type_ == "activity.proposed" and "envelope" in d:
-            self.activities[d["id"]] = shapely.box(*d["envelope"])
-            return self.activities[d["id"]], f"{d['party']} proposes {d['kind']} {d['id']}: {d.get('purpose', '')}"
-        if type_.startswith("activity.") and d.get("id") in self.activities:
+            self.activities[(d["party"], d["id"])] = shapely.box(*d["envelope"])
+            return self.activities[(d["party"], d["id"])], f"{d['party']} proposes {d['kind']} {d['id']}: {d.get('purpose', '')}"
+        if type_.startswith("activity.") and (d.get("party"), d.get("id")) in self.activities:
             reason = f" ({d['reason']})" if d.get("reason") else f" (override: {d['override']})" if d.get("override") else ""
-            return self.activities[d["id"]], f"{type_.split('.')[1]} {d['id']} by {d.get('by') or 'the clock'}{reason}"
+            what = f"{d['party']}/{d['id']}"
+            return self.activities[(d["party"], d["id"])], f"{type_.split('.')[1]} {what} by {d.get('by') or 'the clock'}{reason}"
         return None, ""
 
 
@@ -173,7 +174,8 @@ def _svg(area: BaseGeometry, picture: dict[str, Any]) -> str:
     ]
     shapes += [outline(shape(z["area"]), "zone", f"{z['kind']} {z['party']}/{z['id']}") for z in picture["zones"] if "area" in z]
     for act in picture.get("activities", []):
-        shapes.append(outline(shapely.box(*act["area"]), "activity", f"{act['kind']} {act['id']} ({act['state']})"))
+        title = f"{act['kind']} {act['party']}/{act['id']} ({act['state']})"
+        shapes.append(outline(shapely.box(*act["area"]), "activity", title))
     for a in picture["assets"]:
         if "cell" in a:  # a coarse asset: its cell, never a point
             cell = shapely.Polygon([(lon, lat) for lat, lon in h3.cell_to_boundary(a["cell"])])

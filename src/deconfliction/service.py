@@ -25,6 +25,7 @@ from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
 from deconfliction import events as ev
+from deconfliction.budget import Budget
 from deconfliction.clock import Clock, ManualClock, SystemClock
 from deconfliction.disclosure import GRANTABLE, level_for, show_cell, show_finding, show_gap, show_point
 from deconfliction.engine.activities import (
@@ -39,6 +40,7 @@ from deconfliction.engine.activities import (
 )
 from deconfliction.engine.changes import Changed, PictureKey
 from deconfliction.engine.picture import Picture
+from deconfliction.engine.probes import ProbeWatch, Sighting, sightings
 from deconfliction.engine.rules import border, borders, check, zone_applies
 from deconfliction.errors import (
     AlreadyExists,
@@ -205,6 +207,9 @@ class Service:
         self._key: Ed25519PrivateKey | None = None
         self._heads_lock = threading.Lock()
         self._last_head: dict[str, Any] | None = None
+        self.budget = Budget(self.settings.check_rate_per_min / 60.0, self.settings.check_burst, "checks", self.clock)
+        s = self.settings
+        self.probes = ProbeWatch(s.probe_alarm_m, s.probe_checks, s.probe_window_s)
         # Start-up rebuilds the picture without noting changes: a picture key issued
         # before the restart cannot be honoured (superseded reports are not replayed).
         self.picture.changes.enabled = False
@@ -560,6 +565,22 @@ class Service:
                 if caller.party in (owner, grantee)
             ]
 
+    def probes_seen(self, caller: Caller, asker: str | None = None) -> list[dict[str, Any]]:
+        """Signs that another party is mapping the caller's hidden assets, newest first (the centre sees all).
+
+        Only ever the owner's: an asker is not told that its checks were noticed, nor which of them hit.
+        """
+        if caller.party is not None:
+            self._party_of(caller, "listing probes")
+        if asker is not None:
+            check_id(asker, "asker")
+        with self._reading:
+            return [
+                dict(p)
+                for p in reversed(self.picture.probes)
+                if caller.party in (None, p["party"]) and asker in (None, p["asker"])
+            ]
+
     # ------------------------------------------------------------------ zones and AORs
 
     def declare_zone(self, caller: Caller, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -699,10 +720,11 @@ class Service:
 
         The answer returns once its record is durable; ``record`` is its sequence number.
         """
-        answer, events = self._answer(caller, body)
+        answer, events, seen = self._answer(caller, body)
         answer["record"] = self.store.append_grouped(events)[0]
         if len(events) > 1:
             self.feed.publish()
+        self._watch(seen)
         return answer
 
     async def check_async(self, caller: Caller, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -712,16 +734,27 @@ class Service:
         a worker thread, so that it does not hold up the other checks.
         """
         if isinstance(body, Mapping) and body.get("as_of") is not None:
-            answer, events = await asyncio.to_thread(self._answer, caller, body)
+            answer, events, seen = await asyncio.to_thread(self._answer, caller, body)
         else:
-            answer, events = self._answer(caller, body)
+            answer, events, seen = self._answer(caller, body)
         answer["record"] = (await self.store.append_grouped_async(events))[0]
         if len(events) > 1:
             self.feed.publish()
+        self._watch(seen)
         return answer
 
-    def _answer(self, caller: Caller, body: Mapping[str, Any]) -> tuple[dict[str, Any], list[Event]]:
-        """A check's answer as the asker may see it, the event that records it in full, and any notice it raises.
+    def _watch(self, seen: Sequence[Sighting]) -> None:
+        """Note what an answer told its asker about hidden assets; owners hear of probing at the next tick.
+
+        At the tick, not in the answer's wake: the record's public entries would otherwise
+        show the asker which of its checks raised one.
+        """
+        if seen:
+            self.probes.observe(seen)
+
+    def _answer(self, caller: Caller, body: Mapping[str, Any]) -> tuple[dict[str, Any], list[Event], list[Sighting]]:
+        """A check's answer as the asker may see it, the event that records it in full, any notice it raises, and
+        what it told the asker about hidden assets (for the probe watch).
 
         A check changes nothing in the picture, so only the check itself runs under the
         lock; its record shares a disk sync with concurrent checks (group commit).
@@ -754,9 +787,11 @@ class Service:
             )
         altitude = None if body.get("altitude_m") is None else AltitudeBand.parse(body["altitude_m"])
         query = CheckQuery(asker, kind, geometry, window, radius, altitude)
+        self.budget.take(asker)
         with self._reading:
             activity = None if body.get("activity") is None else self._own_activity(asker, body["activity"], "activity")
             result = check(self.picture, query, now, self.settings.buffer_m(kind))
+            seen = sightings(self.picture, query, self.settings.buffer_m(kind), self.settings.probe_near_m, now)
         flags = [] if activity is None else activity_flags(activity, query)
         resolution = self.settings.coarse_resolution
         answer = {
@@ -792,22 +827,24 @@ class Service:
         if activity is not None and OUTSIDE in flags:
             notice = {"query": dict(body), "kind": kind.value, "window": answer["window"], "reference": answer["position"]}
             events.append(ev.transition_event("activity.outside_notified_volume", activity, now, asker, **notice))
-        return answer, events
+        return answer, events, seen
 
     # ------------------------------------------------------------------ as of a past instant
 
-    def _answer_as_of(self, caller: Caller, body: Mapping[str, Any]) -> tuple[dict[str, Any], list[Event]]:
+    def _answer_as_of(self, caller: Caller, body: Mapping[str, Any]) -> tuple[dict[str, Any], list[Event], list[Sighting]]:
         """A check answered as the service would have answered it at ``as_of``; recorded now, with the instant."""
         when = self._past_instant(body["as_of"])
         past = self._as_of(when)
         if caller.party not in past.picture.parties:
             raise NotFound(f"party {caller.party} did not take part yet at {when.isoformat()}", field="as_of")
-        answer, events = past._answer(caller, {k: v for k, v in body.items() if k not in ("as_of", "activity")})
+        self.budget.take(str(caller.party))
+        answer, events, seen = past._answer(caller, {k: v for k, v in body.items() if k not in ("as_of", "activity")})
         answer.pop("picture_key")  # a key of the past proves nothing about the present
         answer["as_of"] = when.isoformat()
         record = events[0]
         record.data["query"] = dict(body)
-        return answer, [replace(record, time=self.clock.now())]
+        # What the past told the asker about hidden assets counts as much as what the present tells it.
+        return answer, [replace(record, time=self.clock.now())], seen
 
     def _past_instant(self, value: object) -> datetime:
         when = check_time(value, "as_of")
@@ -870,7 +907,7 @@ class Service:
             if kind is not None:
                 raise InvalidInput("kind widens an area; give the area too", field="kind")
             with self._reading:
-                return {**self.summary(), "picture_key": str(PictureKey.issue(self.picture.version, WORLD))}
+                return {**self.summary(viewer), "picture_key": str(PictureKey.issue(self.picture.version, WORLD))}
         box = parse_box(area, "area")
         if kind is not None:
             # As an activity's volumes are widened: by the buffer and the engine's safety margin.
@@ -907,11 +944,14 @@ class Service:
     def _verify_key(self, party: str, text: object, box: Box, own: str | None = None) -> PictureKey:
         """Refuse a missing key, one that does not cover ``box``, or one older than a change inside it.
 
-        Changes to the caller's own assets do not count (it knows where its units are),
-        nor does the activity ``own`` that the key is presented for.
+        Changes to the caller's own assets do not count (it knows where its units are), nor
+        does the caller's own activity ``own`` that the key is presented for, nor anything the
+        caller may not see: looking again would not show it, and a refusal, even a count,
+        would tell the caller that something hidden moved in the box. Hidden objects are
+        accounted for where they belong: their owner is among the affected parties.
         """
         fresh = PictureKey.issue(self.picture.version, box)
-        details: dict[str, Any] = {"key": str(fresh), "area": list(fresh.box), "changed": [], "hidden_changes": 0}
+        details: dict[str, Any] = {"key": str(fresh), "area": list(fresh.box), "changed": []}
         if text is None:
             raise StalePicture(
                 "a picture key is required: look at the area first (GET /v1/picture?area=...) and present its key; "
@@ -934,19 +974,17 @@ class Service:
                 details=details,
             )
         changed = self.picture.changes.since(key.version, box)
-        shown, hidden = [], 0
-        for thing, seq in sorted(changed.items(), key=lambda item: item[1]):
-            if (thing.party == party and thing.what == "asset") or (thing.what == "activity" and thing.id == own):
-                continue
-            if self._may_see(thing, party):
-                shown.append({"object": thing.what, "party": thing.party, "id": thing.id, "version": seq})
-            else:
-                hidden += 1
-        if shown or hidden:
-            details.update(changed=shown, hidden_changes=hidden)
+        shown = [
+            {"object": thing.what, "party": thing.party, "id": thing.id, "version": seq}
+            for thing, seq in sorted(changed.items(), key=lambda item: item[1])
+            if not (thing.party == party and (thing.what == "asset" or (thing.what == "activity" and thing.id == own)))
+            and self._may_see(thing, party)
+        ]
+        if shown:
+            details.update(changed=shown)
             raise StalePicture(
-                f"the picture changed there since the key's version {key.version}: {len(shown)} change(s) you may see, "
-                f"{hidden} you may not; look again and present the fresh key",
+                f"the picture changed there since the key's version {key.version}: {len(shown)} change(s); "
+                "look again and present the fresh key",
                 field="key",
                 details=details,
             )
@@ -954,9 +992,11 @@ class Service:
 
     def _may_see(self, thing: Changed, viewer: str) -> bool:
         if thing.what == "activity":
-            activity = self.picture.activities.get(thing.id)
+            activity = self.picture.activities.get((thing.party, thing.id))
             return activity is not None and activity.concerns(viewer)
-        return level_for(thing.party, thing.disclosure, viewer) is not Disclosure.HIDDEN
+        asset = self.picture.assets.get((thing.party, thing.id)) if thing.what == "asset" else None
+        what = asset.kind.value if asset is not None else "zone" if thing.what == "zone" else None
+        return level_for(thing.party, thing.disclosure, viewer, what, self.picture.grants) is not Disclosure.HIDDEN
 
     # ------------------------------------------------------------------ activities
 
@@ -972,6 +1012,7 @@ class Service:
             activity_id = self._new_activity_id(party, body.get("id"))
             buffer = self.settings.buffer_m(kind.check_kind)
             box = envelope(party, kind, volumes, buffer)
+            self.budget.take(party)  # who a proposal affects tells as much as a check's answer
             self._verify_key(party, body.get("key"), box)
             activity = Activity(
                 id=activity_id,
@@ -985,19 +1026,22 @@ class Service:
                 envelope=box,
             )
             self._commit([ev.activity_event(activity, now)])
-            return self._show_activity(self.picture.activities[activity_id])
+            queries = [CheckQuery(party, kind.check_kind, v.geometry, v.window, v.radius_m, v.altitude) for v in volumes]
+            seen = [s for q in queries for s in sightings(self.picture, q, buffer, self.settings.probe_near_m, now)]
+            shown = self._show_activity(self.picture.activities[activity.key])
+        self._watch(seen)
+        return shown
 
     def _new_activity_id(self, party: str, value: object) -> str:
+        """A new id among the party's own activities: other parties' ids are theirs, and none of its business."""
         if value is not None:
             activity_id = check_id(value, "id")
-            if activity_id in self.picture.activities:
-                raise AlreadyExists(
-                    f"an activity {activity_id!r} exists already; activity ids are shared by all parties", field="id"
-                )
+            if (party, activity_id) in self.picture.activities:
+                raise AlreadyExists(f"{party} has an activity {activity_id!r} already; choose another id", field="id")
             return activity_id
         # Counted among the party's own activities: a count of all would tell how many others it cannot see.
         n = sum(a.party == party for a in self.picture.activities.values()) + 1
-        while f"{party}-{n}" in self.picture.activities:
+        while (party, f"{party}-{n}") in self.picture.activities:
             n += 1
         return f"{party}-{n}"
 
@@ -1041,32 +1085,36 @@ class Service:
         altitude = None if body.get("altitude_m") is None else AltitudeBand.parse(body["altitude_m"], f"{field}.altitude_m")
         return Volume(geometry, radius, window, altitude)
 
-    def _visible_activity(self, party: str | None, activity_id: object, field: str = "activity") -> Activity:
-        activity = self.picture.activities.get(str(activity_id))
-        if activity is None or not activity.concerns(party):
+    def _visible_activity(self, viewer: str | None, proposer: object, activity_id: object, field: str = "id") -> Activity:
+        """``proposer``'s activity ``activity_id``, if it concerns ``viewer``."""
+        activity = self.picture.activities.get((str(proposer), str(activity_id)))
+        if activity is None or not activity.concerns(viewer):
             # The same answer for an activity that does not exist and one the caller may not know of.
-            raise NotFound(f"there is no activity {activity_id!r} that concerns {party}", field=field)
+            raise NotFound(f"there is no activity {proposer}/{activity_id} that concerns {viewer}", field=field)
         return activity
 
-    def _own_activity(self, party: str, activity_id: object, field: str = "activity") -> Activity:
-        activity = self._visible_activity(party, activity_id, field)
+    def _own_activity(self, party: str, activity_id: object, field: str = "activity", proposer: object = None) -> Activity:
+        """The party's own activity ``activity_id``; a ``proposer`` named in a path must be the party."""
+        activity = self._visible_activity(party, party if proposer is None else proposer, activity_id, field)
         if activity.party != party:
-            raise Forbidden(f"only the proposer ({activity.party}) may do this with activity {activity.id!r}", field=field)
+            raise Forbidden(
+                f"only the proposer ({activity.party}) may do this with activity {activity.party}/{activity.id}", field=field
+            )
         return activity
 
-    def acknowledge(self, caller: Caller, activity_id: str) -> dict[str, Any]:
-        """An affected party acknowledges: it has seen the activity and has nothing against it."""
-        return self._answer_activity(caller, activity_id, None)
+    def acknowledge(self, caller: Caller, proposer: str, activity_id: str) -> dict[str, Any]:
+        """An affected party acknowledges ``proposer``'s activity: it has seen it and has nothing against it."""
+        return self._answer_activity(caller, proposer, activity_id, None)
 
-    def object(self, caller: Caller, activity_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """An affected party objects, with a reason; the activity is not cleared while it stands."""
+    def object(self, caller: Caller, proposer: str, activity_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """An affected party objects to ``proposer``'s activity, with a reason; it is not cleared while that stands."""
         body = _fields(body, "", ("reason",), ("reason",))
-        return self._answer_activity(caller, activity_id, check_text(body["reason"], "reason", 2000, "a reason"))
+        return self._answer_activity(caller, proposer, activity_id, check_text(body["reason"], "reason", 2000, "a reason"))
 
-    def _answer_activity(self, caller: Caller, activity_id: str, objection: str | None) -> dict[str, Any]:
+    def _answer_activity(self, caller: Caller, proposer: str, activity_id: str, objection: str | None) -> dict[str, Any]:
         party = self._liaison(caller)
         with self._writing:
-            activity = self._visible_activity(party, activity_id, "id")
+            activity = self._visible_activity(party, proposer, activity_id, "id")
             if party not in activity.affected:
                 raise Forbidden(f"{party} proposed {activity.id!r}; only the parties it affects answer it", field="id")
             if activity.state not in WAITING:
@@ -1080,15 +1128,15 @@ class Service:
             else:
                 event = ev.transition_event("activity.objected", activity, now, party, reason=objection)
             self._commit([event])
-            return self._show_activity(self.picture.activities[activity.id])
+            return self._show_activity(self.picture.activities[activity.key])
 
-    def activate(self, caller: Caller, activity_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    def activate(self, caller: Caller, proposer: str, activity_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """The proposer starts a cleared activity, presenting a current picture key; ``override`` starts an uncleared one."""
         party = self._liaison(caller)
         body = _fields(body, "", ("key", "override"))
         override = None if body.get("override") is None else check_text(body["override"], "override", 2000, "an override reason")
         with self._writing:
-            activity = self._own_activity(party, activity_id, "id")
+            activity = self._own_activity(party, activity_id, "id", proposer)
             if activity.state not in WAITING:
                 raise InvalidState(f"activity {activity.id!r} is {activity.state.value}; it cannot be activated", field="id")
             if activity.state is not ActivityState.CLEARED and override is None:
@@ -1110,12 +1158,12 @@ class Service:
                 {} if activity.state is ActivityState.CLEARED else {"override": override, "uncleared_state": activity.state.value}
             )
             self._commit([ev.transition_event("activity.activated", activity, now, party, **data)])
-            return self._show_activity(self.picture.activities[activity.id])
+            return self._show_activity(self.picture.activities[activity.key])
 
-    def complete(self, caller: Caller, activity_id: str) -> dict[str, Any]:
+    def complete(self, caller: Caller, proposer: str, activity_id: str) -> dict[str, Any]:
         party = self._liaison(caller)
         with self._writing:
-            activity = self._own_activity(party, activity_id, "id")
+            activity = self._own_activity(party, activity_id, "id", proposer)
             if activity.state is not ActivityState.ACTIVE:
                 raise InvalidState(
                     f"activity {activity.id!r} is {activity.state.value}; only an active one completes "
@@ -1125,27 +1173,28 @@ class Service:
             self._commit(
                 [ev.transition_event("activity.completed", activity, self.clock.now(), party, reason="completed by the proposer")]
             )
-            return self._show_activity(self.picture.activities[activity.id])
+            return self._show_activity(self.picture.activities[activity.key])
 
-    def cancel(self, caller: Caller, activity_id: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def cancel(self, caller: Caller, proposer: str, activity_id: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
         party = self._liaison(caller)
         body = _fields(body or {}, "", ("reason",))
         reason = check_text(body.get("reason", "cancelled by the proposer"), "reason", 2000, "a reason")
         with self._writing:
-            activity = self._own_activity(party, activity_id, "id")
+            activity = self._own_activity(party, activity_id, "id", proposer)
             if activity.state.ended:
                 raise InvalidState(f"activity {activity.id!r} is {activity.state.value} already", field="id")
             self._commit([ev.transition_event("activity.cancelled", activity, self.clock.now(), party, reason=reason)])
-            return self._show_activity(self.picture.activities[activity.id])
+            return self._show_activity(self.picture.activities[activity.key])
 
     def activities(self, caller: Caller) -> list[dict[str, Any]]:
         """Activities the caller's party proposed or is affected by."""
         with self._reading:
             return [self._show_activity(a) for a in self.picture.activities.values() if a.concerns(caller.party)]
 
-    def activity(self, caller: Caller, activity_id: str) -> dict[str, Any]:
+    def activity(self, caller: Caller, proposer: str, activity_id: str) -> dict[str, Any]:
+        """``proposer``'s activity ``activity_id``, if it concerns the caller; otherwise not found, as if it did not exist."""
         with self._reading:
-            return self._show_activity(self._visible_activity(caller.party, activity_id, "id"))
+            return self._show_activity(self._visible_activity(caller.party, proposer, activity_id, "id"))
 
     def _show_activity(self, a: Activity) -> dict[str, Any]:
         """An activity as its proposer and affected parties see it: in full (they share it by its nature)."""
@@ -1175,7 +1224,7 @@ class Service:
     # ------------------------------------------------------------------ what time does
 
     def tick(self) -> list[dict[str, Any]]:
-        """Fire what the clock has made due: escalations, windows ended, AORs lapsed. The server calls it every ``tick_s``."""
+        """Fire what the clock has made due: escalations, windows ended, AORs lapsed, probes seen. Run every ``tick_s``."""
         with self._writing:
             now = self.clock.now()
             events: list[Event] = []
@@ -1194,6 +1243,7 @@ class Service:
                 lapsed = aor.lapsed_since(now)
                 if aor.confirmed_at is not None and lapsed is not None and key not in self.picture.lapses_noticed:
                     events.append(Event("aor.lapsed", now, None, {"party": aor.party, "id": aor.id, "since": lapsed.isoformat()}))
+            events += [Event("probe.suspected", now, None, probe.as_json()) for probe in self.probes.take_due()]
             if events:
                 self._commit(events)
         self.ledger_head()  # published while there are writes: signs only when the tree grew and the last is old
@@ -1301,10 +1351,12 @@ class Service:
             return self._show_conflict(d, viewer)
         if event.type.startswith("grant."):
             return dict(d) if viewer in (d["party"], d["grantee"]) else None
+        if event.type == "probe.suspected":
+            return dict(d) if viewer == d["party"] else None  # never to the asker
         if event.type.startswith("activity."):
             if viewer != d["party"] and viewer not in d["affected"]:
                 return None
-            # A proposal is shown as the activity was proposed, in the shape of GET /v1/activities/{id}.
+            # A proposal is shown as the activity was proposed, in the shape of GET /v1/activities/{party}/{id}.
             return self._show_activity(ev.activity_of(d, event.time)) if event.type == "activity.proposed" else dict(d)
         return None  # parties, tokens, territories and checks are not streamed
 
@@ -1328,7 +1380,7 @@ class Service:
         if viewer == d["party"]:
             return shown
         if viewer == found["owner"]:
-            activity = self.picture.activities.get(d["id"])
+            activity = self.picture.activities.get((d["party"], d["id"]))
             return shown if activity is None else shown | {"kind": activity.kind.value, "area": list(activity.envelope)}
         return None
 
@@ -1406,16 +1458,26 @@ class Service:
         path = tree.consistency_proof(first, second)
         return {"first": first, "second": second, "consistency_path": [h.hex() for h in path]}
 
-    def summary(self) -> dict[str, Any]:
-        """Counts and the picture version, for health and the console's header."""
+    def summary(self, viewer: str | None = None) -> dict[str, Any]:
+        """Counts of what ``viewer`` may see (everything for the centre) and the picture version, for the console's header.
+
+        Counts go through the disclosure policy too: a count of all assets would tell a
+        party how many it cannot see.
+        """
         p = self.picture
+        grants = p.grants
+
+        def seen(party: str, disclosure: Disclosure, what: str) -> bool:
+            return level_for(party, disclosure, viewer, what, grants) is not Disclosure.HIDDEN or viewer is None
+
+        assets = [k for k, a in p.assets.items() if seen(a.party, a.disclosure, a.kind.value)]
         return {
             "picture_version": p.version,
             "parties": len(p.parties),
-            "assets": len(p.assets),
-            "positions": len(p.reports),
-            "zones": len(p.zones),
+            "assets": len(assets),
+            "positions": sum(k in p.reports for k in assets),
+            "zones": sum(seen(z.party, z.disclosure, "zone") for _, z in p.zones),
             "aors": len(p.aors),
             "territories": len(p.territories),
-            "activities": sum(not a.state.ended for a in p.activities.values()),
+            "activities": sum(not a.state.ended and (viewer is None or a.concerns(viewer)) for a in p.activities.values()),
         }

@@ -44,6 +44,25 @@ class Settings:
     head_interval_s: float = field(
         default=2.0, metadata=_meta("While there are writes, a signed tree head is published at least this often, seconds.")
     )
+    check_rate_per_min: float = field(
+        default=60.0,
+        metadata=_meta(
+            "Checks and proposals a party may make per minute once its burst is spent (429 beyond); 0: no budget (benchmarks)."
+        ),
+    )
+    check_burst: int = field(default=60, metadata=_meta("Checks and proposals a party may make at once."))
+    probe_alarm_m: float = field(
+        default=2000.0,
+        metadata=_meta("An owner is told when one party's answers place its hidden asset within a circle this wide, metres."),
+    )
+    probe_checks: int = field(
+        default=20,
+        metadata=_meta("An owner is told when one party made this many distinct checks near its hidden asset in probe_window_s."),
+    )
+    probe_near_m: float = field(
+        default=1000.0, metadata=_meta("A check whose buffered area comes this close to a hidden asset is near it, metres.")
+    )
+    probe_window_s: float = field(default=21_600.0, metadata=_meta("How long checks near a hidden asset are counted, seconds."))
     tick_s: float = field(
         default=1.0, metadata=_meta("How often the server looks for deadlines passed, windows ended and AORs lapsed, seconds.")
     )

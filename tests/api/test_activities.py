@@ -36,7 +36,7 @@ WGS84 = Geod(ellps="WGS84")
 FP = (34.6, 71.2)  # alfa's firing point, 18 km east of the border
 FP_TEXT = f"{FP[0]}, {FP[1]}"
 THEATRE = "70.5,34.0,71.5,35.2"  # a box around everything these tests place
-STALE_FIELDS = {"code", "message", "field", "key", "area", "changed", "hidden_changes"}
+STALE_FIELDS = {"code", "message", "field", "key", "area", "changed"}
 
 
 def free_port() -> int:
@@ -85,20 +85,20 @@ def proposed(api: Api, who: str = "alfa", volumes: list[dict[str, Any]] | None =
     return made
 
 
-def activate(api: Api, activity_id: str, who: str = "alfa", **body: Any) -> Response:
+def activate(api: Api, activity_id: str, who: str = "alfa", proposer: str = "alfa", **body: Any) -> Response:
     """POST .../activate with a fresh key, unless ``key`` is given."""
     body.setdefault("key", look(api, who))
-    return api.post(f"/v1/activities/{activity_id}/activate", who, json=body)
+    return api.post(f"/v1/activities/{proposer}/{activity_id}/activate", who, json=body)
 
 
-def answer(api: Api, activity_id: str, who: str, objection: str | None = None) -> Response:
+def answer(api: Api, activity_id: str, who: str, objection: str | None = None, proposer: str = "alfa") -> Response:
     if objection is None:
-        return api.post(f"/v1/activities/{activity_id}/acknowledge", who)
-    return api.post(f"/v1/activities/{activity_id}/object", who, json={"reason": objection})
+        return api.post(f"/v1/activities/{proposer}/{activity_id}/acknowledge", who)
+    return api.post(f"/v1/activities/{proposer}/{activity_id}/object", who, json={"reason": objection})
 
 
-def state(api: Api, activity_id: str, who: str = "alfa") -> str:
-    return str(api.ok("GET", f"/v1/activities/{activity_id}", who, 200)["state"])
+def state(api: Api, activity_id: str, who: str = "alfa", proposer: str = "alfa") -> str:
+    return str(api.ok("GET", f"/v1/activities/{proposer}/{activity_id}", who, 200)["state"])
 
 
 def bravo_site(api: Api, metres: float, asset_id: str = "b-post", bearing: float = 90.0, **extra: Any) -> None:
@@ -150,7 +150,7 @@ def test_an_activity_nobody_else_is_near_is_cleared_at_once(api: Api) -> None:
     assert (made["party"], made["kind"], made["purpose"]) == ("alfa", "fires", "fires by alfa")
     assert made["proposed_at"] == at(0).isoformat()
     assert made["deadline"] == at(600).isoformat()
-    assert api.ok("GET", f"/v1/activities/{made['id']}", "alfa", 200) == made
+    assert api.ok("GET", f"/v1/activities/alfa/{made['id']}", "alfa", 200) == made
 
 
 def test_every_affected_party_acknowledging_clears_it(api: Api) -> None:
@@ -163,12 +163,12 @@ def test_every_affected_party_acknowledging_clears_it(api: Api) -> None:
     assert made["affected"] == ["bravo", "charlie"] == made["waiting_for"]
 
     api.advance(60)
-    after_bravo = api.ok("POST", f"/v1/activities/{made['id']}/acknowledge", "bravo", 200)
+    after_bravo = api.ok("POST", f"/v1/activities/alfa/{made['id']}/acknowledge", "bravo", 200)
     assert after_bravo["state"] == "proposed", "one of two answers does not clear it"
     assert after_bravo["waiting_for"] == ["charlie"]
     assert after_bravo["answers"] == {"bravo": {"answer": "acknowledged", "at": at(60).isoformat(), "reason": None}}
 
-    cleared = api.ok("POST", f"/v1/activities/{made['id']}/acknowledge", "charlie", 200)
+    cleared = api.ok("POST", f"/v1/activities/alfa/{made['id']}/acknowledge", "charlie", 200)
     assert cleared["state"] == "cleared" and cleared["waiting_for"] == []
     assert set(cleared["answers"]) == {"bravo", "charlie"}
 
@@ -177,10 +177,10 @@ def test_one_objection_makes_it_objected_with_the_reason_shown(api: Api) -> None
     """proposed → objected when any affected party objects; the reason is in ``answers`` for both sides."""
     bravo_site(api, 1000)
     made = proposed(api)
-    objected = api.ok("POST", f"/v1/activities/{made['id']}/object", "bravo", 200, json={"reason": "our patrol is there"})
+    objected = api.ok("POST", f"/v1/activities/alfa/{made['id']}/object", "bravo", 200, json={"reason": "our patrol is there"})
     assert objected["state"] == "objected"
     assert objected["answers"] == {"bravo": {"answer": "objected", "at": at(0).isoformat(), "reason": "our patrol is there"}}
-    assert api.ok("GET", f"/v1/activities/{made['id']}", "alfa", 200) == objected
+    assert api.ok("GET", f"/v1/activities/alfa/{made['id']}", "alfa", 200) == objected
     (notice,) = events(api, "alfa", "activity.objected")
     assert notice["data"]["by"] == "bravo" and notice["data"]["reason"] == "our patrol is there"
     assert notice["data"]["state"] == "objected"
@@ -192,7 +192,7 @@ def test_the_objector_acknowledging_instead_clears_it(api: Api) -> None:
     made = proposed(api)
     answer(api, made["id"], "bravo", "our patrol is there")
     api.advance(120)
-    cleared = api.ok("POST", f"/v1/activities/{made['id']}/acknowledge", "bravo", 200)
+    cleared = api.ok("POST", f"/v1/activities/alfa/{made['id']}/acknowledge", "bravo", 200)
     assert cleared["state"] == "cleared"
     assert cleared["answers"] == {"bravo": {"answer": "acknowledged", "at": at(120).isoformat(), "reason": None}}
 
@@ -216,7 +216,7 @@ def test_the_deadline_passing_escalates_it_and_not_a_second_before(api: Api) -> 
 
     api.clock.advance_to(at(600))
     assert api.service.tick() == [{"type": "activity.escalated", "party": "alfa", "id": made["id"]}]
-    escalated = api.ok("GET", f"/v1/activities/{made['id']}", "alfa", 200)
+    escalated = api.ok("GET", f"/v1/activities/alfa/{made['id']}", "alfa", 200)
     assert escalated["state"] == "escalated"
     assert escalated["escalated_at"] == at(600).isoformat()
     assert escalated["waiting_for"] == ["bravo"]
@@ -284,7 +284,7 @@ def test_the_proposer_completes_an_active_activity(api: Api) -> None:
     made = proposed(api)
     activate(api, made["id"])
     api.advance(600)
-    done = api.ok("POST", f"/v1/activities/{made['id']}/complete", "alfa", 200)
+    done = api.ok("POST", f"/v1/activities/alfa/{made['id']}/complete", "alfa", 200)
     assert done["state"] == "completed"
     assert (done["ended_at"], done["end_reason"]) == (at(600).isoformat(), "completed by the proposer")
 
@@ -303,7 +303,7 @@ def test_the_proposer_cancels_an_activity_in_any_state_before_its_end(api: Api, 
     if before == "active":
         activate(api, made["id"])
     assert state(api, made["id"]) == before
-    cancelled = api.ok("POST", f"/v1/activities/{made['id']}/cancel", "alfa", 200, json={"reason": "the target moved"})
+    cancelled = api.ok("POST", f"/v1/activities/alfa/{made['id']}/cancel", "alfa", 200, json={"reason": "the target moved"})
     assert (cancelled["state"], cancelled["end_reason"]) == ("cancelled", "the target moved")
     (notice,) = events(api, "bravo", "activity.cancelled")
     assert notice["data"]["reason"] == "the target moved"
@@ -329,10 +329,10 @@ def test_windows_ending_complete_an_active_activity_and_cancel_one_never_activat
         ("activity.cancelled", waiting["id"]),
         ("activity.cancelled", never_answered["id"]),
     }
-    done = api.ok("GET", f"/v1/activities/{under_way['id']}", "alfa", 200)
+    done = api.ok("GET", f"/v1/activities/alfa/{under_way['id']}", "alfa", 200)
     assert (done["state"], done["end_reason"], done["ended_at"]) == ("completed", "its windows ended", at(1801).isoformat())
     for activity, was in ((waiting, "cleared"), (never_answered, "escalated")):
-        gone = api.ok("GET", f"/v1/activities/{activity['id']}", "alfa", 200)
+        gone = api.ok("GET", f"/v1/activities/alfa/{activity['id']}", "alfa", 200)
         assert gone["state"] == "cancelled"
         assert gone["end_reason"] == f"its windows ended before it was activated (it was {was})"
     assert api.ok("GET", "/v1/picture", "admin", 200)["activities"] == 0
@@ -402,7 +402,7 @@ def test_activities_are_seen_only_by_the_proposer_and_the_affected(api: Api) -> 
     made = proposed(api)
     assert [a["id"] for a in api.ok("GET", "/v1/activities", "bravo", 200)] == [made["id"]]
     assert api.ok("GET", "/v1/activities", "charlie", 200) == []
-    refusal(api.get(f"/v1/activities/{made['id']}", "charlie"), 404, "not_found", "id")
+    refusal(api.get(f"/v1/activities/alfa/{made['id']}", "charlie"), 404, "not_found", "id")
     assert [e["type"] for e in events(api, "bravo") if e["type"].startswith("activity.")] == ["activity.proposed"]
     assert [e for e in events(api, "charlie") if e["type"].startswith("activity.")] == []
     assert [a["id"] for a in api.ok("GET", f"/v1/picture?area={THEATRE}", "bravo", 200)["activities"]] == [made["id"]]
@@ -450,8 +450,8 @@ def test_only_the_proposer_activates_completes_or_cancels(api: Api) -> None:
     answer(api, made["id"], "bravo")
     with unchanged(api):
         refusal(activate(api, made["id"], "bravo"), 403, "forbidden", "id")
-        refusal(api.post(f"/v1/activities/{made['id']}/cancel", "bravo", json={}), 403, "forbidden", "id")
-        refusal(api.post(f"/v1/activities/{made['id']}/complete", "bravo"), 403, "forbidden", "id")
+        refusal(api.post(f"/v1/activities/alfa/{made['id']}/cancel", "bravo", json={}), 403, "forbidden", "id")
+        refusal(api.post(f"/v1/activities/alfa/{made['id']}/complete", "bravo"), 403, "forbidden", "id")
 
 
 def test_an_objected_activity_is_not_activated_without_an_override(api: Api) -> None:
@@ -521,7 +521,6 @@ def test_a_stale_key_is_refused_with_what_changed(api: Api) -> None:
     with unchanged(api):
         error = stale(propose(api, key=key))
     assert error["changed"] == [{"object": "asset", "party": "bravo", "id": "b-unit", "version": version}]
-    assert error["hidden_changes"] == 0
     assert error["key"].startswith(f"{version}@")
     west, south, east, north = error["area"]
     assert west < FP[1] < east and south < FP[0] < north
@@ -529,27 +528,30 @@ def test_a_stale_key_is_refused_with_what_changed(api: Api) -> None:
     assert fresh["affected"] == ["bravo"], "the fresh key is good, and the unit it showed is now asked"
 
 
-def test_a_hidden_change_is_counted_but_not_named(api: Api) -> None:
-    """Need to know holds in a refusal too: a hidden unit's report counts in ``hidden_changes`` and is not listed."""
+def test_a_hidden_change_does_not_make_a_key_stale(api: Api) -> None:
+    """Need to know holds in a refusal too: a hidden unit moving in is neither named nor counted, and refuses nothing.
+
+    Its owner is affected instead, and a visible change still refuses the key, naming only itself.
+    """
     key = look(api, "alfa")
     api.asset("bravo", "ghost", "unit", position=offset(*FP, 1000), disclosure="hidden")
+    assert proposed(api, key=key)["affected"] == ["bravo"]
+    key = look(api, "alfa")
     api.asset("bravo", "visible", "unit", position=offset(*FP, 1200))
+    api.report("bravo", "ghost", offset(*FP, 900))
     with unchanged(api):
         error = stale(propose(api, key=key))
     assert [c["id"] for c in error["changed"]] == ["visible"]
-    assert error["hidden_changes"] == 1
-    assert "ghost" not in str(error)
+    assert "ghost" not in str(error) and "1 change(s);" in error["message"]
 
 
-def test_an_activity_the_proposer_may_not_know_of_is_counted_as_hidden(api: Api) -> None:
-    """North of both territories nobody is affected by default: charlie's fires there do not concern alfa, yet they count."""
+def test_an_activity_the_proposer_may_not_know_of_does_not_make_its_key_stale(api: Api) -> None:
+    """North of both territories nobody is affected by default: charlie's fires there do not concern alfa, nor refuse its key."""
     api.party("charlie")
     north = (35.05, 71.2)
     key = look(api, "alfa")
     proposed(api, "charlie", volumes=[point(offset(*north, 1000))])
-    with unchanged(api):
-        error = stale(propose(api, volumes=[point(f"{north[0]}, {north[1]}")], key=key))
-    assert (error["changed"], error["hidden_changes"]) == ([], 1)
+    assert proposed(api, volumes=[point(f"{north[0]}, {north[1]}")], key=key)["affected"] == []
 
 
 def test_a_key_issued_before_a_restart_is_refused_with_a_fresh_one(api: Api) -> None:
@@ -565,7 +567,7 @@ def test_a_key_issued_before_a_restart_is_refused_with_a_fresh_one(api: Api) -> 
             headers = {"Authorization": f"Bearer {api.token('alfa')}"}
             body = {"kind": "fires", "purpose": "after a restart", "volumes": [point()], "key": key}
             error = stale(client.post("/v1/activities", headers=headers, json=body))
-            assert (error["changed"], error["hidden_changes"]) == ([], 0)
+            assert error["changed"] == []
             assert client.post("/v1/activities", headers=headers, json=body | {"key": error["key"]}).status_code == 201
     finally:
         restarted.store.close()
@@ -581,7 +583,7 @@ def test_a_change_far_from_the_volume_does_not_make_the_key_stale(api: Api) -> N
 def test_a_missing_key_is_refused_with_a_fresh_one(api: Api) -> None:
     with unchanged(api):
         error = stale(propose(api, key=None))
-    assert (error["changed"], error["hidden_changes"]) == ([], 0)
+    assert error["changed"] == []
     assert propose(api, key=error["key"]).status_code == 201
 
 
@@ -603,7 +605,7 @@ def test_a_key_that_does_not_cover_the_buffered_volumes_is_refused(api: Api) -> 
     narrow = look(api, "alfa", f"{FP[1] - 0.001},{FP[0] - 0.001},{FP[1] + 0.001},{FP[0] + 0.001}")
     with unchanged(api):
         error = stale(propose(api, key=narrow))
-    assert (error["changed"], error["hidden_changes"]) == ([], 0)
+    assert error["changed"] == []
     west, south, east, north = error["area"]
     assert east - west > 0.03 and north - south > 0.025, "the area to look at includes the 1500 m buffer"
 
@@ -624,9 +626,10 @@ def test_a_stale_key_is_refused_at_activation(api: Api) -> None:
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("GET", "/v1/activities/nope"),
-        ("POST", "/v1/activities/nope/acknowledge"),
-        ("POST", "/v1/activities/nope/complete"),
+        ("GET", "/v1/activities/alfa/nope"),
+        ("POST", "/v1/activities/alfa/nope/acknowledge"),
+        ("POST", "/v1/activities/bravo/nope/complete"),
+        ("GET", "/v1/activities/nobody/nope"),
     ],
 )
 def test_an_unknown_activity_is_not_found(shared: Api, method: str, path: str) -> None:
@@ -637,9 +640,9 @@ def test_an_unknown_activity_is_not_found(shared: Api, method: str, path: str) -
 @pytest.mark.parametrize(
     ("path", "body"),
     [
-        ("/v1/activities/nope/object", {"reason": "no"}),
-        ("/v1/activities/nope/activate", {"key": "1@70.500000,34.000000,71.500000,35.200000"}),
-        ("/v1/activities/nope/cancel", {}),
+        ("/v1/activities/bravo/nope/object", {"reason": "no"}),
+        ("/v1/activities/alfa/nope/activate", {"key": "1@70.500000,34.000000,71.500000,35.200000"}),
+        ("/v1/activities/alfa/nope/cancel", {}),
     ],
 )
 def test_an_unknown_activity_is_not_found_for_any_step(shared: Api, path: str, body: dict[str, Any]) -> None:
@@ -650,15 +653,15 @@ def test_an_unknown_activity_is_not_found_for_any_step(shared: Api, path: str, b
 def test_a_cleared_activity_that_never_started_cannot_be_completed(api: Api) -> None:
     made = proposed(api)
     with unchanged(api):
-        error = refusal(api.post(f"/v1/activities/{made['id']}/complete", "alfa"), 409, "invalid_state", "id")
+        error = refusal(api.post(f"/v1/activities/alfa/{made['id']}/complete", "alfa"), 409, "invalid_state", "id")
     assert "cancel" in error["message"]
 
 
 def test_an_activity_is_cancelled_once(api: Api) -> None:
     made = proposed(api)
-    api.ok("POST", f"/v1/activities/{made['id']}/cancel", "alfa", 200, json={})
+    api.ok("POST", f"/v1/activities/alfa/{made['id']}/cancel", "alfa", 200, json={})
     with unchanged(api):
-        refusal(api.post(f"/v1/activities/{made['id']}/cancel", "alfa", json={}), 409, "invalid_state", "id")
+        refusal(api.post(f"/v1/activities/alfa/{made['id']}/cancel", "alfa", json={}), 409, "invalid_state", "id")
         refusal(activate(api, made["id"]), 409, "invalid_state", "id")
 
 
@@ -691,7 +694,7 @@ def test_an_objection_needs_a_reason(api: Api, body: dict[str, Any]) -> None:
     bravo_site(api, 1000)
     made = proposed(api)
     with unchanged(api):
-        refusal(api.post(f"/v1/activities/{made['id']}/object", "bravo", json=body), 422, "invalid_input", "reason")
+        refusal(api.post(f"/v1/activities/alfa/{made['id']}/object", "bravo", json=body), 422, "invalid_input", "reason")
 
 
 def test_an_override_needs_a_reason(api: Api) -> None:
@@ -732,10 +735,53 @@ def test_the_second_volume_of_a_proposal_is_named_when_it_is_wrong(shared: Api) 
         refusal(propose(shared, volumes=[point(), point(end_s=-1)]), 422, "invalid_input", "volumes.1.window.end")
 
 
-def test_an_activity_id_is_taken_once(api: Api) -> None:
+def test_an_activity_id_is_taken_once_by_its_proposer(api: Api) -> None:
     proposed(api, id="strike-1")
     with unchanged(api):
-        refusal(propose(api, "bravo", volumes=[point("34.6, 70.8")], id="strike-1"), 409, "already_exists", "id")
+        error = refusal(propose(api, id="strike-1"), 409, "already_exists", "id")
+    assert "strike-1" in error["message"] and "shared" not in error["message"]
+
+
+def test_each_party_names_its_own_activities(api: Api) -> None:
+    """alfa's fire-1 and bravo's fire-1 are two activities: each is named by its proposer and its id."""
+    bravo_site(api, 1000)
+    alfas = proposed(api, id="fire-1")
+    assert alfas["affected"] == ["bravo"]
+    bravos = proposed(api, "bravo", volumes=[point("34.6, 70.8")], id="fire-1")
+    assert (bravos["party"], bravos["id"], bravos["state"]) == ("bravo", "fire-1", "cleared")
+
+    assert api.ok("GET", "/v1/activities/alfa/fire-1", "alfa", 200) == alfas
+    assert api.ok("GET", "/v1/activities/bravo/fire-1", "bravo", 200) == bravos
+    assert api.ok("GET", "/v1/activities/alfa/fire-1", "bravo", 200) == alfas, "alfa's affects bravo"
+    refusal(api.get("/v1/activities/bravo/fire-1", "alfa"), 404, "not_found", "id")
+    assert [(a["party"], a["id"]) for a in api.ok("GET", "/v1/activities", "alfa", 200)] == [("alfa", "fire-1")]
+    listed = {(a["party"], a["id"]) for a in api.ok("GET", "/v1/activities", "bravo", 200)}
+    assert listed == {("alfa", "fire-1"), ("bravo", "fire-1")}
+
+    # bravo answers alfa's by alfa's name for it; its own is untouched.
+    with unchanged(api):
+        refusal(answer(api, "fire-1", "bravo", proposer="bravo"), 403, "forbidden", "id")
+    cleared = api.ok("POST", "/v1/activities/alfa/fire-1/acknowledge", "bravo", 200)
+    assert (cleared["party"], cleared["state"], list(cleared["answers"])) == ("alfa", "cleared", ["bravo"])
+    assert api.ok("GET", "/v1/activities/bravo/fire-1", "bravo", 200) == bravos
+    (acknowledged,) = events(api, "alfa", "activity.acknowledged")
+    assert (acknowledged["data"]["party"], acknowledged["data"]["id"], acknowledged["data"]["by"]) == ("alfa", "fire-1", "bravo")
+
+    # The proposer's steps go by its own name; a check's activity is the asker's own.
+    assert activate(api, "fire-1", "bravo", proposer="bravo").json()["party"] == "bravo"
+    assert activate(api, "fire-1").json()["party"] == "alfa"
+    checked = api.check("bravo", position="34.6, 70.8", kind="fires", activity="fire-1")
+    assert (checked["activity"], checked["flags"]) == ("fire-1", []), "bravo's own fire-1, not alfa's 35 km away"
+    api.ok("POST", "/v1/activities/alfa/fire-1/complete", "alfa", 200)
+    assert state(api, "fire-1", "bravo", proposer="bravo") == "active"
+
+
+def test_a_made_id_is_unique_among_the_proposers_own(api: Api) -> None:
+    """Made ids (``party-n``) count the party's own activities only; another party's ids do not move them."""
+    proposed(api, id="bravo-1")
+    assert proposed(api, "bravo", volumes=[point("34.6, 70.8")])["id"] == "bravo-1"
+    assert proposed(api, "bravo", volumes=[point("34.6, 70.8")])["id"] == "bravo-2"
+    assert proposed(api)["id"] == "alfa-2"
 
 
 # ---------------------------------------------------------------------------- picture keys
@@ -960,9 +1006,9 @@ def test_a_check_naming_an_uncleared_activity_says_so(api: Api) -> None:
 
 
 def test_a_check_may_name_only_the_askers_own_activity(api: Api, notified: dict[str, Any]) -> None:
-    """Bravo (affected) may see alfa's activity but not check as its proposer: 403; a third party: 404."""
+    """A check's ``activity`` is one of the asker's own: bravo (affected) has none by alfa's id: 404, as for a third party."""
     api.party("charlie")
-    refusal(drift(api, notified, "bravo", position=FP_TEXT), 403, "forbidden", "activity")
+    refusal(drift(api, notified, "bravo", position=FP_TEXT), 404, "not_found", "activity")
     refusal(drift(api, notified, "charlie", position=FP_TEXT), 404, "not_found", "activity")
     refusal(drift(api, {"id": "nope"}, position=FP_TEXT), 404, "not_found", "activity")
     assert events(api, "bravo", "activity.outside_notified_volume") == []
@@ -1042,7 +1088,7 @@ def test_nothing_is_raised_for_an_activity_not_yet_active_or_ended(api: Api) -> 
     api.asset("bravo", "b-unit", "unit", position=offset(*FP, 1000))
     assert state(api, made["id"]) == "cleared"
     activate(api, made["id"])
-    api.ok("POST", f"/v1/activities/{made['id']}/complete", "alfa", 200)
+    api.ok("POST", f"/v1/activities/alfa/{made['id']}/complete", "alfa", 200)
     api.asset("bravo", "b-unit-2", "unit", position=offset(*FP, 1000, 180))
     assert conflicts(api, "alfa") == [] and conflicts(api, "bravo") == []
 

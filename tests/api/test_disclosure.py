@@ -273,3 +273,20 @@ def test_disclosure_a_hidden_site_still_makes_a_conflict(picture: Picture) -> No
     answer = picture.api.check("bravo", position=NEAR_HIDDEN, kind="other", radius_m=50)
     assert answer["status"] == "conflict"
     assert answer["conflicts"] == [{"party": "alfa", "disclosure": "hidden"}]
+
+
+def test_the_pictures_counts_count_only_what_the_caller_may_see(api: Api) -> None:
+    """A count of all assets would tell bravo how many alfa hides; a grant adds what it opens, the centre sees all."""
+    api.asset("alfa", "post", disclosure="hidden", position="34.60, 71.10")
+    api.asset("alfa", "depot", disclosure="coarse", position="34.61, 71.11")
+    api.asset("alfa", "patrol", kind="unit", disclosure="hidden", position="34.62, 71.12")
+    api.zone("alfa", "quiet", "protected_area", box(71.1, 34.6, 71.2, 34.7), disclosure="hidden")
+
+    def counts(who: str) -> tuple[int, int, int]:
+        summary = api.ok("GET", "/v1/picture", who, 200)
+        return summary["assets"], summary["positions"], summary["zones"]
+
+    assert counts("bravo") == counts("bravo:viewer") == (1, 1, 0)
+    assert counts("alfa") == counts("admin") == (3, 3, 1)
+    api.ok("POST", "/v1/grants", "alfa", 201, json={"grantee": "bravo", "what": "site", "level": "coarse"})
+    assert counts("bravo") == (2, 2, 0)

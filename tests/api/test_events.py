@@ -233,8 +233,8 @@ def disclosed(api: Api) -> Disclosed:
     assert (far["affected"], far["state"]) == ([], "cleared")
     near = propose(api, "alfa", "border-fires", NEAR_BORDER, kind="fires")
     assert (near["affected"], near["state"]) == (["bravo"], "proposed")
-    api.ok("POST", "/v1/activities/far-patrol/cancel", "alfa", 200, json={"reason": "not needed"})
-    api.ok("POST", "/v1/activities/border-fires/acknowledge", "bravo", 200)
+    api.ok("POST", "/v1/activities/alfa/far-patrol/cancel", "alfa", 200, json={"reason": "not needed"})
+    api.ok("POST", "/v1/activities/alfa/border-fires/acknowledge", "bravo", 200)
     return Disclosed(api, start, mgrs)
 
 
@@ -441,7 +441,7 @@ def test_sse_conflict_with_a_hidden_unit_names_only_its_party_to_the_proposer(ap
         api.token(who)
     made = propose(api, "bravo", "bravo-patrol", position(BRAVO_SPOT), radius_m=500.0)
     assert (made["affected"], made["state"]) == ([], "cleared")
-    api.ok("POST", "/v1/activities/bravo-patrol/activate", "bravo", 200, json={"key": key(api, "bravo")})
+    api.ok("POST", "/v1/activities/bravo/bravo-patrol/activate", "bravo", 200, json={"key": key(api, "bravo")})
     start = last_seq(api)
     inside = f"{BRAVO_SPOT[0] + 0.002}, {BRAVO_SPOT[1]}"  # 220 m north of its centre
     api.asset("alfa", "patrol-hidden", kind="unit", disclosure="hidden", position=inside)

@@ -21,6 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
+from deconfliction.client import HttpClient
+from deconfliction.errors import InvalidInput
+
 DECONFLICT = Path(sys.executable).parent / "deconflict"
 TIMEOUT_S = 10.0
 
@@ -83,6 +86,7 @@ class Run:
     acknowledged: dict[str, Any]
     before: dict[str, Any]
     after: dict[str, Any]
+    url: str  # the restarted server, running while the tests run
 
 
 def call(client: httpx.Client, method: str, path: str, token: str, **kwargs: Any) -> Any:
@@ -134,7 +138,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
             after = snapshot(client, liaison)
             after["healthz"] = client.get("/healthz").json()
-        yield Run(acknowledged, before, after)
+        yield Run(acknowledged, before, after, server.url)
     finally:
         server.kill()
 
@@ -168,3 +172,17 @@ def test_server_restart_keeps_the_picture_version(run: Run) -> None:
     assert run.after["picture"]["picture_version"] == run.acknowledged["last"]["picture_version"]
     assert run.after["healthz"]["picture_version"] == run.acknowledged["last"]["picture_version"]
     assert run.acknowledged["last"]["picture_version"] > run.before["picture"]["picture_version"]
+
+
+def test_a_token_says_whose_it_is_so_a_client_names_its_own_activities(run: Run) -> None:
+    """The CLI over --server reads a plain activity id as the caller's own: GET /v1/whoami says whose that is."""
+    liaison, admin = HttpClient(run.url, run.acknowledged["liaison"]), HttpClient(run.url, run.acknowledged["admin"])
+    try:
+        assert liaison.own_activity("fire-1") == "alfa"
+        with pytest.raises(InvalidInput, match="PROPOSER/ID"):
+            admin.own_activity("fire-1")
+    finally:
+        liaison.close()
+        admin.close()
+    with httpx.Client(base_url=run.url, timeout=TIMEOUT_S) as client:
+        assert call(client, "GET", "/v1/whoami", run.acknowledged["admin"]) == {"party": None, "role": "admin"}

@@ -44,9 +44,9 @@ def test_activities_and_their_answers_survive_a_restart(tmp_path: Path) -> None:
     svc.register_asset(BRAVO, {"id": "post", "kind": "site", "position": "34.5510, 71.0210", "disclosure": "hidden"})
     _propose(svc, "f1")
     _propose(svc, "f2")
-    svc.object(BRAVO, "f1", {"reason": "the post is manned"})
-    svc.acknowledge(BRAVO, "f2")
-    svc.activate(ALFA, "f2", {"key": svc.look(ALFA, "70.9,34.4,71.1,34.7")["picture_key"]})
+    svc.object(BRAVO, "alfa", "f1", {"reason": "the post is manned"})
+    svc.acknowledge(BRAVO, "alfa", "f2")
+    svc.activate(ALFA, "alfa", "f2", {"key": svc.look(ALFA, "70.9,34.4,71.1,34.7")["picture_key"]})
     clock.advance_to(T0 + timedelta(minutes=11))
     _propose(svc, "f3")
     clock.advance_to(T0 + timedelta(minutes=22))
@@ -58,7 +58,7 @@ def test_activities_and_their_answers_survive_a_restart(tmp_path: Path) -> None:
     assert again.activities(ALFA) == before
     states = {a["id"]: a["state"] for a in before}
     assert states == {"f1": "objected", "f2": "active", "f3": "escalated"}
-    assert again.activity(BRAVO, "f1")["answers"]["bravo"]["reason"] == "the post is manned"
+    assert again.activity(BRAVO, "alfa", "f1")["answers"]["bravo"]["reason"] == "the post is manned"
     assert again.tick() == []  # nothing fired twice
 
 

@@ -24,7 +24,6 @@ import base64
 import binascii
 import json
 import logging
-import math
 import os
 import secrets
 import threading
@@ -36,7 +35,6 @@ from typing import Annotated, Any, Literal
 
 import httpx
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -44,7 +42,7 @@ from deconfliction import psi
 from deconfliction.api.routes import ERRORS, Svc, Who
 from deconfliction.api.schemas import ErrorBody
 from deconfliction.client import RemoteError
-from deconfliction.errors import DeconflictionError, Forbidden, InvalidInput, StoreError
+from deconfliction.errors import DeconflictionError, Forbidden, InvalidInput, RetryLater, StoreError
 from deconfliction.model import CheckKind, Role
 from deconfliction.service import Caller, Service
 
@@ -242,7 +240,7 @@ Node = Annotated[PsiNode, Depends(psi_node)]
 router = APIRouter(
     prefix="/v1/psi",
     tags=["psi"],
-    responses={**ERRORS, 429: {"model": ErrorBody, "description": "The asking party used its sessions; see Retry-After."}},
+    responses={**ERRORS, 429: {"model": ErrorBody, "description": "The asking party has used its sessions; see Retry-After."}},
 )
 
 
@@ -273,11 +271,6 @@ def _asker(who: Caller) -> str:
     if who.role not in (Role.LIAISON, Role.VIEWER):
         raise Forbidden(f"a private cross-check is asked by a liaison or a viewer; this token's role is {who.role.value}")
     return str(who.party)
-
-
-def _refusal(exc: psi.RateLimited | psi.Busy) -> JSONResponse:
-    headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
-    return JSONResponse({"error": exc.to_dict()}, status_code=exc.status, headers=headers)
 
 
 @router.get("")
@@ -314,9 +307,9 @@ async def session(data: SessionIn, node: Node, svc: Svc, who: Who) -> Any:
     try:
         # In a worker thread: the PSI library releases the GIL while it computes, so checks go on meanwhile.
         reply = await run_in_threadpool(answer)
-    except (psi.RateLimited, psi.Busy) as exc:
+    except RetryLater as exc:
         log.warning("psi session refused: party=%s kind=%s reason=%s", asker, kind.value, exc.code)
-        return _refusal(exc)
+        raise
     session_id = secrets.token_hex(8)
     log.info(
         "psi session %s: party=%s kind=%s asker_cells=%d owner_cells=%d in %.3f s",

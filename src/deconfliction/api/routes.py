@@ -32,6 +32,9 @@ from deconfliction.service import Caller, Service
 
 bearer = HTTPBearer(auto_error=False, description="A party token: Authorization: Bearer TOKEN")
 ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorBody} for status in (401, 403, 404, 409, 422, 503)}
+LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {"model": ErrorBody, "description": "The party has used its budget of checks and proposals; see Retry-After."}
+}
 router = APIRouter(prefix="/v1", responses=ERRORS)
 Json = dict[str, Any]
 
@@ -67,6 +70,12 @@ def list_parties(svc: Svc, who: Who) -> list[Json]:
     return svc.parties(who)
 
 
+@router.get("/whoami", tags=["picture"])
+def whoami(who: Who) -> Json:
+    """The caller's party (null for the centre's tokens) and role: a console or the CLI needs no other way to know."""
+    return {"party": who.party, "role": who.role.value}
+
+
 @router.put("/parties/{party}/default-disclosure", tags=["disclosure"])
 def set_default_disclosure(party: str, data: DefaultDisclosureIn, svc: Svc, who: Who) -> Json:
     """The level the party's new assets and zones get when they name none (the party's liaison)."""
@@ -88,6 +97,12 @@ def list_grants(svc: Svc, who: Who) -> list[Json]:
 @router.delete("/grants/{grantee}/{what}", tags=["disclosure"])
 def withdraw_grant(grantee: str, what: str, svc: Svc, who: Who) -> Json:
     return svc.withdraw_grant(who, grantee, what)
+
+
+@router.get("/probes", tags=["disclosure"])
+def probes(svc: Svc, who: Who, asker: Annotated[str | None, Query(description="Only this asking party's.")] = None) -> list[Json]:
+    """Signs that another party is mapping the caller's hidden assets: who asked, how often, how close, newest first."""
+    return svc.probes_seen(who, asker)
 
 
 @router.post("/parties/{party}/tokens", status_code=201, tags=["admin"])
@@ -179,7 +194,7 @@ def confirm_aor(aor_id: str, svc: Svc, who: Who) -> Json:
     return svc.confirm_aor(who, aor_id)
 
 
-@router.post("/checks", tags=["checks"])
+@router.post("/checks", tags=["checks"], responses=LIMITED)
 async def post_check(data: CheckIn, svc: Svc, who: Who) -> Json:
     """Is it safe to do this here, now? conflict, unknown or clear, with the reasons; recorded."""
     return await svc.check_async(who, body(data))
@@ -243,7 +258,7 @@ def picture(
     return svc.look(who, area, kind, as_of)
 
 
-@router.post("/activities", status_code=201, tags=["activities"])
+@router.post("/activities", status_code=201, tags=["activities"], responses=LIMITED)
 def propose(data: ActivityIn, svc: Svc, who: Who) -> Json:
     """Propose a patrol, movement, air mission or fire mission; it waits for every affected party's answer."""
     return svc.propose(who, body(data))
@@ -255,37 +270,40 @@ def list_activities(svc: Svc, who: Who) -> list[Json]:
     return svc.activities(who)
 
 
-@router.get("/activities/{activity_id}", tags=["activities"])
-def get_activity(activity_id: str, svc: Svc, who: Who) -> Json:
-    return svc.activity(who, activity_id)
+@router.get("/activities/{party}/{activity_id}", tags=["activities"])
+def get_activity(party: str, activity_id: str, svc: Svc, who: Who) -> Json:
+    """One activity, named by its proposer and its id; not found unless it concerns the caller's party."""
+    return svc.activity(who, party, activity_id)
 
 
-@router.post("/activities/{activity_id}/acknowledge", tags=["activities"])
-def acknowledge(activity_id: str, svc: Svc, who: Who) -> Json:
-    """An affected party has seen the activity and has nothing against it."""
-    return svc.acknowledge(who, activity_id)
+@router.post("/activities/{party}/{activity_id}/acknowledge", tags=["activities"])
+def acknowledge(party: str, activity_id: str, svc: Svc, who: Who) -> Json:
+    """An affected party has seen the activity (``party``: its proposer) and has nothing against it."""
+    return svc.acknowledge(who, party, activity_id)
 
 
-@router.post("/activities/{activity_id}/object", tags=["activities"])
-def object_to(activity_id: str, data: ObjectionIn, svc: Svc, who: Who) -> Json:
+@router.post("/activities/{party}/{activity_id}/object", tags=["activities"])
+def object_to(party: str, activity_id: str, data: ObjectionIn, svc: Svc, who: Who) -> Json:
     """An affected party objects, with a reason: the activity is not cleared while the objection stands."""
-    return svc.object(who, activity_id, body(data))
+    return svc.object(who, party, activity_id, body(data))
 
 
-@router.post("/activities/{activity_id}/activate", tags=["activities"])
-def activate(activity_id: str, data: ActivationIn, svc: Svc, who: Who) -> Json:
+@router.post("/activities/{party}/{activity_id}/activate", tags=["activities"])
+def activate(party: str, activity_id: str, data: ActivationIn, svc: Svc, who: Who) -> Json:
     """The proposer starts a cleared activity; an uncleared one only with an override reason, notified at once."""
-    return svc.activate(who, activity_id, body(data))
+    return svc.activate(who, party, activity_id, body(data))
 
 
-@router.post("/activities/{activity_id}/complete", tags=["activities"])
-def complete(activity_id: str, svc: Svc, who: Who) -> Json:
-    return svc.complete(who, activity_id)
+@router.post("/activities/{party}/{activity_id}/complete", tags=["activities"])
+def complete(party: str, activity_id: str, svc: Svc, who: Who) -> Json:
+    """The proposer (``party``) ends its active activity."""
+    return svc.complete(who, party, activity_id)
 
 
-@router.post("/activities/{activity_id}/cancel", tags=["activities"])
-def cancel(activity_id: str, data: CancellationIn, svc: Svc, who: Who) -> Json:
-    return svc.cancel(who, activity_id, body(data))
+@router.post("/activities/{party}/{activity_id}/cancel", tags=["activities"])
+def cancel(party: str, activity_id: str, data: CancellationIn, svc: Svc, who: Who) -> Json:
+    """The proposer (``party``) calls off its activity before it has ended."""
+    return svc.cancel(who, party, activity_id, body(data))
 
 
 @router.get("/ledger/head", tags=["ledger"])

@@ -134,7 +134,6 @@ class ErrorDetail(BaseModel):
     key: str | None = Field(None, description="stale_picture: a fresh picture key for the area.")
     area: list[float] | None = Field(None, description="stale_picture: the box the key must cover (west, south, east, north).")
     changed: list[dict[str, Any]] | None = Field(None, description="stale_picture: changes there the caller may see.")
-    hidden_changes: int | None = Field(None, description="stale_picture: how many changes there it may not see.")
 
 
 class ErrorBody(BaseModel):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
@@ -45,10 +46,11 @@ class Picture:
         self.aors: ShapeIndex[Key, Aor] = ShapeIndex()
         self.lapses_noticed: set[Key] = set()  # AORs whose lapse was announced since their last confirmation
         self.grants: dict[tuple[str, str, str], Disclosure] = {}  # (owner, grantee, unit|site|zone): level granted
+        self.probes: list[dict[str, Any]] = []  # owners' notices of probing, oldest first: nothing on the map, no version
         self.territories: ShapeIndex[str, Territory] = ShapeIndex()
         self.outlines: dict[str, Outline] = {}  # each territory's boundary, for border distances
-        self.activities: dict[str, Activity] = {}
-        self.active: ShapeIndex[str, Activity] = ShapeIndex()  # activities under way, by buffered envelope
+        self.activities: dict[Key, Activity] = {}  # by (proposer, id): each party names its own activities
+        self.active: ShapeIndex[Key, Activity] = ShapeIndex()  # activities under way, by buffered envelope
         self.changes = ChangeLog()
 
     def _changed(self, seq: int) -> int:
@@ -143,12 +145,12 @@ class Picture:
 
     def put_activity(self, activity: Activity, seq: int = 0) -> int:
         """A new activity, or a new state of one; it is a change on the map when it starts, goes active or ends."""
-        old = self.activities.get(activity.id)
-        self.activities[activity.id] = activity
+        old = self.activities.get(activity.key)
+        self.activities[activity.key] = activity
         if activity.state is ActivityState.ACTIVE:
-            self.active.put(activity.id, box(*activity.envelope), activity)
+            self.active.put(activity.key, box(*activity.envelope), activity)
         else:
-            self.active.remove(activity.id)
+            self.active.remove(activity.key)
         version = self._changed(seq)
         going = activity.state is ActivityState.ACTIVE
         if old is None or activity.state.ended or going != (old.state is ActivityState.ACTIVE):

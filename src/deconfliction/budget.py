@@ -1,0 +1,49 @@
+"""Budgets: how much of something (checks, private cross-checks) each party may ask for, as a token bucket.
+
+A party may spend ``burst`` at once; its budget then refills at ``rate_per_s``. A refused
+request gets :class:`~deconfliction.errors.RateLimited` with the wait until the next one
+is allowed (HTTP: 429 with ``Retry-After``). Budgets live in memory: a restart refills them.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from datetime import datetime
+
+from deconfliction.clock import Clock, SystemClock
+from deconfliction.errors import RateLimited
+
+
+class Budget:
+    """A token bucket per party: ``Budget(rate_per_s, burst, what="checks")``; a rate of 0 means no limit."""
+
+    def __init__(self, rate_per_s: float, burst: int, what: str, clock: Clock | None = None) -> None:
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self.what = what
+        self.clock = clock or SystemClock()
+        self._buckets: dict[str, tuple[float, datetime]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def unlimited(self) -> bool:
+        return self.rate_per_s <= 0
+
+    def take(self, party: str) -> None:
+        """Spend one of ``party``'s, or refuse with when the next one is allowed."""
+        if self.unlimited:
+            return
+        with self._lock:
+            now = self.clock.now()
+            tokens, since = self._buckets.get(party, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + max(0.0, (now - since).total_seconds()) * self.rate_per_s)
+            if tokens < 1.0:
+                self._buckets[party] = (tokens, now)
+                wait = (1.0 - tokens) / self.rate_per_s
+                raise RateLimited(
+                    f"{party} has used its {self.burst} {self.what}; one more is allowed every "
+                    f"{1 / self.rate_per_s:g} s, the next in {math.ceil(wait)} s",
+                    wait,
+                )
+            self._buckets[party] = (tokens - 1.0, now)

@@ -1,0 +1,246 @@
+"""Probing: a party mapping another's hidden assets by asking many small checks.
+
+A check tells its asker something about every asset it may not see, even a hidden one:
+a hidden finding names the owner, so the asset is *inside* the check's buffered area;
+no finding, and it is *outside*. Enough checks, placed well, pin a hidden post down. The
+watch keeps, per asker and asset, the region still consistent with everything the asker
+was told (the areas that hit, intersected, less the areas that missed) and reports two
+signs to the owner:
+
+- ``narrowing``: the answers together have told more than any one of them (the region
+  fits in a circle narrower than ``NARROWER`` times the narrowest single answer's) and
+  the region is narrower than ``alarm_m``;
+- ``clustering``: ``checks`` distinct checks near the asset (their buffered areas within
+  ``near_m`` of it) within ``window_s``.
+
+One answer alone never raises ``narrowing``: a check that lands on a hidden post has been
+told, by design, that something is within its buffer.
+
+Each sign is reported once, and again when it doubles (the region half as wide, twice
+the checks). Ordinary traffic stays quiet: a check repeated on the same place adds
+nothing, and a route's long buffered area narrows little.
+
+The watch attributes every hit to the asset it was about, which the asker cannot do (a
+hidden finding names only the owner): it overestimates what the asker knows, so it fires
+early rather than late. It watches hidden assets only: a coarse one shows its cell and a
+distance band by its owner's choice. Hidden zones are not watched yet.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import shapely
+from shapely.geometry import Point
+from shapely.geometry.base import BaseGeometry
+
+from deconfliction.disclosure import level_for
+from deconfliction.engine.picture import Picture
+from deconfliction.engine.rules import search_area
+from deconfliction.geo import LatLon, LocalPlane
+from deconfliction.geo import buffered as geo_buffered
+from deconfliction.model import CheckQuery, Disclosure
+
+MAX_REMEMBERED = 10_000
+"""Most checks remembered per asker and asset for counting (the oldest go first)."""
+NARROWER = 0.75
+"""How much narrower than the narrowest single answer the answers together must place an asset to be a sign."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """What one check told its asker about one hidden asset; ``told`` is on the plane at ``point``, in metres."""
+
+    asker: str
+    owner: str
+    asset: str
+    object: str
+    name: str
+    point: LatLon  # where the asset was when the check was answered
+    at: datetime
+    hit: bool  # inside ``told`` (a finding), or outside it
+    told: BaseGeometry
+    distance_m: float  # from the checked geometry to the asset
+    near: bool  # the buffered area came within near_m of the asset: the check counts towards clustering
+    place: tuple[float, float, float]  # the check's place and reach, rounded: equal for a repeated check
+
+
+def sightings(picture: Picture, query: CheckQuery, buffer_m: float, near_m: float, at: datetime) -> list[Sighting]:
+    """What ``query`` tells its asker about each asset hidden from it that its answer can place.
+
+    The same test as the check's own (distance less uncertainty within the reach), so a
+    sighting is a hit exactly when the answer holds a finding (or a stale gap) for the asset.
+    A miss places an asset only where an earlier hit's area could reach, so assets are
+    looked for within twice the reach (and at least ``near_m``) beyond the buffered area.
+    """
+    area = search_area(query, buffer_m)
+    index = picture.positions
+    beyond = max(2.0 * area.reach, near_m)
+    slots = index.near(query.geometry, area.plane, area.reach + beyond)
+    if not len(slots):
+        return []
+    xs, ys = area.plane.xy(index.lon[slots], index.lat[slots])
+    if isinstance(area.q_xy, Point):
+        distances = np.hypot(xs, ys)
+    else:
+        distances = shapely.distance(area.q_xy, shapely.points(xs, ys))
+    place = (round(area.reference.lat, 4), round(area.reference.lon, 4), round(area.reach))
+    found: list[Sighting] = []
+    for slot, d in zip(slots.tolist(), distances.tolist(), strict=True):
+        key = index.key(slot)
+        asset = picture.assets[key]
+        if asset.party == query.asker or d > area.reach + beyond:
+            continue
+        if level_for(asset.party, asset.disclosure, query.asker, asset.kind.value, picture.grants) is not Disclosure.HIDDEN:
+            continue
+        report = picture.reports[key]
+        uncertainty = float(index.uncertainty_m[slot])
+        # The asker may draw the region around its own geometry: on the asset's plane it is the same region.
+        told = geo_buffered(LocalPlane(report.point).project(query.geometry), area.reach + uncertainty)
+        hit = d - uncertainty <= area.reach
+        near = d - uncertainty <= area.reach + near_m
+        who = (query.asker, asset.party, asset.id, asset.kind.value, asset.name)
+        found.append(Sighting(*who, report.point, at, hit, told, d, near, place))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """A sign that ``asker`` is mapping one of ``owner``'s hidden assets: what the owner is told."""
+
+    owner: str
+    asker: str
+    asset: str
+    object: str
+    name: str
+    signs: tuple[str, ...]  # narrowing, clustering
+    checks: int  # distinct checks near the asset within the window
+    hits: int  # checks whose answer held the asset (as a hidden finding)
+    closest_m: float
+    narrowed_to_m: float | None  # the diameter of the region the answers leave; None before any hit
+    first_at: datetime
+    last_at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "party": self.owner,
+            "asker": self.asker,
+            "id": self.asset,
+            "object": self.object,
+            "name": self.name,
+            "signs": list(self.signs),
+            "checks": self.checks,
+            "hits": self.hits,
+            "closest_m": round(self.closest_m, 1),
+            "narrowed_to_m": None if self.narrowed_to_m is None else round(self.narrowed_to_m, 1),
+            "first_at": self.first_at.isoformat(),
+            "last_at": self.last_at.isoformat(),
+        }
+
+
+@dataclass(slots=True)
+class _Trail:
+    """One asker's checks around one asset at one position."""
+
+    point: LatLon
+    first_at: datetime
+    last_at: datetime
+    consistent: BaseGeometry | None = None  # where the asset may be, given the hits and misses; None before a hit
+    excluded: BaseGeometry | None = None  # the misses before the first hit
+    hits: int = 0
+    single_m: float = float("inf")  # the narrowest one answer placed the asset in
+    closest_m: float = float("inf")
+    recent: deque[tuple[datetime, tuple[float, float, float]]] = field(default_factory=lambda: deque(maxlen=MAX_REMEMBERED))
+    reported_width_m: float = float("inf")
+    reported_checks: int = 0
+
+    def take(self, s: Sighting) -> None:
+        self.last_at = max(self.last_at, s.at)
+        self.closest_m = min(self.closest_m, s.distance_m)
+        if s.near:
+            self.recent.append((s.at, s.place))
+        if s.hit:
+            self.hits += 1
+            self.single_m = min(self.single_m, _width(s.told))
+            if self.consistent is None:
+                self.consistent = s.told if self.excluded is None else s.told.difference(self.excluded)
+            else:
+                self.consistent = self.consistent.intersection(s.told)
+            if self.consistent.is_empty:  # answers that contradict each other: the asset changed; start from this one
+                self.consistent = s.told
+        elif self.consistent is None:
+            self.excluded = s.told if self.excluded is None else self.excluded.union(s.told)
+        else:
+            narrower = self.consistent.difference(s.told)
+            self.consistent = narrower if not narrower.is_empty else self.consistent
+
+    def checks_since(self, start: datetime) -> int:
+        return len({place for at, place in self.recent if at >= start})
+
+    def width_m(self) -> float | None:
+        return None if self.consistent is None else _width(self.consistent)
+
+
+def _width(region: BaseGeometry) -> float:
+    """The diameter of the smallest circle around ``region``: how closely it places what is in it."""
+    return 2.0 * float(shapely.minimum_bounding_radius(region))
+
+
+class ProbeWatch:
+    """``ProbeWatch(alarm_m, checks, window_s)``: takes sightings, keeps the probes their owners should be told of.
+
+    Thread-safe. It lives in memory: a restart starts every trail afresh.
+    """
+
+    def __init__(self, alarm_m: float, checks: int, window_s: float) -> None:
+        self.alarm_m = alarm_m
+        self.checks = checks
+        self.window = timedelta(seconds=window_s)
+        self._trails: dict[tuple[str, str, str], _Trail] = {}
+        self._due: list[Probe] = []
+        self._lock = threading.Lock()
+
+    def observe(self, seen: Iterable[Sighting]) -> list[Probe]:
+        """Take what some answers told their askers; the probes they reveal are returned and kept until :meth:`take_due`."""
+        probes = []
+        with self._lock:
+            for s in seen:
+                key = (s.asker, s.owner, s.asset)
+                trail = self._trails.get(key)
+                if trail is None or trail.point != s.point:  # the asset moved: what was learnt of it is old
+                    trail = self._trails[key] = _Trail(s.point, s.at, s.at)
+                trail.take(s)
+                probe = self._judge(s, trail)
+                if probe is not None:
+                    probes.append(probe)
+            self._due.extend(probes)
+        return probes
+
+    def take_due(self) -> list[Probe]:
+        """The probes observed since the last call, oldest first."""
+        with self._lock:
+            due, self._due = self._due, []
+        return due
+
+    def _judge(self, s: Sighting, trail: _Trail) -> Probe | None:
+        signs = []
+        width = trail.width_m()
+        if width is not None and width < min(self.alarm_m, NARROWER * trail.single_m) and width <= trail.reported_width_m / 2:
+            signs.append("narrowing")
+            trail.reported_width_m = width
+        checks = trail.checks_since(s.at - self.window)
+        if checks >= self.checks and checks >= 2 * trail.reported_checks:
+            signs.append("clustering")
+            trail.reported_checks = checks
+        if not signs:
+            return None
+        return Probe(
+            s.owner, s.asker, s.asset, s.object, s.name, tuple(signs), checks, trail.hits, trail.closest_m, width,
+            trail.first_at, trail.last_at,
+        )  # fmt: skip
