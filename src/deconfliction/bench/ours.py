@@ -121,7 +121,7 @@ def startup_s(path: Path) -> float:
 def ingest(path: Path, theatre: Theatre, *, batch: int, count: int, check_queries: Sequence[CheckQuery]) -> dict[str, Any]:
     """Durable report ingest into the store, with checks asked at the same time from another thread."""
     clock = ManualClock(theatre.now)
-    service = Service(SQLiteStore(path), clock, Settings())
+    service = Service(SQLiteStore(path), clock, Settings(check_rate_per_min=0))  # a load test, not a party
     west = [r for r in theatre.reports if r.party == "west"]
     caller = Caller("west", Role.LIAISON)
     later = theatre.now + timedelta(minutes=1)
@@ -205,7 +205,8 @@ def server(path: Path, timeout_s: float = 600.0) -> Iterator[dict[str, Any]]:
     port = free_port()
     command = [str(Path(sys.executable).parent / "deconflict"), "serve", "--db", str(path), "--port", str(port)]
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    env = {**os.environ, "DECONFLICT_CHECK_RATE_PER_MIN": "0"}  # wrk is a load test, not a party: no budget
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = started + timeout_s

@@ -42,6 +42,7 @@ class Picture:
         self.assets: dict[Key, Asset] = {}
         self.reports: dict[Key, Report] = {}
         self.positions: PointIndex[Key] = PointIndex()
+        self.hidden_positions: PointIndex[Key] = PointIndex()  # the hidden assets' alone, for the probe watch
         self.zones: ShapeIndex[Key, Zone] = ShapeIndex()
         self.aors: ShapeIndex[Key, Aor] = ShapeIndex()
         self.lapses_noticed: set[Key] = set()  # AORs whose lapse was announced since their last confirmation
@@ -80,13 +81,15 @@ class Picture:
         key = (report.party, report.asset)
         version = self._changed(seq)
         old = self.reports.get(key)
+        asset = self.assets.get(key)
         if old is None or old.point != report.point or old.uncertainty_m != report.uncertainty_m:
-            asset = self.assets.get(key)
             if old is not None:
                 self._note_position(version, asset, old)  # where it was: leaving an area is a change there
             self._note_position(version, asset, report)
         self.reports[key] = report
         self.positions.put(key, report.point, report.uncertainty_m)
+        if asset is not None and asset.disclosure is Disclosure.HIDDEN:
+            self.hidden_positions.put(key, report.point, report.uncertainty_m)
         return version
 
     def withdraw_position(self, key: Key, seq: int = 0) -> int:
@@ -95,6 +98,7 @@ class Picture:
         if old is not None:
             self._note_position(version, self.assets.get(key), old)
         self.positions.remove(key)
+        self.hidden_positions.remove(key)
         return version
 
     def put_zone(self, zone: Zone, seq: int = 0) -> int:

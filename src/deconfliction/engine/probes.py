@@ -55,7 +55,11 @@ NARROWER = 0.75
 
 @dataclass(frozen=True, slots=True)
 class Sighting:
-    """What one check told its asker about one hidden asset; ``told`` is on the plane at ``point``, in metres."""
+    """What one check told its asker about one hidden asset: it is within ``reach_m`` of ``shape``, or not.
+
+    ``shape`` is the checked geometry on the plane at the asset's ``point``, in metres; the
+    region itself (:meth:`told`) is drawn only when the watch needs it.
+    """
 
     asker: str
     owner: str
@@ -64,11 +68,20 @@ class Sighting:
     name: str
     point: LatLon  # where the asset was when the check was answered
     at: datetime
-    hit: bool  # inside ``told`` (a finding), or outside it
-    told: BaseGeometry
+    hit: bool  # inside the region (a finding), or outside it
+    shape: BaseGeometry
+    reach_m: float
     distance_m: float  # from the checked geometry to the asset
     near: bool  # the buffered area came within near_m of the asset: the check counts towards clustering
     place: tuple[float, float, float]  # the check's place and reach, rounded: equal for a repeated check
+
+    def told(self) -> BaseGeometry:
+        # The asker may draw the region around its own geometry: on the asset's plane it is the same region.
+        return geo_buffered(self.shape, self.reach_m)
+
+    def may_meet(self, other: Sighting) -> bool:
+        """Whether the two regions can overlap at all (cheap: shapes and reaches only)."""
+        return float(self.shape.distance(other.shape)) <= self.reach_m + other.reach_m
 
 
 def sightings(picture: Picture, query: CheckQuery, buffer_m: float, near_m: float, at: datetime) -> list[Sighting]:
@@ -80,7 +93,7 @@ def sightings(picture: Picture, query: CheckQuery, buffer_m: float, near_m: floa
     looked for within twice the reach (and at least ``near_m``) beyond the buffered area.
     """
     area = search_area(query, buffer_m)
-    index = picture.positions
+    index = picture.hidden_positions
     beyond = max(2.0 * area.reach, near_m)
     slots = index.near(query.geometry, area.plane, area.reach + beyond)
     if not len(slots):
@@ -90,23 +103,24 @@ def sightings(picture: Picture, query: CheckQuery, buffer_m: float, near_m: floa
         distances = np.hypot(xs, ys)
     else:
         distances = shapely.distance(area.q_xy, shapely.points(xs, ys))
+    uncertainties = index.uncertainty_m[slots]
+    within = distances - uncertainties <= area.reach + beyond
     place = (round(area.reference.lat, 4), round(area.reference.lon, 4), round(area.reach))
     found: list[Sighting] = []
-    for slot, d in zip(slots.tolist(), distances.tolist(), strict=True):
+    candidates = zip(slots[within].tolist(), distances[within].tolist(), uncertainties[within].tolist(), strict=True)
+    for slot, d, uncertainty in candidates:
         key = index.key(slot)
         asset = picture.assets[key]
-        if asset.party == query.asker or d > area.reach + beyond:
+        if asset.party == query.asker:
             continue
         if level_for(asset.party, asset.disclosure, query.asker, asset.kind.value, picture.grants) is not Disclosure.HIDDEN:
-            continue
-        report = picture.reports[key]
-        uncertainty = float(index.uncertainty_m[slot])
-        # The asker may draw the region around its own geometry: on the asset's plane it is the same region.
-        told = geo_buffered(LocalPlane(report.point).project(query.geometry), area.reach + uncertainty)
+            continue  # a grant opened it: the asker sees it, there is nothing to probe
+        point = picture.reports[key].point
+        shape = LocalPlane(point).project(query.geometry)
         hit = d - uncertainty <= area.reach
         near = d - uncertainty <= area.reach + near_m
         who = (query.asker, asset.party, asset.id, asset.kind.value, asset.name)
-        found.append(Sighting(*who, report.point, at, hit, told, d, near, place))
+        found.append(Sighting(*who, point, at, hit, shape, area.reach + uncertainty, d, near, place))
     return found
 
 
@@ -152,7 +166,7 @@ class _Trail:
     first_at: datetime
     last_at: datetime
     consistent: BaseGeometry | None = None  # where the asset may be, given the hits and misses; None before a hit
-    excluded: BaseGeometry | None = None  # the misses before the first hit
+    misses: deque[Sighting] = field(default_factory=lambda: deque(maxlen=MAX_REMEMBERED))  # before the first hit
     hits: int = 0
     single_m: float = float("inf")  # the narrowest one answer placed the asset in
     closest_m: float = float("inf")
@@ -166,18 +180,22 @@ class _Trail:
         if s.near:
             self.recent.append((s.at, s.place))
         if s.hit:
+            told = s.told()
             self.hits += 1
-            self.single_m = min(self.single_m, _width(s.told))
+            self.single_m = min(self.single_m, _width(told))
             if self.consistent is None:
-                self.consistent = s.told if self.excluded is None else s.told.difference(self.excluded)
+                # The misses so far count from the first hit on: before it, they placed nothing.
+                excluded = [m.told() for m in self.misses if m.may_meet(s)]
+                self.consistent = told.difference(shapely.union_all(excluded)) if excluded else told
+                self.misses.clear()
             else:
-                self.consistent = self.consistent.intersection(s.told)
+                self.consistent = self.consistent.intersection(told)
             if self.consistent.is_empty:  # answers that contradict each other: the asset changed; start from this one
-                self.consistent = s.told
+                self.consistent = told
         elif self.consistent is None:
-            self.excluded = s.told if self.excluded is None else self.excluded.union(s.told)
-        else:
-            narrower = self.consistent.difference(s.told)
+            self.misses.append(s)
+        elif float(s.shape.distance(self.consistent)) <= s.reach_m:
+            narrower = self.consistent.difference(s.told())
             self.consistent = narrower if not narrower.is_empty else self.consistent
 
     def checks_since(self, start: datetime) -> int:
