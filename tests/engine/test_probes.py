@@ -1,0 +1,79 @@
+"""The probe watch on its own: sightings in, signs out (the service's part is in tests/api/test_probes.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from shapely.geometry import Point
+
+from deconfliction.engine.probes import ProbeWatch, Sighting
+from deconfliction.geo import LatLon
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+POST = LatLon(34.6, 71.1)
+REACH = 1500.0
+
+
+def seen(east: float, north: float, *, hit: bool, at_s: float = 0.0, point: LatLon = POST, near: bool = True) -> Sighting:
+    """bravo's fires check ``east``/``north`` metres from alfa's post, as the watch is given it."""
+    shape = Point(east, north)
+    distance = shape.distance(Point(0.0, 0.0))
+    place = (round(north), round(east), round(REACH))
+    at = T0 + timedelta(seconds=at_s)
+    return Sighting("bravo", "alfa", "post", "site", "Post", point, at, hit, shape, REACH, distance, near, place)
+
+
+def test_one_answer_alone_is_no_sign_however_close() -> None:
+    watch = ProbeWatch(alarm_m=2000.0, checks=20, window_s=3600)
+    assert watch.observe([seen(0.0, 0.0, hit=True)]) == []
+    assert watch.observe([seen(0.0, 0.0, hit=True, at_s=10)]) == [], "the same place again tells nothing new"
+
+
+def test_answers_that_meet_are_a_sign_told_again_each_time_the_circle_halves() -> None:
+    watch = ProbeWatch(alarm_m=2000.0, checks=20, window_s=3600)
+    assert watch.observe([seen(1200.0, 0.0, hit=True)]) == []
+    (first,) = watch.observe([seen(-1200.0, 0.0, hit=True, at_s=1)])
+    assert first.signs == ("narrowing",) and first.hits == 2 and first.narrowed_to_m is not None
+    assert first.narrowed_to_m < 2000.0 and first.closest_m == 1200.0
+    assert watch.observe([seen(0.0, 1000.0, hit=True, at_s=2)]) == [], "narrower, but not half as wide: told already"
+    (again,) = watch.observe([seen(0.0, -1450.0, hit=True, at_s=3)])
+    assert again.narrowed_to_m is not None and again.narrowed_to_m <= first.narrowed_to_m / 2 and again.hits == 4
+    assert [p.signs for p in watch.take_due()] == [("narrowing",), ("narrowing",)]
+    assert watch.take_due() == []
+
+
+def test_misses_before_the_first_hit_narrow_it() -> None:
+    """A sweep's misses count once something is found: the first hit's area less all the misses that cut it."""
+    watch = ProbeWatch(alarm_m=2000.0, checks=20, window_s=3600)
+    misses = [
+        seen(x, y, hit=False, at_s=i)
+        for i, (x, y) in enumerate([(1800.0, -1000.0), (-1800.0, -1000.0), (0.0, 800.0), (0.0, -3000.0)])
+    ]
+    assert watch.observe(misses) == []
+    (probe,) = watch.observe([seen(0.0, -1000.0, hit=True, at_s=5)])
+    assert probe.signs == ("narrowing",) and probe.hits == 1 and probe.narrowed_to_m is not None
+    assert probe.narrowed_to_m < 0.75 * 2 * REACH
+    alone = ProbeWatch(alarm_m=2000.0, checks=20, window_s=3600)
+    assert alone.observe([seen(0.0, -1000.0, hit=True, at_s=5)]) == [], "the same hit without the misses: no sign"
+
+
+def test_many_distinct_checks_near_are_a_sign_repeats_are_not() -> None:
+    watch = ProbeWatch(alarm_m=1.0, checks=5, window_s=3600)  # narrowing out of reach
+    assert watch.observe([seen(3000.0, 0.0, hit=False, at_s=i) for i in range(10)]) == [], "one place, ten times"
+    found = watch.observe([seen(3000.0, 100.0 * i, hit=False, at_s=20 + i) for i in range(1, 5)])
+    assert [(p.signs, p.checks) for p in found] == [(("clustering",), 5)]
+    far = [seen(9000.0, 100.0 * i, hit=False, at_s=40 + i, near=False) for i in range(10)]
+    assert watch.observe(far) == [], "checks that do not come near the post do not count"
+
+
+def test_checks_older_than_the_window_are_not_counted() -> None:
+    watch = ProbeWatch(alarm_m=1.0, checks=3, window_s=60)
+    assert watch.observe([seen(3000.0, 100.0 * i, hit=False, at_s=100.0 * i) for i in range(5)]) == []
+
+
+def test_a_unit_that_moved_starts_a_new_trail() -> None:
+    """What was learnt of where it was is old news: two hits at two positions place nothing."""
+    watch = ProbeWatch(alarm_m=2000.0, checks=20, window_s=3600)
+    assert watch.observe([seen(1200.0, 0.0, hit=True)]) == []
+    moved = LatLon(34.7, 71.2)
+    assert watch.observe([seen(-1200.0, 0.0, hit=True, at_s=60, point=moved)]) == []
