@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import random
 from datetime import UTC, datetime, timedelta
+from unittest.mock import patch
 
 import h3
 import numpy as np
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 from pyproj import Geod, Transformer
 from shapely.geometry import LineString, Point, box
 
+from deconfliction.engine import index
 from deconfliction.engine.index import LEVELS
 from deconfliction.engine.picture import Picture
 from deconfliction.engine.rules import check
@@ -78,6 +80,10 @@ def _world(seed: int, lat: float, lon: float, assets: int, zones: int) -> Pictur
     return picture
 
 
+SEARCHES = (-1, 1_000_000)
+"""Every index test runs both searches: the H3 levels (``SCAN_MAX`` -1) and the scan of small indexes."""
+
+
 def _brute_force(picture: Picture, query: CheckQuery, buffer_m: float) -> dict[str, float]:
     """Every asset and zone id with its excess over the buffer (metres; <= 0 means inside)."""
     centre = query.geometry.centroid
@@ -117,14 +123,16 @@ def test_index_finds_exactly_what_a_brute_force_scan_finds(
     geometry = Point(q_lon, q_lat) if area_half_m is None else _square(q_lat, q_lon, area_half_m)
     query = CheckQuery("p", kind, geometry, Window(NOW, NOW), radius_m if area_half_m is None else 0.0)
     buffer_m = DEFAULT_BUFFERS_M[kind]
-    result = check(picture, query, NOW, buffer_m)
-    found = {f.id for f in result.conflicts} | {g.asset.id for g in result.gaps if g.asset is not None}
     excess = _brute_force(picture, query, buffer_m)
     reach = buffer_m + query.radius_m
     must = {i for i, e in excess.items() if e <= 0}
     may = {i for i, e in excess.items() if e <= reach * MARGIN + 1.0}
-    assert must <= found, f"missed: { {i: round(excess[i], 1) for i in must - found} }"
-    assert found <= may, f"beyond the margin: { {i: round(excess[i], 1) for i in found - may} }"
+    for scan_max in SEARCHES:
+        with patch.object(index, "SCAN_MAX", scan_max):
+            result = check(picture, query, NOW, buffer_m)
+        found = {f.id for f in result.conflicts} | {g.asset.id for g in result.gaps if g.asset is not None}
+        assert must <= found, f"missed ({scan_max=}): { {i: round(excess[i], 1) for i in must - found} }"
+        assert found <= may, f"beyond the margin ({scan_max=}): { {i: round(excess[i], 1) for i in found - may} }"
 
 
 @pytest.mark.parametrize("level", LEVELS, ids=lambda lv: f"res{lv.resolution}")
@@ -158,9 +166,11 @@ def test_index_stays_exact_through_merges_moves_and_removals() -> None:
     for _ in range(40):
         q_lat, q_lon = _offset(lat, lon, rng.uniform(0, 15_000), rng.uniform(0, 360))
         query = CheckQuery("p", CheckKind.FIRES, Point(q_lon, q_lat), Window(NOW, NOW))
-        found = {f.id for f in check(picture, query, NOW, 1500.0).conflicts}
         excess = _brute_force(picture, query, 1500.0)
         must = {i for i, e in excess.items() if e <= 0}
         may = {i for i, e in excess.items() if e <= 1500.0 * MARGIN + 1.0}
-        assert must <= found and found <= may
-        assert not any(int(i[1:]) % 7 == 0 for i in found)  # withdrawn positions are gone
+        for scan_max in SEARCHES:
+            with patch.object(index, "SCAN_MAX", scan_max):
+                found = {f.id for f in check(picture, query, NOW, 1500.0).conflicts}
+            assert must <= found and found <= may, scan_max
+            assert not any(int(i[1:]) % 7 == 0 for i in found)  # withdrawn positions are gone

@@ -194,6 +194,8 @@ class PointIndex(Generic[K]):
 
     def near(self, geom: BaseGeometry, plane: LocalPlane, reach_m: float) -> np.ndarray:
         """Slots whose point may lie within ``reach_m`` (+ its uncertainty) of ``geom`` (lon/lat)."""
+        if len(self._slot) <= SCAN_MAX:
+            return self._scan(geom, reach_m)
         found = [np.fromiter(self._wide, dtype=np.int64, count=len(self._wide))]
         moved: list[np.ndarray] = []
         # A point, or an area small enough, is searched as a disk of cells around its
@@ -226,6 +228,26 @@ class PointIndex(Generic[K]):
             return np.unique(np.concatenate(found + moved))
         return np.concatenate(found)
 
+
+    def _scan(self, geom: BaseGeometry, reach_m: float) -> np.ndarray:
+        """:meth:`near` for a small index: every slot against one lon/lat box, in numpy.
+
+        Searching the H3 levels costs about 150 µs whatever the index holds; this costs a few
+        comparisons per slot, so it wins below ``SCAN_MAX`` slots. The box is widened by the
+        largest uncertainty held in the levels (positions beyond them are always returned).
+        """
+        n = len(self._keys)
+        held = self._level[:n] >= 0
+        widest = float(self.uncertainty_m[:n][held].max()) if held.any() else 0.0
+        west, south, east, north = degrees_envelope(geom.bounds, reach_m + widest)
+        lon, lat = self.lon[:n], self.lat[:n]
+        inside = held & (lon >= west) & (lon <= east) & (lat >= south) & (lat <= north)
+        wide = np.fromiter(self._wide, dtype=np.int64, count=len(self._wide))
+        return np.concatenate((np.flatnonzero(inside), wide))
+
+
+SCAN_MAX = 30_000
+"""Up to this many points, :meth:`PointIndex.near` scans them all (see ``_scan``); measured in benchmarks/README.md."""
 
 MERGE_MIN_MOVES = 1024
 """Moves kept aside before they are merged (at least; more in a large picture, 1/256 of it)."""
