@@ -606,3 +606,24 @@ def test_a_route_that_turns_back_on_itself_is_covered_along_all_its_length() -> 
         cells = psi.cover([psi.Place(route, 0.5)], resolution, 857.0)
         on = [route.interpolate(i / 200, normalized=True) for i in range(201)]
         assert all(cell(p.y, p.x, resolution) in cells for p in on)
+
+
+def test_each_session_is_recorded_with_its_sizes_only_for_the_two_sides(node: Node) -> None:
+    """Investigators can see who asked whom and when; the record holds the set sizes, never cells or keys."""
+    request = psi.Asker(activity_at(200.0)).request()
+    body = {"kind": "fires", "resolution": 9, "request": base64.b64encode(request).decode()}
+    answer = node.client.post("/v1/psi/sessions", json=body, headers={"Authorization": f"Bearer {node.bravo}"}).json()
+    (entry,) = node.service.store.events(answer["record"] - 1, 1)
+    assert (entry.type, entry.party) == ("psi.answered", "bravo")
+    sizes = {k: entry.data[k] for k in ("asker", "owner", "session", "kind", "asker_cells")}
+    assert sizes == {"asker": "bravo", "owner": "alfa", "session": answer["session"], "kind": "fires", "asker_cells": 64}
+    assert set(entry.data) == {*sizes, "owner_cells"} and entry.data["owner_cells"] >= psi.PAD_MINIMUM
+    node.service.create_party(ROOT, {"id": "charlie", "name": "Charlie"})
+    charlie = node.service.create_token(ROOT, "charlie", "viewer")
+
+    def entries(token: str) -> str:
+        span = {"start": answer["record"] - 1, "end": answer["record"]}
+        return node.client.get("/v1/ledger/entries", params=span, headers={"Authorization": f"Bearer {token}"}).text
+
+    assert '"owner_cells"' in entries(node.bravo)  # the asker reads its own session's record
+    assert '"owner_cells"' not in entries(charlie) and "psi.answered" in entries(charlie)  # others: that it took place

@@ -20,6 +20,7 @@ from deconfliction import __version__
 from deconfliction.api.psi import router as psi_router
 from deconfliction.api.routes import check_fast, router
 from deconfliction.api.stream import router as stream_router
+from deconfliction.console import mount_console
 from deconfliction.errors import DeconflictionError, RetryLater
 from deconfliction.service import Service
 
@@ -68,6 +69,7 @@ def create_app(service: Service) -> FastAPI:
     app.include_router(router)
     app.include_router(stream_router)
     app.include_router(psi_router)
+    mount_console(app)
     # The hot route, served first; the FastAPI route of the same path documents it.
     app.router.routes.insert(0, Route("/v1/checks", check_fast, methods=["POST"]))
 

@@ -743,6 +743,15 @@ class Service:
         self._watch(seen)
         return answer
 
+    async def record_private_check(self, asker: str, owner: str | None, session: Mapping[str, Any]) -> int:
+        """Record that this node answered ``asker``'s private cross-check: who, when, what kind, the set sizes.
+
+        Never the cells or the keys: only what both sides learnt anyway. Sealed for the
+        asker and the owner party (and the centre): others see that a session took place.
+        """
+        data = {"asker": asker, "owner": owner, **session}
+        return (await self.store.append_grouped_async([Event("psi.answered", self.clock.now(), asker, data)]))[0]
+
     def _watch(self, seen: Sequence[Sighting]) -> None:
         """Note what an answer told its asker about hidden assets; owners hear of probing at the next tick.
 

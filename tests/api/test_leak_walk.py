@@ -354,6 +354,7 @@ QUERY_VALUES: dict[str, Values] = {
     "cursor": lambda c: [0],
     "limit": lambda c: [200],
     "asker": lambda c: ["bravo", "alfa"],
+    "ids": lambda c: ["872093028ffffff", "not-a-cell"],  # the H3 cell of bravo's scout (34.45, 70.85), and nonsense
 }
 UNFILLED = {
     "last-event-id": "the SSE reconnection header names the same start as ?cursor=, which the walk gives",

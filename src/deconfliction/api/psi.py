@@ -256,6 +256,7 @@ class SessionIn(BaseModel):
 
 class SessionOut(BaseModel):
     session: str = Field(description="An id for both sides' logs; the key behind it is gone already.")
+    record: int = Field(description="The owner node's record entry for the session: sizes only, sealed for both sides.")
     owner: str | None
     kind: str
     buffer_m: float
@@ -320,9 +321,12 @@ async def session(data: SessionIn, node: Node, svc: Svc, who: Who) -> Any:
         reply.owner_cells,
         time.perf_counter() - started,
     )
+    owner = node.settings.party if node.settings.places is None else None
+    sizes = {"session": session_id, "kind": kind.value, "asker_cells": reply.asker_cells, "owner_cells": reply.owner_cells}
     return {
         "session": session_id,
-        "owner": node.settings.party if node.settings.places is None else None,
+        "record": await svc.record_private_check(asker, owner, sizes),
+        "owner": owner,
         "kind": kind.value,
         "buffer_m": svc.settings.buffer_m(kind),
         "resolution": node.settings.resolution,

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 
+from deconfliction.api.cells import MAX_CELLS, cells_geojson
 from deconfliction.api.schemas import (
     ActivationIn,
     ActivityIn,
@@ -231,6 +232,16 @@ def readback(svc: Svc, who: Who, position: Annotated[str, Query(examples=["42S X
     """Read a position in any notation back in canonical form, storing nothing."""
     del who
     return svc.read_position(position)
+
+
+@router.get("/cells", tags=["picture"])
+def cells(
+    who: Who,
+    ids: Annotated[str, Query(description=f"H3 cell ids, comma-separated (at most {MAX_CELLS}).", examples=["87209306dffffff"])],
+) -> Json:
+    """The outlines of H3 cells (as coarse assets carry them) as GeoJSON polygons; pure arithmetic, reads nothing stored."""
+    del who
+    return cells_geojson(ids)
 
 
 @router.get("/picture", tags=["picture"])

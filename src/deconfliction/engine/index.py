@@ -228,7 +228,6 @@ class PointIndex(Generic[K]):
             return np.unique(np.concatenate(found + moved))
         return np.concatenate(found)
 
-
     def _scan(self, geom: BaseGeometry, reach_m: float) -> np.ndarray:
         """:meth:`near` for a small index: every slot against one lon/lat box, in numpy.
 

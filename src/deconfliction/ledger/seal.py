@@ -112,6 +112,7 @@ RULES: dict[str, Rule] = {
     "grant.given": lambda d, party: [((*_named(d.get("party")), *_named(d.get("grantee"))), ["grantee", "what", "level"])],
     "grant.withdrawn": lambda d, party: [((*_named(d.get("party")), *_named(d.get("grantee"))), ["grantee", "what"])],
     "check.asked": _check,
+    "psi.answered": lambda d, party: [((*_named(d.get("asker")), *_named(d.get("owner"))), [k for k in d if k != "asker"])],
     "probe.suspected": lambda d, party: [(_named(d.get("party")), [k for k in d if k != "party"])],
     "conflict.detected": _conflict,
 }

@@ -18,7 +18,7 @@ from deconfliction.ledger.seal import Sealed, canonical_json, entry_bytes, seal,
 from deconfliction.model import Event
 
 # Events that change nothing in the picture; the log keeps them, start-up skips them.
-RECORD_ONLY = ("check.asked", "conflict.detected", "activity.outside_notified_volume")
+RECORD_ONLY = ("check.asked", "conflict.detected", "activity.outside_notified_volume", "psi.answered")
 # Of these, only the newest per subject matters for the current picture.
 SUPERSEDED = "report.accepted"
 
