@@ -45,6 +45,7 @@ class Server:
     log: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    settings: dict[str, str] = field(default_factory=dict)  # DECONFLICT_* variables for this server
 
     @property
     def url(self) -> str:
@@ -56,7 +57,7 @@ class Server:
                 [str(DECONFLICT), "serve", "--db", str(self.db), "--port", str(self.port)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=clean_env(),
+                env={**clean_env(), **self.settings},
             )
         deadline = time.monotonic() + TIMEOUT_S
         while time.monotonic() < deadline:
