@@ -425,6 +425,18 @@ def look(
 
 
 @app.command()
+def probes(
+    asker: Annotated[str | None, typer.Option(help="Only this asking party's.")] = None,
+    db: Db = None,
+    server: Server = None,
+    token: Token = None,
+    as_party: As = None,
+) -> None:
+    """Print the signs that another party is mapping the party's hidden assets, newest first (docs/need-to-know.md)."""
+    _run(db, server, token, as_party, lambda c: c.probes(asker))
+
+
+@app.command()
 def events(
     cursor: Annotated[
         int | None, typer.Option(help="Go on after this sequence number; default: from now (--server), from the start (--db).")

@@ -38,6 +38,7 @@ class Client(Protocol):
     def complete(self, proposer: str, activity_id: str) -> dict[str, Any]: ...
     def cancel(self, proposer: str, activity_id: str, body: dict[str, Any]) -> dict[str, Any]: ...
     def events(self, cursor: int | None, limit: int | None) -> Iterator[dict[str, Any]]: ...
+    def probes(self, asker: str | None) -> list[dict[str, Any]]: ...
 
 
 EVENT_PAGE = 500
@@ -136,6 +137,9 @@ class HttpClient:
     def activities(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/activities"))
 
+    def probes(self, asker: str | None) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/probes", params={} if asker is None else {"asker": asker}))
+
     def own_activity(self, activity_id: str) -> str:
         """The caller's party, as the proposer of its activity ``activity_id`` (the server says whose the token is)."""
         party = self._call("GET", "/whoami")["party"]
@@ -232,6 +236,9 @@ class LocalClient:
 
     def activities(self) -> list[dict[str, Any]]:
         return self.service.activities(self.caller)
+
+    def probes(self, asker: str | None) -> list[dict[str, Any]]:
+        return self.service.probes_seen(self.caller, asker)
 
     def own_activity(self, activity_id: str) -> str:
         """The caller's party, as the proposer of its activity ``activity_id``."""

@@ -9,6 +9,7 @@ reach cuts the candidates in half. Its own candidates say how well it has placed
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,9 @@ from typing import Any
 import numpy as np
 import pytest
 import shapely
+from typer.testing import CliRunner
 
+from deconfliction.cli import app as cli_app
 from deconfliction.clock import ManualClock
 from deconfliction.geo import LatLon, LocalPlane
 from deconfliction.model import Role
@@ -244,3 +247,19 @@ def test_proposals_tell_as_much_as_checks_and_are_watched_and_budgeted_alike(api
     for _ in range(57):  # proposals and checks spend one budget: 3 + 57 = 60
         api.check("bravo", position="34.5, 70.9", kind="ground")
     refusal(api.post("/v1/activities", "bravo", json=body), 429, "rate_limited")
+
+
+def test_the_owner_reads_its_probes_from_the_command_line(api: Api) -> None:
+    """``deconflict probes --as alfa`` prints what GET /v1/probes gives alfa; bravo, the asker, gets nothing."""
+    api.asset("alfa", "post", disclosure="hidden", position=where(POST))
+    plane = LocalPlane(POST)
+    for east_m, north_m in ((450.0, 1100.0), (-300.0, -1150.0), (1180.0, 200.0)):
+        lon, lat = plane.unproject(shapely.Point(east_m, north_m)).coords[0]
+        api.check("bravo", position=f"{lat:.6f}, {lon:.6f}", kind="fires")
+    api.service.tick()
+    runner = CliRunner()
+    told = runner.invoke(cli_app, ["probes", "--db", str(api.db), "--as", "alfa"])
+    assert told.exit_code == 0, told.stderr
+    assert json.loads(told.stdout) == api.ok("GET", "/v1/probes", "alfa", 200) != []
+    asked = runner.invoke(cli_app, ["probes", "--db", str(api.db), "--as", "bravo", "--asker", "bravo"])
+    assert (asked.exit_code, json.loads(asked.stdout)) == (0, [])
