@@ -207,8 +207,8 @@ class Service:
         self._key: Ed25519PrivateKey | None = None
         self._heads_lock = threading.Lock()
         self._last_head: dict[str, Any] | None = None
-        self.budget = Budget(self.settings.check_rate_per_min / 60.0, self.settings.check_burst, "checks", self.clock)
         s = self.settings
+        self.budget = Budget(s.check_rate_per_min / 60.0, s.check_burst, "checks", self.clock)  # checks and proposals
         self.probes = ProbeWatch(s.probe_alarm_m, s.probe_checks, s.probe_window_s)
         # Start-up rebuilds the picture without noting changes: a picture key issued
         # before the restart cannot be honoured (superseded reports are not replayed).
@@ -846,7 +846,7 @@ class Service:
         past = self._as_of(when)
         if caller.party not in past.picture.parties:
             raise NotFound(f"party {caller.party} did not take part yet at {when.isoformat()}", field="as_of")
-        self.budget.take(str(caller.party))
+        self.budget.take(str(caller.party))  # here: the past's own service has a budget of its own, unspent
         answer, events, seen = past._answer(caller, {k: v for k, v in body.items() if k not in ("as_of", "activity")})
         answer.pop("picture_key")  # a key of the past proves nothing about the present
         answer["as_of"] = when.isoformat()
