@@ -1,13 +1,15 @@
-"""Shared fixtures: paths to the scenario files, and a store of each kind."""
+"""Shared fixtures: paths to the scenario files, and a store of each kind (PostgreSQL on a throwaway server)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from deconfliction.stores import MemoryStore, SQLiteStore, Store
+from deconfliction.bench.servers import PG_BIN, PostgisServer
+from deconfliction.stores import MemoryStore, SQLiteStore, Store, open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_SCENARIOS = ROOT.parent / "shared" / "scenarios"
@@ -21,9 +23,30 @@ def scenario_files() -> list[Path]:
     return shared + sorted(OWN_SCENARIOS.glob("*.yaml"))
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgisServer]:
+    """PostgreSQL 15 with PostGIS from Debian's packages, on loopback, for the whole session (.ci/run installs it)."""
+    if not (PG_BIN / "initdb").exists():
+        pytest.fail(f"PostgreSQL 15 is not installed ({PG_BIN}): apt-get install postgresql postgresql-15-postgis-3")
+    with PostgisServer(settings={"shared_buffers": "32MB", "max_wal_size": "256MB"}) as server:
+        yield server
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgisServer) -> str:
+    """A fresh database on the session's server, as a ``--db`` URL."""
+    return postgres.create_database(f"test_{next(_databases)}")
+
+
+@pytest.fixture(params=["sqlite", "memory", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """One fixture over every store implementation, so each behaviour is proven on each."""
-    made: Store = SQLiteStore(tmp_path / "store.db") if request.param == "sqlite" else MemoryStore()
+    if request.param == "postgres":
+        made = open_store(request.getfixturevalue("postgres_url"))
+    else:
+        made = SQLiteStore(tmp_path / "store.db") if request.param == "sqlite" else MemoryStore()
     yield made
     made.close()

@@ -69,7 +69,7 @@ def create_app(service: Service) -> FastAPI:
     app.include_router(router)
     app.include_router(stream_router)
     app.include_router(psi_router)
-    mount_console(app)
+    mount_console(app, service.settings.console_tiles_url)
     # The hot route, served first; the FastAPI route of the same path documents it.
     app.router.routes.insert(0, Route("/v1/checks", check_fast, methods=["POST"]))
 

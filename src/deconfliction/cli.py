@@ -10,6 +10,7 @@ import json
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -28,7 +29,7 @@ from deconfliction.model import activity_ref, check_time
 from deconfliction.report import build_report, entries
 from deconfliction.service import ROOT, SWITCH_INTERVAL_S, Service
 from deconfliction.settings import Settings, settings_table
-from deconfliction.stores import open_store
+from deconfliction.stores import display_name, open_store
 
 app = typer.Typer(help="deconflict: check every activity against every party's picture.", no_args_is_help=True)
 party_app = typer.Typer(help="Parties (admin).", no_args_is_help=True)
@@ -41,7 +42,7 @@ app.add_typer(activity_app, name="activity")
 app.add_typer(ledger_app, name="ledger")
 err = Console(stderr=True, soft_wrap=True)
 
-Db = Annotated[Path | None, typer.Option("--db", help="Store path (SQLite file), opened in this process.")]
+Db = Annotated[str | None, typer.Option("--db", help="Store: a SQLite file path or a postgresql:// URL, opened in this process.")]
 Server = Annotated[str | None, typer.Option("--server", envvar="DECONFLICT_SERVER", help="URL of a running server.")]
 Token = Annotated[str | None, typer.Option("--token", envvar="DECONFLICT_TOKEN", help="Bearer token for --server.")]
 As = Annotated[str | None, typer.Option("--as", help="With --db: act as a liaison of this party.")]
@@ -80,21 +81,26 @@ def _read_json(path: Path) -> Any:
         raise typer.Exit(2) from exc
 
 
-def _run(db: Path | None, server: str | None, token: str | None, party: str | None, call: Callable[[Client], Any]) -> None:
+def _run(db: str | None, server: str | None, token: str | None, party: str | None, call: Callable[[Client], Any]) -> None:
     """Print what ``call`` answers from the chosen client, or the refusal (exit 2)."""
     try:
-        _print(call(_client(db, server, token, party)))
+        with _client(db, server, token, party) as client:
+            _print(call(client))
     except DeconflictionError as exc:
         _fail(exc)
 
 
-def _client(db: Path | None, server: str | None, token: str | None, party: str | None) -> Client:
+@contextmanager
+def _client(db: str | None, server: str | None, token: str | None, party: str | None) -> Iterator[Client]:
+    """The client ``--db`` or ``--server`` names, closed (its store, its connections) when the block ends."""
     if (db is None) == (server is None):
         err.print("give either --db PATH (a store on this machine) or --server URL --token TOKEN")
         raise typer.Exit(2)
-    if server is not None:
-        return HttpClient(server, token)
-    assert db is not None
+    with closing(HttpClient(server, token) if server is not None else _local(str(db), party)) as client:
+        yield client
+
+
+def _local(db: str, party: str | None) -> LocalClient:
     return LocalClient(Service(open_store(db), settings=Settings.from_env()), party)
 
 
@@ -102,17 +108,20 @@ SHUTDOWN_GRACE_S = 5
 
 
 @app.command()
-def init(db: Annotated[Path, typer.Option("--db", help="Where to create the store.")]) -> None:
+def init(
+    db: Annotated[str, typer.Option("--db", help="Where to create the store: a SQLite file path or a postgresql:// URL.")],
+) -> None:
     """Create a store and print {"admin_token": ...} as JSON."""
     try:
-        store = open_store(db)
-        if store.events(limit=1):
-            err.print(
-                f"{db} is initialised already; make another admin token with: deconflict token create --db {db} --role admin"
-            )
-            raise typer.Exit(2)
-        token = Service(store).create_token(ROOT, None, "admin")
-        store.signing_key()  # the node's key that signs tree heads, beside the store
+        with closing(open_store(db)) as store:
+            if store.events(limit=1):
+                err.print(
+                    f"{display_name(db)} is initialised already; make another admin token with: "
+                    f"deconflict token create --db {display_name(db)} --role admin"
+                )
+                raise typer.Exit(2)
+            token = Service(store).create_token(ROOT, None, "admin")
+            store.signing_key()  # the node's key that signs tree heads, beside the store (in it, on PostgreSQL)
     except DeconflictionError as exc:
         _fail(exc)
     _print({"admin_token": token})
@@ -143,7 +152,7 @@ def _settings(**flags: Any) -> Settings:
 
 @app.command()
 def serve(
-    db: Annotated[Path, typer.Option("--db", help="Store path (SQLite file).")] = Path("deconfliction.db"),
+    db: Annotated[str, typer.Option("--db", help="Store: a SQLite file path or a postgresql:// URL.")] = "deconfliction.db",
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
@@ -152,13 +161,13 @@ def serve(
         service = Service(open_store(db), settings=_settings())
     except DeconflictionError as exc:
         _fail(exc)
-    err.print(f"deconfliction on http://{host}:{port}  (API docs at /docs), store {db}")
+    err.print(f"deconfliction on http://{host}:{port}  (API docs at /docs), store {display_name(db)}")
     _serve(service, host, port)
 
 
 @app.command()
 def demo(
-    db: Annotated[Path | None, typer.Option("--db", help="Store path; default a fresh file in a temporary folder.")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Store; default a fresh SQLite file in a temporary folder.")] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Load the demo picture, print the tokens, do not serve.")] = False,
@@ -166,19 +175,19 @@ def demo(
     """Load the demo border picture into a fresh store, print the URL and a token per party, and serve."""
     from deconfliction.demo import load_demo
 
-    path = db or Path(tempfile.mkdtemp(prefix="deconfliction-demo-")) / "demo.db"
+    path = db or str(Path(tempfile.mkdtemp(prefix="deconfliction-demo-")) / "demo.db")
     try:
         store = open_store(path)
         if store.events(limit=1):
-            err.print(f"{path} is not empty; the demo needs a fresh store")
+            err.print(f"{display_name(path)} is not empty; the demo needs a fresh store")
             raise typer.Exit(2)
         service = Service(store, settings=_settings())
         tokens = load_demo(service)
     except DeconflictionError as exc:
         _fail(exc)
     url = f"http://{host}:{port}"
-    _print({"url": url, "db": str(path), "tokens": tokens})
-    err.print(f"demo picture loaded into {path}; the API at {url} (docs at {url}/docs)")
+    _print({"url": url, "db": display_name(path), "tokens": tokens})
+    err.print(f"demo picture loaded into {display_name(path)}; the API at {url} (docs at {url}/docs)")
     for who, made in tokens.items():
         err.print(f"  {who:8} token: {made}", highlight=False)
     if not no_serve:
@@ -195,7 +204,8 @@ def party_create(
 ) -> None:
     """Create a party."""
     try:
-        _print(_client(db, server, token, None).create_party({"id": party_id, "name": name}))
+        with _client(db, server, token, None) as client:
+            _print(client.create_party({"id": party_id, "name": name}))
     except DeconflictionError as exc:
         _fail(exc)
 
@@ -204,7 +214,8 @@ def party_create(
 def party_list(db: Db = None, server: Server = None, token: Token = None) -> None:
     """List the parties."""
     try:
-        _print(_client(db, server, token, None).parties())
+        with _client(db, server, token, None) as client:
+            _print(client.parties())
     except DeconflictionError as exc:
         _fail(exc)
 
@@ -219,14 +230,14 @@ def token_create(
 ) -> None:
     """Create a token and print {"token": ...}. It is shown once; the store keeps only its hash."""
     try:
-        client = _client(db, server, token, None)
-        if party is None:
-            if not isinstance(client, LocalClient):
-                err.print("a token of the centre (no party) can only be made with --db")
-                raise typer.Exit(2)
-            made = client.service.create_token(ROOT, None, role)
-        else:
-            made = client.create_token(party, role)
+        with _client(db, server, token, None) as client:
+            if party is None:
+                if not isinstance(client, LocalClient):
+                    err.print("a token of the centre (no party) can only be made with --db")
+                    raise typer.Exit(2)
+                made = client.service.create_token(ROOT, None, role)
+            else:
+                made = client.create_token(party, role)
     except DeconflictionError as exc:
         _fail(exc)
     _print({"token": made, "party": party, "role": role})
@@ -258,7 +269,8 @@ def check(
     if area is not None:
         body["area"] = _read_json(area)
     try:
-        answer = _client(db, server, token, as_party).check(body)
+        with _client(db, server, token, as_party) as client:
+            answer = client.check(body)
     except DeconflictionError as exc:
         _fail(exc)
     _print(answer)
@@ -279,8 +291,9 @@ def import_(
 
     collection = _read_json(file)
     try:
-        for line in import_features(_client(db, server, token, as_party), collection):
-            _print(line)
+        with _client(db, server, token, as_party) as client:
+            for line in import_features(client, collection):
+                _print(line)
     except DeconflictionError as exc:
         _fail(exc)
 
@@ -449,12 +462,13 @@ def events(
 ) -> None:
     """Print the events the party may see, one JSON object a line. With --server it follows live until interrupted."""
     try:
-        for event in _client(db, server, token, as_party).events(cursor, limit):
-            if event.get("type") == "stream.opened":
-                # On stderr: stdout holds only events, the same with --db and --server.
-                err.print(f"following events after {event['data']['cursor']}", markup=False)
-            else:
-                _print(event)
+        with _client(db, server, token, as_party) as client:
+            for event in client.events(cursor, limit):
+                if event.get("type") == "stream.opened":
+                    # On stderr: stdout holds only events, the same with --db and --server.
+                    err.print(f"following events after {event['data']['cursor']}", markup=False)
+                else:
+                    _print(event)
     except DeconflictionError as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -465,7 +479,7 @@ def events(
 def replay(
     files: Annotated[list[Path], typer.Argument(help="Scenario files (YAML).")],
     db: Annotated[
-        Path | None, typer.Option("--db", help="Store to play into; default a fresh temporary file per scenario.")
+        str | None, typer.Option("--db", help="Store to play into; default a fresh temporary file per scenario.")
     ] = None,
 ) -> None:
     """Play scenario files against a fresh store; one JSON line per step. Exit 1 if an expectation fails."""
@@ -522,8 +536,8 @@ def bench(
 def readback(position: Annotated[str, typer.Argument(help="A position in any notation.")], db: Db = None) -> None:
     """Read a position back in canonical form (lat/lon, MGRS, and the border if --db has territories)."""
     try:
-        service = Service(open_store(db) if db else open_store(":memory:"))
-        _print(service.read_position(position))
+        with closing(open_store(db or ":memory:")) as store:
+            _print(Service(store).read_position(position))
     except DeconflictionError as exc:
         _fail(exc)
 
@@ -569,9 +583,9 @@ def report(
         geometry = parse_geojson(_read_json(area), "area", ("Polygon", "MultiPolygon"))
         first, last = check_time(start, "from"), check_time(end, "to")
         instants = [check_time(t, "at") for t in at] if at else [last]
-        client = _client(db, server, token, as_party)
-        assert isinstance(client, HttpClient | LocalClient)
-        page = build_report(client, geometry, first, last, instants)
+        with _client(db, server, token, as_party) as client:
+            assert isinstance(client, HttpClient | LocalClient)
+            page = build_report(client, geometry, first, last, instants)
         out.write_text(page, encoding="utf-8")
     except DeconflictionError as exc:
         _fail(exc)
@@ -610,11 +624,11 @@ def ledger_verify(
             verdict = verify_record(_served_entries(client), client.ledger_heads(), key, proof)
         else:
             assert db is not None
-            if not db.exists():  # a verifier reads what is there; it makes no store and no key
+            if "://" not in db and not Path(db).exists():  # a verifier reads what is there; it makes no store and no key
                 raise StoreError(f"there is no store at {db}")
-            store = open_store(db)
-            key = public_key or public_key_hex(store.signing_key(create=False))
-            verdict = verify_record(stored_entries(store), store.heads(), key)
+            with closing(open_store(db)) as store:
+                key = public_key or public_key_hex(store.signing_key(create=False))
+                verdict = verify_record(stored_entries(store), store.heads(), key)
     except DeconflictionError as exc:
         _fail(exc)
     _print({"ok": verdict.ok, "entries": verdict.entries, "heads": verdict.heads, "problems": verdict.problems})

@@ -39,6 +39,7 @@ class Client(Protocol):
     def cancel(self, proposer: str, activity_id: str, body: dict[str, Any]) -> dict[str, Any]: ...
     def events(self, cursor: int | None, limit: int | None) -> Iterator[dict[str, Any]]: ...
     def probes(self, asker: str | None) -> list[dict[str, Any]]: ...
+    def close(self) -> None: ...
 
 
 EVENT_PAGE = 500
@@ -203,6 +204,9 @@ class LocalClient:
     def __init__(self, service: Service, party: str | None) -> None:
         self.service = service
         self.caller = Caller(party, Role.LIAISON) if party else ROOT
+
+    def close(self) -> None:
+        self.service.store.close()
 
     def create_party(self, body: dict[str, Any]) -> dict[str, Any]:
         return self.service.create_party(ROOT, body)

@@ -66,6 +66,13 @@ class Settings:
     tick_s: float = field(
         default=1.0, metadata=_meta("How often the server looks for deadlines passed, windows ended and AORs lapsed, seconds.")
     )
+    console_tiles_url: str = field(
+        default="",
+        metadata=_meta(
+            "A tile server for the console's map, as a Leaflet URL template (https://tiles.example.org/{z}/{x}/{y}.png); "
+            "empty: no tiles, nothing loaded from another host."
+        ),
+    )
 
     def buffer_m(self, kind: CheckKind) -> float:
         return float(getattr(self, f"buffer_{kind.value}_m"))

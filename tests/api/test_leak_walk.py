@@ -355,6 +355,7 @@ QUERY_VALUES: dict[str, Values] = {
     "limit": lambda c: [200],
     "asker": lambda c: ["bravo", "alfa"],
     "ids": lambda c: ["872093028ffffff", "not-a-cell"],  # the H3 cell of bravo's scout (34.45, 70.85), and nonsense
+    "spacing_m": lambda c: [1000, 10000],  # GET /v1/grid: arithmetic on the box, like /v1/cells
 }
 UNFILLED = {
     "last-event-id": "the SSE reconnection header names the same start as ?cursor=, which the walk gives",

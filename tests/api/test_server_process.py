@@ -46,6 +46,7 @@ class Server:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     settings: dict[str, str] = field(default_factory=dict)  # DECONFLICT_* variables for this server
+    db_url: str | None = None  # a postgresql:// store instead of the file ``db``
 
     @property
     def url(self) -> str:
@@ -54,7 +55,7 @@ class Server:
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(DECONFLICT), "serve", "--db", str(self.db), "--port", str(self.port)],
+                [str(DECONFLICT), "serve", "--db", self.db_url or str(self.db), "--port", str(self.port)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**clean_env(), **self.settings},

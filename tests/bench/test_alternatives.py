@@ -30,11 +30,9 @@ pytest.importorskip("psycopg")
 pytest.importorskip("redis")
 
 from deconfliction.bench.alternatives import (
-    PG_BIN,
     Answer,
     CheckPath,
     PostgisPath,
-    PostgisServer,
     RedisPath,
     RedisServer,
     agreement,
@@ -42,6 +40,7 @@ from deconfliction.bench.alternatives import (
     make_answer,
     ours_answer,
 )
+from deconfliction.bench.servers import PG_BIN, PostgisServer
 from deconfliction.bench.theatre import Theatre, make_theatre
 from deconfliction.engine.rules import check
 from deconfliction.geo import LatLon

@@ -20,7 +20,7 @@ from playwright.sync_api import expect
 
 from tests.console.conftest import ROOT, Served
 
-LOADED = "body[data-loaded-assets][data-loaded-aors][data-loaded-zones][data-loaded-territories]"
+LOADED = "body[data-loaded-assets][data-loaded-aors][data-loaded-zones][data-loaded-territories][data-loaded-activities]"
 # Selectors, not script: the page's Content-Security-Policy forbids evaluating strings, the tests' too.
 
 
@@ -176,6 +176,8 @@ def test_the_page_asks_nothing_of_any_host_but_the_service(page: Any, served: Se
     elsewhere = [url for url in page.requests if not url.startswith(served.url + "/")]
     assert elsewhere == []
     assert any("/console/leaflet/leaflet.js" in url for url in page.requests)
+    # No tile server is set: no tile layer at all.
+    assert page.locator(".leaflet-tile").count() == 0 and page.locator("body").get_attribute("data-tiles") is None
 
 
 def test_an_aor_that_lapses_stands_out_without_reloading(page: Any, served: Served) -> None:
@@ -188,10 +190,20 @@ def test_an_aor_that_lapses_stands_out_without_reloading(page: Any, served: Serv
         assert client.post("/v1/aors/clinic-area/confirm").status_code == 200
     aor = on_map(page, "aor", id="clinic-area")
     expect(aor).to_have_attribute("data-status", re.compile("fresh|ageing"))
+    expect(page.locator('#aor-freshness [data-id="clinic-area"] .fresh-text')).to_contain_text(re.compile(r"\d s left|LAPSED"))
     # The promise runs out after 4 s; the server's tick says so on the stream, and the page shows it.
     expect(aor).to_have_attribute("data-status", "lapsed", timeout=10_000)
     expect(page.locator('#list-aors [data-id="clinic-area"]')).to_contain_text("⚠ LAPSED")
     expect(page.locator(".aor-tip-lapsed")).to_contain_text("relief/clinic-area: ⚠ LAPSED")
+    # The freshness panel: an empty bar, and the same in words, counting on.
+    bar = page.locator('#aor-freshness [data-id="clinic-area"]')
+    expect(bar).to_have_attribute("data-status", "lapsed")
+    expect(bar.locator(".fresh-text")).to_have_text(re.compile(r"⚠ LAPSED \d+ s ago"))
+    assert bar.locator('[role="meter"]').get_attribute("aria-valuenow") == "0"
+    expect(page.locator('#aor-freshness [data-id="bravo-east"] .fresh-text')).to_have_text(
+        re.compile(r"● fresh, 1[12] h \d+ min left")
+    )
+    assert page.locator('#timeline-svg [data-kind="lapse"]').count() == 1
     shot(page, served, "aor-lapsed")
 
 
@@ -255,3 +267,121 @@ def test_the_controls_have_labels_and_work_from_the_keyboard(page: Any, served: 
     page.keyboard.press("Enter")  # the Check button
     expect(page.locator("#check-status")).to_have_attribute("data-status", re.compile("conflict|unknown|clear"))
     assert "34.55, 70.9666667" in page.locator("#check-readback").inner_text()
+
+
+def alfa_proposes(served: Served, activity_id: str, position: str = "34.6000, 71.0050") -> dict[str, Any]:
+    """alfa proposes a fire mission next to the border through the HTTP API: a look for the key, then the proposal."""
+    alfa = {"Authorization": f"Bearer {served.tokens['alfa']}"}
+    now = datetime.now(UTC)
+    window = {"start": now.isoformat(), "end": (now + timedelta(hours=1)).isoformat()}
+    with httpx.Client(base_url=served.url, headers=alfa, timeout=10) as client:
+        key = client.get("/v1/picture?area=70.9,34.5,71.1,34.7&kind=fires").json()["picture_key"]
+        made = client.post(
+            "/v1/activities",
+            json={"id": activity_id, "kind": "fires", "purpose": "fire mission on a vehicle park", "key": key,
+                  "volumes": [{"position": position, "radius_m": 100, "window": window}]},
+        )  # fmt: skip
+    assert made.status_code == 201, made.text
+    activity: dict[str, Any] = made.json()
+    return activity
+
+
+def test_an_activity_proposed_by_alfa_appears_live_and_bravo_acknowledges_it(page: Any, served: Served) -> None:
+    sign_in(page, served)
+    made = alfa_proposes(served, "strike-ack")
+    assert made["state"] == "proposed" and made["affected"] == ["bravo"], made
+    item = page.locator('#list-activities [data-party="alfa"][data-id="strike-ack"]')
+    expect(item).to_have_attribute("data-state", "proposed")
+    text = item.inner_text()
+    assert "◷ proposed" in text and "alfa/strike-ack" in text and "fires" in text
+    assert "fire mission on a vehicle park" in text and "Alfa Army (alfa)" in text and "bravo: waiting" in text
+    countdown = item.locator(".countdown")
+    expect(countdown).to_contain_text(re.compile(r"Answers due in 9 min \d+ s"))
+    first = countdown.inner_text()
+    expect(countdown).not_to_have_text(first, timeout=3_000)  # it counts down by itself
+    assert on_map(page, "activity", id="strike-ack", state="proposed").count() == 1
+    # On the timeline: the proposal, as an activity step.
+    assert page.locator('#timeline-svg [data-kind="activity"]').count() >= 1
+    shot(page, served, "activity-proposed")
+    item.get_by_role("button", name="Acknowledge").click()
+    expect(item.locator(".answer-result")).to_contain_text("You acknowledged: the activity is now cleared.")
+    expect(item).to_have_attribute("data-state", "cleared")
+    expect(item.locator(".activity-state")).to_have_text("✔ cleared")
+    assert item.locator(".countdown").inner_text() == ""  # nothing to wait for any more
+    expect(item.get_by_role("button", name="Acknowledge")).to_have_count(0)  # done; objecting is still open
+    assert item.get_by_role("button", name="Object").count() == 1
+    expect(on_map(page, "activity", id="strike-ack")).to_have_attribute("data-state", "cleared")
+    shot(page, served, "activity-cleared")
+
+
+def test_an_objection_needs_a_reason_and_a_refusal_is_shown(page: Any, served: Served) -> None:
+    sign_in(page, served)
+    alfa_proposes(served, "strike-obj", position="34.6100, 71.0050")
+    item = page.locator('#list-activities [data-party="alfa"][data-id="strike-obj"]')
+    expect(item).to_have_attribute("data-state", "proposed")
+    item.get_by_role("button", name="Object").click()
+    expect(item.locator(".answer-result")).to_contain_text("Give a reason to object.")
+    assert item.get_attribute("data-state") == "proposed"
+    item.get_by_label("Reason to object").fill("B Company holds the ridge")
+    item.get_by_role("button", name="Object").click()
+    expect(item).to_have_attribute("data-state", "objected")
+    expect(item.locator(".activity-answers")).to_contain_text("bravo: ✖ objected (B Company holds the ridge)")
+    # alfa cancels it: answers are closed, the buttons go.
+    alfa = {"Authorization": f"Bearer {served.tokens['alfa']}"}
+    cancelled = httpx.post(f"{served.url}/v1/activities/alfa/strike-obj/cancel", headers=alfa, json={}, timeout=10)
+    assert cancelled.status_code == 200, cancelled.text
+    expect(item).to_have_attribute("data-state", "cancelled")
+    expect(item.get_by_role("button", name="Acknowledge")).to_have_count(0)
+
+
+def test_a_refused_answer_is_shown_under_the_activity(page: Any, served: Served) -> None:
+    admin = {"Authorization": f"Bearer {served.tokens['admin']}"}
+    made = httpx.post(f"{served.url}/v1/parties/bravo/tokens", headers=admin, json={"role": "viewer"}, timeout=10)
+    assert made.status_code == 201, made.text
+    served.tokens["bravo-viewer"] = made.json()["token"]
+    alfa_proposes(served, "strike-viewer", position="34.6200, 71.0050")
+    sign_in(page, served, "bravo-viewer")
+    item = page.locator('#list-activities [data-party="alfa"][data-id="strike-viewer"]')
+    item.get_by_role("button", name="Acknowledge").click()
+    expect(item.locator(".answer-result")).to_contain_text("Refused:")
+    assert "error" in item.locator(".answer-result").get_attribute("class")
+    assert item.get_attribute("data-state") == "proposed"
+
+
+def test_the_timeline_shows_a_report_and_a_check_as_focusable_marks(page: Any, served: Served) -> None:
+    sign_in(page, served)
+    moved = httpx.post(
+        f"{served.url}/v1/reports",
+        headers={"Authorization": f"Bearer {served.tokens['relief']}"},
+        json={"asset": "clinic", "position": "34.7150, 71.1150"},
+        timeout=10,
+    )
+    assert moved.status_code == 201, moved.text
+    report = page.locator('#timeline-svg [data-kind="report"]')
+    expect(report).to_have_count(1)
+    assert "report" in report.get_attribute("aria-label") and "relief/clinic" in report.get_attribute("aria-label")
+    page.get_by_label("Position (decimal, DMS, MGRS or UTM)").fill("42S XD 85335 26098")
+    page.get_by_role("button", name="Check", exact=True).click()
+    check = page.locator('#timeline-svg [data-kind="check"]')
+    expect(check).to_have_count(1)
+    assert "fires check at 42S XD 85335 26098: CONFLICT" in check.locator("title").text_content()
+    check.focus()
+    assert page.evaluate("document.activeElement.getAttribute('data-kind')") == "check"
+    shot(page, served, "timeline")
+
+
+def test_the_mgrs_grid_is_drawn_at_the_spacing_readable_at_the_zoom(page: Any, served: Served) -> None:
+    sign_in(page, served)
+    body = page.locator("body")
+    expect(body).to_have_attribute("data-grid-spacing", "10000")  # the whole theatre: 10 km lines
+    assert on_map(page, "mgrs-grid", axis="easting").count() >= 3
+    assert on_map(page, "mgrs-grid", axis="northing").count() >= 3
+    assert page.locator(".mgrs-label", has_text=re.compile(r"^X[CD] \d$")).count() >= 3
+    expect(page.locator("#grid-zone")).to_have_text("MGRS grid: zone 42S, lines every 10.00 km")
+    zoom = int(body.get_attribute("data-zoom"))
+    for step in (1, 2, 3):  # about 15 km across; one step at a time (a click while zooming is lost)
+        page.get_by_role("button", name="Zoom in").click()
+        expect(body).to_have_attribute("data-zoom", str(zoom + step))
+    expect(body).to_have_attribute("data-grid-spacing", "1000")
+    expect(page.locator(".mgrs-label", has_text=re.compile(r"^X[CD] \d\d$")).first).to_be_visible()
+    shot(page, served, "mgrs-grid")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 
@@ -9,7 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from deconfliction.app import create_app
+from deconfliction.errors import InvalidInput
 from deconfliction.service import Service
+from deconfliction.settings import Settings
 from deconfliction.stores import MemoryStore
 
 
@@ -47,3 +50,26 @@ def test_the_script_asks_only_relative_paths(client: TestClient) -> None:
 def test_the_package_files_are_not_served_beyond_the_three(client: TestClient) -> None:
     assert client.get("/console/__init__.py").status_code == 404
     assert client.get("/console/leaflet/../__init__.py").status_code == 404
+
+
+def test_without_a_tile_url_the_page_has_no_tile_layer(client: TestClient) -> None:
+    html = client.get("/").text
+    assert '<script id="console-config" type="application/json">{"tiles_url": null}</script>' in html
+    assert "L.tileLayer(config.tiles_url" in client.get("/console/console.js").text  # only from the setting
+
+
+def test_a_tile_url_is_in_the_page_config_and_its_origin_in_the_policy_for_images_only() -> None:
+    url = "https://tiles.example.org/osm/{z}/{x}/{y}.png"
+    with TestClient(create_app(Service(MemoryStore(), settings=Settings(console_tiles_url=url)))) as client:
+        page = client.get("/")
+    config = re.search(r'<script id="console-config" type="application/json">(.*?)</script>', page.text)
+    assert config is not None and json.loads(config.group(1)) == {"tiles_url": url}
+    policy = page.headers["content-security-policy"]
+    assert "img-src 'self' data: https://tiles.example.org;" in policy
+    assert policy.count("tiles.example.org") == 1  # images only: no scripts, styles or connections there
+
+
+@pytest.mark.parametrize("url", ["ftp://tiles.example.org/{z}/{x}/{y}.png", "tiles/{z}/{x}/{y}.png", "https://a b/{z}"])
+def test_a_tile_url_that_is_not_http_is_refused_at_start(url: str) -> None:
+    with pytest.raises(InvalidInput, match="console_tiles_url"):
+        create_app(Service(MemoryStore(), settings=Settings(console_tiles_url=url)))

@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 
 from deconfliction.api.cells import MAX_CELLS, cells_geojson
+from deconfliction.api.grid import SPACINGS_M, grid_geojson
 from deconfliction.api.schemas import (
     ActivationIn,
     ActivityIn,
@@ -242,6 +243,17 @@ def cells(
     """The outlines of H3 cells (as coarse assets carry them) as GeoJSON polygons; pure arithmetic, reads nothing stored."""
     del who
     return cells_geojson(ids)
+
+
+@router.get("/grid", tags=["picture"])
+def grid(
+    who: Who,
+    area: Annotated[str, Query(description="A box: west,south,east,north in degrees.", examples=["70.9,34.5,71.1,34.6"])],
+    spacing_m: Annotated[int, Query(description=f"The spacing of the lines: one of {SPACINGS_M} metres.")] = 1000,
+) -> Json:
+    """MGRS grid lines inside a box (the UTM zone of its centre), labelled, as GeoJSON; pure arithmetic, reads nothing stored."""
+    del who
+    return grid_geojson(area, spacing_m)
 
 
 @router.get("/picture", tags=["picture"])

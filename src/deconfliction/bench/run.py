@@ -154,7 +154,8 @@ def _alternatives(
     step: Callable[[str], None],
     size: int,
 ) -> dict[str, Any]:
-    from deconfliction.bench.alternatives import PostgisPath, PostgisServer, RedisPath, RedisServer, ours_answer
+    from deconfliction.bench.alternatives import PostgisPath, RedisPath, RedisServer, ours_answer
+    from deconfliction.bench.servers import PostgisServer
 
     out: dict[str, Any] = {}
     mine = [ours_answer(r) for r in ours_answers]

@@ -10,6 +10,21 @@
   const STATUS_ICON = { conflict: "✖", unknown: "?", clear: "✔" };
   const GRATICULE_STEPS = [10, 5, 2, 1, 0.5, 0.25, 0.1, 0.05, 0.02, 0.01];
   const AGES_EVERY_MS = 30000;
+  // An activity's state in a word and a symbol (never by colour alone).
+  const ACTIVITY_ICON = {
+    proposed: "◷", escalated: "⚠", objected: "✖", cleared: "✔", active: "▶", completed: "■", cancelled: "⊘",
+  };
+  const WAITING = ["proposed", "escalated"]; // answers still missing: a deadline counts down
+  const ANSWERABLE = ["proposed", "escalated", "objected", "cleared"]; // docs/activities.md: answers are taken then
+  const TIMELINE_S = 6 * 3600;
+  const GRID_SPACINGS = [1000, 10000, 100000]; // the finest with at most 25 lines across the view
+  const MARK = {
+    report: { glyph: "●", word: "report" },
+    check: { glyph: "■", word: "check" },
+    conflict: { glyph: "✖", word: "conflict" },
+    activity: { glyph: "◆", word: "activity" },
+    lapse: { glyph: "⚠", word: "AOR lapsed" },
+  };
 
   const $ = (id) => document.getElementById(id);
   const state = {
@@ -17,13 +32,16 @@
     who: null,
     parties: [],
     colours: {},
-    data: { territories: [], aors: [], assets: [], zones: [] },
+    data: { territories: [], aors: [], assets: [], zones: [], activities: [] },
+    answers: {}, // "party/id" -> the last answer's outcome (or refusal) from this page, shown under the activity
+    marks: [], // the timeline: { t (ms), kind, text }
     cells: {}, // H3 cell id -> GeoJSON polygon, fetched from /v1/cells
     stream: null, // AbortController of the event stream
     cursor: null,
     fitted: false,
     timers: [],
     popupOpen: false,
+    markSeq: 0,
     session: 0,
   };
 
@@ -72,6 +90,15 @@
     if (s < 5400) return Math.round(s / 60) + " min ago";
     if (s < 172800) return (s / 3600).toFixed(1) + " h ago";
     return Math.round(s / 86400) + " days ago";
+  }
+
+  // A duration in words: "45 s", "9 min 58 s", "3 h 20 min" (seconds shown only under 10 min).
+  function duration(seconds) {
+    const s = Math.max(0, Math.round(seconds));
+    if (s < 60) return s + " s";
+    if (s < 600) return Math.floor(s / 60) + " min " + (s % 60) + " s";
+    if (s < 3600) return Math.floor(s / 60) + " min";
+    return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
   }
 
   function metres(m) {
@@ -129,15 +156,26 @@
 
   function makeMap() {
     map = L.map("map", { zoomControl: true, attributionControl: false, preferCanvas: false, keyboard: true });
-    for (const [name, z] of [["graticule", 350], ["territories", 360], ["aors", 370], ["zones", 380], ["cells", 390],
-      ["uncertainty", 395], ["check", 398]]) {
+    for (const [name, z] of [["graticule", 350], ["grid", 355], ["territories", 360], ["aors", 370], ["zones", 380], ["cells", 390],
+      ["uncertainty", 395], ["activities", 396], ["check", 398]]) {
       map.createPane(name).style.zIndex = z;
     }
-    for (const name of ["graticule", "territories", "border", "aors", "zones", "cells", "assets", "check"]) {
+    for (const name of ["graticule", "grid", "territories", "border", "aors", "zones", "cells", "assets", "activities", "check"]) {
       layers[name] = L.layerGroup().addTo(map);
+    }
+    // A site's own tile server, when the console_tiles_url setting names one (the page's policy then allows its
+    // origin for images, and nothing else). Without it there are no tiles: the base map is the territories.
+    const config = JSON.parse(($("console-config") && $("console-config").textContent) || "{}");
+    if (config.tiles_url) {
+      layers.tiles = L.tileLayer(config.tiles_url, { maxZoom: 19, className: "tiles" }).addTo(map);
+      document.body.dataset.tiles = "on";
     }
     map.setView([34.6, 71.0], 10);
     map.on("moveend zoomend", drawGraticule);
+    map.on("moveend", () => {
+      document.body.dataset.zoom = String(map.getZoom());
+      drawGrid().catch(() => {});
+    });
     map.on("click", (e) => {
       $("check-position").value = e.latlng.lat.toFixed(5) + ", " + e.latlng.lng.toFixed(5);
       runCheck();
@@ -166,6 +204,42 @@
       g.addLayer(tagLayer(L.polyline([[south, lon], [north, lon]], style), { layer: "graticule" }));
       g.addLayer(label([north, lon], lon.toFixed(digits) + "°" + (lon >= 0 ? "E" : "W"), "graticule-label lon"));
     }
+  }
+
+  // The MGRS grid: lines of the UTM zone of the view's centre, computed by the service
+  // (GET /v1/grid: a browser offline has no MGRS library), at the spacing readable at this zoom.
+  let gridAsked = 0;
+  async function drawGrid() {
+    if (!map || !state.token) return;
+    const b = map.getBounds();
+    const west = Math.max(-180, b.getWest()), east = Math.min(180, b.getEast());
+    const south = Math.max(-80, b.getSouth()), north = Math.min(84, b.getNorth());
+    const mid = (south + north) / 2;
+    const wide = Math.max((east - west) * 111320 * Math.cos((mid * Math.PI) / 180), (north - south) * 110574);
+    const spacing = GRID_SPACINGS.find((m) => wide / m <= 25);
+    const asked = (gridAsked += 1);
+    if (!spacing || south >= north || west >= east) {
+      layers.grid.clearLayers();
+      document.body.dataset.gridSpacing = "none";
+      return;
+    }
+    const area = [west, south, east, north].map((v) => v.toFixed(5)).join(",");
+    const grid = await api("GET", "/v1/grid?area=" + area + "&spacing_m=" + spacing);
+    if (asked !== gridAsked) return; // the map moved on meanwhile
+    layers.grid.clearLayers();
+    const style = { pane: "grid", color: "#2e6b7a", weight: spacing === 100000 ? 2 : 1, opacity: 0.55, interactive: false };
+    for (const f of grid.features) {
+      const p = f.properties;
+      layers.grid.addLayer(tagLayer(shape(f.geometry, style), { layer: "mgrs-grid", axis: p.axis, label: p.label }));
+      // Eastings labelled at the south edge, northings at the east edge (the graticule has the west and north).
+      const at = p.axis === "easting" ? p.label_at : f.geometry.coordinates[f.geometry.coordinates.length - 1];
+      layers.grid.addLayer(L.marker(ll(at), {
+        pane: "grid", interactive: false, keyboard: false,
+        icon: L.divIcon({ className: "mgrs-label mgrs-" + p.axis, html: "<span>" + esc(p.label) + "</span>", iconSize: null }),
+      }));
+    }
+    document.body.dataset.gridSpacing = String(spacing);
+    $("grid-zone").textContent = "MGRS grid: zone " + grid.properties.zone + ", lines every " + metres(spacing);
   }
 
   function label(latlng, text, cls) {
@@ -252,6 +326,58 @@
           esc(a.party + "/" + a.id) + (a.confirmed_at ? " · confirmed " + esc(since(a.confirmed_at)) : " · never confirmed") + "</li>"
       );
     }
+    drawFreshness();
+  }
+
+  // ------------------------------------------------------------------ AOR freshness
+
+  // Per AOR a bar of the time left until it lapses, and the same in words.
+  function freshness(a) {
+    const now = Date.now();
+    if (!a.fresh_until) return { left: 0, fraction: 0, text: "LAPSED: never confirmed", lapsed: true };
+    const left = (Date.parse(a.fresh_until) - now) / 1000;
+    if (a.status !== "fresh" || left <= 0) {
+      return { left: 0, fraction: 0, text: "LAPSED " + duration(-Math.min(left, 0)) + " ago", lapsed: true };
+    }
+    const fraction = Math.min(1, left / (a.freshness_s || left));
+    const word = fraction < 0.25 ? "ageing" : "fresh";
+    return { left, fraction, text: word + ", " + duration(left) + " left", lapsed: false, word };
+  }
+
+  function drawFreshness() {
+    const list = $("aor-freshness");
+    list.innerHTML = "";
+    for (const a of state.data.aors) {
+      const li = document.createElement("li");
+      li.dataset.layer = "aor-freshness";
+      li.dataset.id = a.id;
+      li.dataset.party = a.party;
+      li.innerHTML =
+        '<span class="fresh-name"><span class="swatch" style="background:' + colour(a.party) + '"></span> ' + esc(a.party + "/" + a.id) +
+        '</span><span class="fresh-bar" role="meter" aria-valuemin="0" aria-valuemax="100"><span class="fill"></span></span>' +
+        '<span class="fresh-text"></span>';
+      list.appendChild(li);
+      updateFreshness(li, a);
+    }
+  }
+
+  function updateFreshness(li, a) {
+    const f = freshness(a);
+    const s = f.lapsed ? "lapsed" : f.word;
+    li.dataset.status = s;
+    const bar = li.querySelector(".fresh-bar");
+    bar.setAttribute("aria-valuenow", String(Math.round(f.fraction * 100)));
+    bar.setAttribute("aria-label", a.party + "/" + a.id + ": " + f.text);
+    bar.querySelector(".fill").style.width = (f.fraction * 100).toFixed(1) + "%";
+    bar.className = "fresh-bar fresh-" + s;
+    li.querySelector(".fresh-text").textContent = (f.lapsed ? "⚠ " : s === "ageing" ? "◐ " : "● ") + f.text;
+  }
+
+  function tickFreshness() {
+    for (const li of $("aor-freshness").children) {
+      const a = state.data.aors.find((x) => x.id === li.dataset.id && x.party === li.dataset.party);
+      if (a) updateFreshness(li, a);
+    }
   }
 
   function zoneText(z) {
@@ -288,6 +414,201 @@
         '<li data-layer="zone" data-id="' + esc(z.id) + '"><span class="swatch" style="background:' + c + '"></span> ' +
           esc(z.party + "/" + z.id) + " · " + esc(text) + (z.area ? "" : " · outline not shared (" + esc(z.disclosure) + ")") + "</li>"
       );
+    }
+  }
+
+  // ------------------------------------------------------------------ activities
+
+  const activityKey = (a) => a.party + "/" + a.id;
+
+  function countdown(a) {
+    if (!WAITING.includes(a.state)) return "";
+    const left = (Date.parse(a.deadline) - Date.now()) / 1000;
+    return left > 0 ? "Answers due in " + duration(left) : "⚠ Deadline passed " + duration(-left) + " ago";
+  }
+
+  function answersText(a) {
+    const parts = a.affected.map((p) => {
+      const x = a.answers[p];
+      if (!x) return esc(p) + ": waiting";
+      return esc(p) + ": " + (x.answer === "acknowledged" ? "✔ acknowledged" : "✖ objected" + (x.reason ? " (" + esc(x.reason) + ")" : ""));
+    });
+    return parts.length ? parts.join(" · ") : "affects no other party";
+  }
+
+  function drawActivities() {
+    layers.activities.clearLayers();
+    const list = $("list-activities");
+    // Keep what is being typed in an objection's reason across a redraw.
+    const typing = {};
+    for (const input of list.querySelectorAll("input.reason")) if (input.value) typing[input.dataset.key] = input.value;
+    const focused = document.activeElement && list.contains(document.activeElement) ? document.activeElement.id : null;
+    list.innerHTML = "";
+    if (!state.data.activities.length) list.innerHTML = '<li class="none">none that concern your party</li>';
+    for (const a of state.data.activities) {
+      const key = activityKey(a);
+      const safe = key.replace(/[^A-Za-z0-9_-]/g, "_");
+      const c = colour(a.party);
+      const mine = state.who && state.who.party === a.party;
+      const canAnswer = state.who && a.affected.includes(state.who.party) && ANSWERABLE.includes(a.state);
+      for (const v of a.volumes) {
+        const style = { pane: "activities", color: c, weight: 2, dashArray: "2 6", fillColor: c, fillOpacity: 0.12 };
+        const layer = v.area.type === "Point"
+          ? L.circle(ll(v.area.coordinates), Object.assign({ radius: Math.max(v.radius_m || 0, 25) }, style))
+          : v.area.type === "LineString" && v.width_m
+            ? shape(v.area, Object.assign({}, style, { weight: 8, opacity: 0.6 }))
+            : shape(v.area, style);
+        layer.bindTooltip("Activity " + esc(key) + " (" + esc(a.kind) + "): " + ACTIVITY_ICON[a.state] + " " + esc(a.state) +
+          " · " + esc(v.window.start.slice(0, 16).replace("T", " ")) + " – " + esc(v.window.end.slice(0, 16).replace("T", " ")) + " UTC");
+        layers.activities.addLayer(tagLayer(layer, { layer: "activity", party: a.party, id: a.id, state: a.state }));
+        if (v.area.type === "Point") {
+          // A small volume is a few pixels across at the theatre's zoom: a ring of fixed size says where it is.
+          const ring = L.circleMarker(ll(v.area.coordinates), { pane: "activities", radius: 9, color: c, weight: 3, dashArray: "3 3", fill: false });
+          ring.bindTooltip("Activity " + esc(key) + ": " + ACTIVITY_ICON[a.state] + " " + esc(a.state));
+          layers.activities.addLayer(tagLayer(ring, { layer: "activity-ring", party: a.party, id: a.id }));
+        }
+      }
+      const li = document.createElement("li");
+      li.className = "activity";
+      li.dataset.layer = "activity";
+      li.dataset.party = a.party;
+      li.dataset.id = a.id;
+      li.dataset.state = a.state;
+      let html =
+        '<p class="activity-head"><span class="badge activity-state state-' + esc(a.state) + '">' + ACTIVITY_ICON[a.state] + " " + esc(a.state) +
+        '</span> <strong>' + esc(key) + "</strong> · " + esc(a.kind) + "</p>" +
+        '<p class="activity-purpose">' + esc(a.purpose) + "</p>" +
+        '<p class="activity-by">proposed by ' + esc(partyName(a.party)) + (mine ? " (your party)" : "") + " " + esc(since(a.proposed_at)) + "</p>" +
+        '<p class="activity-answers">' + answersText(a) + "</p>" +
+        '<p class="countdown" data-deadline="' + esc(a.deadline) + '">' + esc(countdown(a)) + "</p>";
+      if (a.override) html += '<p class="activity-override">activated with an override: ' + esc(a.override) + "</p>";
+      if (a.end_reason) html += '<p class="activity-end">' + esc(a.end_reason) + "</p>";
+      if (canAnswer) {
+        // Having acknowledged, the party may still change its mind and object (docs/activities.md).
+        const acked = a.answers[state.who.party] && a.answers[state.who.party].answer === "acknowledged";
+        html +=
+          '<div class="answer">' +
+          (acked ? "" : '<button type="button" class="ack" id="ack-' + safe + '">✔ Acknowledge</button> ') +
+          '<label for="reason-' + safe + '">Reason to object</label>' +
+          '<input type="text" class="reason" id="reason-' + safe + '" data-key="' + esc(key) + '" autocomplete="off" aria-describedby="answer-' + safe + '">' +
+          '<button type="button" class="obj" id="obj-' + safe + '">✖ Object</button>' +
+          "</div>";
+      }
+      const said = state.answers[key];
+      html += '<p class="answer-result' + (said && said.error ? " error" : "") + '" id="answer-' + safe + '" role="status">' +
+        (said ? esc(said.text) : "") + "</p>";
+      li.innerHTML = html;
+      list.appendChild(li);
+      if (canAnswer) {
+        const reason = li.querySelector("input.reason");
+        if (typing[key]) reason.value = typing[key];
+        const ack = li.querySelector("button.ack");
+        if (ack) ack.addEventListener("click", () => answer(a, null));
+        li.querySelector("button.obj").addEventListener("click", () => answer(a, reason));
+      }
+    }
+    if (focused && $(focused)) $(focused).focus();
+  }
+
+  async function answer(a, reasonInput) {
+    const key = activityKey(a);
+    let path = "/v1/activities/" + encodeURIComponent(a.party) + "/" + encodeURIComponent(a.id);
+    let body;
+    if (reasonInput) {
+      const reason = reasonInput.value.trim();
+      if (!reason) {
+        state.answers[key] = { text: "Give a reason to object.", error: true };
+        reasonInput.setAttribute("aria-invalid", "true");
+        drawActivities();
+        $(reasonInput.id) && $(reasonInput.id).focus();
+        return;
+      }
+      path += "/object";
+      body = { reason };
+    } else {
+      path += "/acknowledge";
+    }
+    try {
+      const done = await api("POST", path, body);
+      state.answers[key] = { text: (reasonInput ? "You objected" : "You acknowledged") + ": the activity is now " + done.state + "." };
+      if (reasonInput) reasonInput.value = "";
+      const i = state.data.activities.findIndex((x) => activityKey(x) === key);
+      if (i >= 0) state.data.activities[i] = done;
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      state.answers[key] = { text: "Refused: " + err.message, error: true };
+    }
+    drawActivities();
+  }
+
+  function tickCountdowns() {
+    for (const el of document.querySelectorAll("#list-activities .countdown")) {
+      const li = el.closest("li");
+      const a = state.data.activities.find((x) => x.party === li.dataset.party && x.id === li.dataset.id);
+      if (a) el.textContent = countdown(a);
+    }
+  }
+
+  function showNotice(text) {
+    const n = $("notice");
+    n.querySelector(".text").textContent = text;
+    n.hidden = false;
+  }
+
+  // ------------------------------------------------------------------ the timeline strip
+
+  function addMark(t, kind, text) {
+    state.marks.push({ t, kind, text, n: (state.markSeq += 1) });
+    const oldest = Date.now() - TIMELINE_S * 1000;
+    state.marks = state.marks.filter((m) => m.t >= oldest).slice(-500);
+    drawTimeline();
+  }
+
+  // What a stream event puts on the timeline, if anything: [kind, text].
+  function markFor(type, d) {
+    d = d || {};
+    const name = (p, id) => (p ? p + "/" : "") + (id || "?");
+    if (type === "report.accepted") return ["report", "report: " + name(d.party, d.asset || d.id)];
+    if (type === "aor.lapsed") return ["lapse", "AOR lapsed: " + name(d.party, d.id || d.aor)];
+    if (type === "conflict.detected") return ["conflict", "conflict detected in activity " + name(d.proposer || d.party, d.activity || d.id)];
+    if (type.startsWith("activity.")) return ["activity", type.replace(".", " ") + ": " + name(d.party, d.id)];
+    return null;
+  }
+
+  function drawTimeline() {
+    const svg = $("timeline-svg");
+    if (!svg) return;
+    const w = Math.max(200, svg.clientWidth || 800), h = 64;
+    const lanes = Object.keys(MARK); // one row per kind, so that marks close in time stay apart
+    svg.setAttribute("viewBox", "0 0 " + w + " " + h);
+    const now = Date.now(), from = now - TIMELINE_S * 1000;
+    const x = (t) => 10 + ((t - from) / (TIMELINE_S * 1000)) * (w - 20);
+    const ns = svg.namespaceURI; // the SVG namespace, from the element itself
+    const el = (tag, attrs, text) => {
+      const e = document.createElementNS(ns, tag);
+      for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+      if (text !== undefined) e.textContent = text;
+      return e;
+    };
+    svg.replaceChildren();
+    svg.appendChild(el("line", { x1: 10, x2: w - 10, y1: 46, y2: 46, class: "axis" }));
+    for (let hr = Math.ceil(from / 3600000) * 3600000; hr <= now; hr += 3600000) {
+      const d = new Date(hr);
+      svg.appendChild(el("line", { x1: x(hr), x2: x(hr), y1: 4, y2: 50, class: "tick" }));
+      if (x(hr) > w - 60) continue; // leave room for "now"
+      svg.appendChild(el("text", { x: x(hr), y: 61, class: "tick-label", "text-anchor": "middle" },
+        String(d.getUTCHours()).padStart(2, "0") + ":00Z"));
+    }
+    svg.appendChild(el("text", { x: w - 10, y: 61, class: "tick-label", "text-anchor": "end" }, "now"));
+    for (const m of state.marks) {
+      if (m.t < from) continue;
+      const when = new Date(m.t).toISOString().slice(11, 19) + "Z";
+      const label = MARK[m.kind].word + " at " + when + ": " + m.text;
+      const g = el("g", { class: "mark mark-" + m.kind, tabindex: "0", role: "img", "aria-label": label, "data-kind": m.kind,
+        "data-layer": "mark", transform: "translate(" + Math.min(x(m.t), w - 14).toFixed(1) + "," + (7 + lanes.indexOf(m.kind) * 8) + ")" });
+      g.appendChild(el("title", {}, label));
+      g.appendChild(el("text", { x: 0, y: 5, "text-anchor": "middle", class: "glyph" }, MARK[m.kind].glyph));
+      svg.appendChild(g);
     }
   }
 
@@ -378,8 +699,12 @@
       state.data.zones = await api("GET", "/v1/zones");
       drawZones();
     },
+    activities: async () => {
+      state.data.activities = await api("GET", "/v1/activities");
+      drawActivities();
+    },
   };
-  const loaded = { territories: 0, aors: 0, assets: 0, zones: 0 };
+  const loaded = { territories: 0, aors: 0, assets: 0, zones: 0, activities: 0 };
 
   async function refresh(name) {
     await LOADERS[name]();
@@ -397,6 +722,7 @@
       if (all.getLayers().length) map.fitBounds(all.getBounds(), { padding: [10, 10] });
       state.fitted = true;
     }
+    await drawGrid();
   }
 
   // ------------------------------------------------------------------ live: the event stream
@@ -407,6 +733,7 @@
     [/^zone\./, ["zones"]],
     [/^aor\./, ["aors"]],
     [/^grant\./, ["assets", "zones"]],
+    [/^(activity|conflict)\./, ["activities"]],
   ];
   const pending = new Set();
   let pendingTimer = null;
@@ -492,6 +819,14 @@
               state.cursor = data.seq;
               document.body.dataset.cursor = String(state.cursor);
               affected(message.event);
+              const mark = markFor(message.event, data.data);
+              if (mark) addMark(data.time ? Date.parse(data.time) : Date.now(), mark[0], mark[1]);
+              if (message.event === "conflict.detected") {
+                const d = data.data || {};
+                const f = d.found || {};
+                showNotice("⚠ Conflict detected in activity " + (d.proposer || d.party) + "/" + (d.activity || d.id) +
+                  (f.object ? ": " + f.object + " " + (f.owner || f.party || "") + "/" + (f.id || "?") : "") + ".");
+              }
             }
           }
         }
@@ -581,7 +916,9 @@
     const button = $("check-form").querySelector("button");
     button.disabled = true;
     try {
-      showAnswer(await api("POST", "/v1/checks", { position, kind: $("check-kind").value }));
+      const answer = await api("POST", "/v1/checks", { position, kind: $("check-kind").value });
+      showAnswer(answer);
+      addMark(Date.now(), "check", answer.kind + " check at " + answer.position.mgrs + ": " + answer.status.toUpperCase());
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
       const fieldErr = err.field === "position" ? "check-position-error" : err.field === "kind" ? "check-kind-error" : "check-error";
@@ -627,6 +964,13 @@
       drawAssets().catch(() => {});
       drawAors();
     }, AGES_EVERY_MS));
+    // Countdowns and freshness bars every second, in place (the answer fields keep their focus).
+    state.timers.push(setInterval(() => {
+      tickCountdowns();
+      tickFreshness();
+    }, 1000));
+    state.timers.push(setInterval(drawTimeline, AGES_EVERY_MS));
+    drawTimeline();
     setLive("reconnecting", "connecting…");
     state.session += 1;
     follow(state.session);
@@ -642,8 +986,11 @@
     state.fitted = false;
     state.timers.forEach(clearInterval);
     state.timers = [];
-    for (const g of Object.values(layers)) if (g !== layers.graticule) g.clearLayers();
-    for (const id of ["list-aors", "list-assets", "list-zones", "legend", "who"]) $(id).innerHTML = "";
+    for (const g of Object.values(layers)) if (g !== layers.graticule && g !== layers.tiles) g.clearLayers();
+    for (const id of ["list-aors", "list-assets", "list-zones", "list-activities", "aor-freshness", "legend", "who", "grid-zone"]) $(id).innerHTML = "";
+    state.marks = [];
+    state.answers = {};
+    $("notice").hidden = true;
     $("check-result").hidden = true;
     document.body.dataset.signedIn = "false";
     $("workspace").hidden = true;
@@ -674,6 +1021,8 @@
       }
     });
     $("signout").addEventListener("click", () => signOut("Signed out."));
+    $("notice-close").addEventListener("click", () => ($("notice").hidden = true));
+    window.addEventListener("resize", drawTimeline);
     $("check-form").addEventListener("submit", (e) => {
       e.preventDefault();
       runCheck();

@@ -3,20 +3,38 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from deconfliction.errors import InvalidInput
 from deconfliction.stores.base import Store
 from deconfliction.stores.memory import MemoryStore
 from deconfliction.stores.sqlite import SQLiteStore
 
-__all__ = ["MemoryStore", "SQLiteStore", "Store", "open_store"]
+__all__ = ["MemoryStore", "SQLiteStore", "Store", "display_name", "open_store"]
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def display_name(db: str | Path) -> str:
+    """A ``--db`` value fit to print: a URL without its password."""
+    text = str(db)
+    if "://" not in text:
+        return text
+    parts = urlsplit(text)
+    if parts.password is None:
+        return text
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def open_store(db: str | Path) -> Store:
-    """A store from a ``--db`` value: ``:memory:`` or a SQLite file path."""
+    """A store from a ``--db`` value: ``:memory:``, a ``postgresql://`` URL, or a SQLite file path."""
     text = str(db)
     if text == ":memory:":
         return MemoryStore()
+    if text.startswith(POSTGRES_SCHEMES):
+        from deconfliction.stores.postgres import PostgresStore  # psycopg is loaded only for a PostgreSQL store
+
+        return PostgresStore(text)
     if "://" in text:
-        raise InvalidInput(f"{text!r}: only SQLite file paths are supported so far", field="db")
+        raise InvalidInput(f"{text.split('://')[0]!r} stores are not supported: a SQLite file path or postgresql://", field="db")
     return SQLiteStore(text)

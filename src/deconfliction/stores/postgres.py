@@ -1,0 +1,219 @@
+"""The server store: the same event log and ledger in PostgreSQL 15 (``--db postgresql://...``).
+
+The tables mirror the SQLite store's: each event row is also a ledger entry (public data,
+sealed parts and leaf hash in one insert), ``latest`` keeps the newest report per asset for
+start-up, ``heads`` the signed tree heads. The data column is text, not jsonb: the leaf
+hashes the exact canonical bytes, which jsonb would not keep. The node's signing key is
+kept in the database, so that every node on it signs as the same service (whoever can read
+the database can sign: guard it as the key itself).
+
+Writers take an exclusive lock on the log for their transaction and number their events
+after the highest sequence number in it. This node's Merkle tree and picture follow only
+its own writes: a write by another node on the same database is refused here with a clear
+error until following other nodes lands (issue 8).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import psycopg
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from deconfliction.errors import StoreError
+from deconfliction.ledger.merkle import MerkleTree
+from deconfliction.model import Event
+from deconfliction.stores import display_name
+from deconfliction.stores.base import RECORD_ONLY, SUPERSEDED, GroupCommit, Row, event_from_row, new_signing_key, rows_for
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq BIGINT PRIMARY KEY,
+    type TEXT NOT NULL,
+    time TEXT NOT NULL,
+    party TEXT,
+    subject TEXT,
+    data TEXT NOT NULL,
+    sealed TEXT,
+    leaf BYTEA NOT NULL
+);
+CREATE TABLE IF NOT EXISTS latest (subject TEXT PRIMARY KEY, seq BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS heads (
+    id BIGSERIAL PRIMARY KEY,
+    tree_size BIGINT NOT NULL,
+    root_hash TEXT NOT NULL,
+    timestamp BIGINT NOT NULL,
+    signature TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS signing_key (id INTEGER PRIMARY KEY CHECK (id = 1), pem TEXT NOT NULL);
+"""
+_COLUMNS = "seq, type, time, party, subject, data, sealed, leaf"
+LOAD_BATCH = 10_000
+"""Rows fetched at a time while a node loads the log: memory stays flat whatever the log's length."""
+
+
+class PostgresStore:
+    """``PostgresStore("postgresql://user:password@host:5432/db")``: the event log in PostgreSQL.
+
+    Every commit is durable as PostgreSQL makes it (``synchronous_commit`` on, its default).
+    """
+
+    def __init__(self, url: str) -> None:
+        self.path = url  # what the CLI and errors name the store by; the password stays out of messages
+        self._name = display_name(url)
+        self._lock = threading.Lock()  # one writer connection, used from the server's worker threads
+        self._reading = threading.Lock()
+        self._group = GroupCommit(self.append)
+        try:
+            self._db = psycopg.connect(url, autocommit=True)
+            self._check_schema()
+            with self._db.transaction():
+                self._db.execute(_SCHEMA)
+                self._db.execute(
+                    "INSERT INTO meta VALUES ('schema_version', %s) ON CONFLICT (key) DO NOTHING", (str(SCHEMA_VERSION),)
+                )
+            # Streams read the log while writers append: through a connection of their own.
+            self._reader = psycopg.connect(url, autocommit=True)
+            self._tree = MerkleTree()
+            with self._db.cursor(name="leaves") as cursor, self._db.transaction():
+                cursor.itersize = LOAD_BATCH
+                cursor.execute("SELECT leaf FROM events ORDER BY seq")
+                for (leaf,) in cursor:
+                    self._tree.append(bytes(leaf))
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open the store at {self._name}: {exc}") from exc
+        self._last = len(self._tree)
+
+    def _check_schema(self) -> None:
+        found = self._db.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
+        if not found or not found[0]:
+            return
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is not None and int(row[0]) != SCHEMA_VERSION:
+            raise StoreError(
+                f"the store at {self._name} has schema version {row[0]}; this version of deconfliction reads "
+                f"version {SCHEMA_VERSION} and has no migration from it yet"
+            )
+
+    @property
+    def tree(self) -> MerkleTree:
+        return self._tree
+
+    def append(self, events: Sequence[Event]) -> list[int]:
+        with self._lock:
+            rows = rows_for(events, self._last + 1)
+            try:
+                with self._db.transaction():
+                    # One writer at a time across every node on the database; readers are not blocked.
+                    self._db.execute("LOCK TABLE events IN EXCLUSIVE MODE")
+                    row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+                    if row is None or int(row[0]) != self._last:
+                        raise StoreError(
+                            f"another node wrote to {self._name} (the log ends at {row[0] if row else '?'}, this node "
+                            f"at {self._last}); nodes that follow each other's writes are not done yet: run one node"
+                        )
+                    with self._db.cursor() as cursor:
+                        cursor.executemany(
+                            f"INSERT INTO events ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                            [(r.seq, r.type, r.time, r.party, r.subject, r.data, r.sealed, r.leaf) for r in rows],
+                        )
+                        newest = {r.subject: r.seq for r in rows if r.subject is not None}
+                        cursor.executemany(
+                            "INSERT INTO latest VALUES (%s, %s) ON CONFLICT (subject) DO UPDATE SET seq = EXCLUDED.seq",
+                            list(newest.items()),
+                        )
+            except psycopg.Error as exc:
+                raise StoreError(f"the store could not take the write: {exc}") from exc
+            for r in rows:
+                self._tree.append(r.leaf)
+            self._last += len(rows)
+        return [r.seq for r in rows]
+
+    def append_grouped(self, events: Sequence[Event]) -> list[int]:
+        """Like :meth:`append`, but shares one transaction with concurrent callers."""
+        return self._group.submit(events)
+
+    async def append_grouped_async(self, events: Sequence[Event]) -> list[int]:
+        return await self._group.submit_async(events)
+
+    def load(self) -> Iterator[Event]:
+        query = """
+            SELECT seq, type, time, party, data, sealed FROM events
+            WHERE type <> ALL(%s) AND (type <> %s OR seq IN (SELECT seq FROM latest))
+            ORDER BY seq
+        """
+        try:
+            with self._reading, self._reader.transaction(), self._reader.cursor(name="load") as cursor:
+                cursor.itersize = LOAD_BATCH
+                cursor.execute(query, (list(RECORD_ONLY), SUPERSEDED))
+                for row in cursor:
+                    yield event_from_row(*row)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot read the store: {exc}") from exc
+
+    def _read(self, query: str, args: Sequence[Any]) -> list[Any]:
+        try:
+            with self._reading:
+                return self._reader.execute(query, args).fetchall()
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot read the store: {exc}") from exc
+
+    def events(self, after: int = 0, limit: int = 1000, types: Sequence[str] = ()) -> list[Event]:
+        where, args = "seq > %s", [after]
+        if types:
+            where += " AND type = ANY(%s)"
+            args.append(list(types))  # type: ignore[arg-type]
+        query = f"SELECT seq, type, time, party, data, sealed FROM events WHERE {where} ORDER BY seq LIMIT %s"
+        return [event_from_row(*row) for row in self._read(query, (*args, limit))]
+
+    def rows(self, start: int, end: int) -> list[Row]:
+        query = f"SELECT {_COLUMNS} FROM events WHERE seq > %s AND seq <= %s ORDER BY seq"
+        return [Row(*row) for row in self._read(query, (start, end))]
+
+    def last_seq(self) -> int:
+        return int(self._read("SELECT COALESCE(MAX(seq), 0) FROM events", ())[0][0])
+
+    def add_head(self, head: dict[str, Any]) -> None:
+        with self._lock:
+            try:
+                self._db.execute(
+                    "INSERT INTO heads (tree_size, root_hash, timestamp, signature) VALUES (%s, %s, %s, %s)",
+                    (head["tree_size"], head["root_hash"], head["timestamp"], head["signature"]),
+                )
+            except psycopg.Error as exc:
+                raise StoreError(f"the store could not keep the tree head: {exc}") from exc
+
+    def heads(self) -> list[dict[str, Any]]:
+        rows = self._read("SELECT tree_size, root_hash, timestamp, signature FROM heads ORDER BY id", ())
+        return [dict(zip(("tree_size", "root_hash", "timestamp", "signature"), row, strict=True)) for row in rows]
+
+    def signing_key(self, create: bool = True) -> Ed25519PrivateKey:
+        """The key kept in the database (PKCS#8 PEM), made on first use unless ``create`` is False.
+
+        Two nodes making it at once: the first insert wins and both read the same key back.
+        """
+        try:
+            if create:
+                pem = new_signing_key().private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                )
+                with self._lock:
+                    self._db.execute("INSERT INTO signing_key VALUES (1, %s) ON CONFLICT (id) DO NOTHING", (pem.decode(),))
+            row = self._read("SELECT pem FROM signing_key WHERE id = 1", ())
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot read or make the signing key in {self._name}: {exc}") from exc
+        if not row:
+            raise StoreError(f"there is no signing key in {self._name}")
+        key = serialization.load_pem_private_key(row[0][0].encode(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise StoreError(f"the signing key in {self._name} is not an Ed25519 key")
+        return key
+
+    def close(self) -> None:
+        self._reader.close()
+        self._db.close()

@@ -1,0 +1,114 @@
+"""The PostgreSQL store behaves as the SQLite one where a user can tell: restarts, the record, the command line.
+
+Each test gets a fresh database on one throwaway PostgreSQL 15 + PostGIS server (tests/conftest.py).
+What every store must do is proven on this one too, by the ``store`` fixture in tests/stores/test_store.py.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from deconfliction.cli import app
+from deconfliction.clock import ManualClock
+from deconfliction.errors import StoreError
+from deconfliction.model import Event
+from deconfliction.service import Service
+from deconfliction.stores import display_name, open_store
+from deconfliction.stores.postgres import PostgresStore
+from tests.api.test_server_process import Server, call
+from tests.stores.test_store import BLUE, T0, _build, report
+
+runner = CliRunner()
+
+
+def test_a_postgresql_url_opens_the_postgresql_store(postgres_url: str) -> None:
+    store = open_store(postgres_url)
+    try:
+        assert isinstance(store, PostgresStore)
+    finally:
+        store.close()
+
+
+def test_restart_on_postgresql_restores_the_same_picture_and_answers(postgres_url: str) -> None:
+    first = Service(open_store(postgres_url), ManualClock(T0))
+    _build(first)
+    before = (first.summary(), first.assets(BLUE), first.zones(BLUE), first.aors(BLUE))
+    answer = first.check(BLUE, {"position": "34.5, 71.53", "kind": "fires"})
+    head = first.ledger_head()
+    first.store.close()
+
+    second = Service(open_store(postgres_url), ManualClock(T0 + timedelta(minutes=3)))
+    try:
+        assert (second.summary(), second.assets(BLUE), second.zones(BLUE), second.aors(BLUE)) == before
+        again = second.check(BLUE, {"position": "34.5, 71.53", "kind": "fires"})
+        assert {k: v for k, v in again.items() if k != "record"} == {k: v for k, v in answer.items() if k != "record"}
+        assert second.public_key() == head["public_key"], "the signing key is kept in the database"
+        assert second.ledger_heads()[0]["root_hash"] == head["root_hash"]
+    finally:
+        second.store.close()
+
+
+def test_a_write_by_another_node_is_refused_until_nodes_follow_each_other(postgres_url: str) -> None:
+    """Two nodes on one database: the second's next write is refused (503), not numbered over the first's."""
+    a, b = open_store(postgres_url), open_store(postgres_url)
+    try:
+        assert a.append([report("x", 1)]) == [1]
+        with pytest.raises(StoreError, match="another node wrote"):
+            b.append([report("y", 1)])
+        assert [e.seq for e in a.events()] == [1] and a.append([report("x", 2)]) == [2]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_an_unreachable_database_is_a_store_error_without_the_password() -> None:
+    url = "postgresql://deconfliction:s3cret-pw@127.0.0.1:1/nowhere?connect_timeout=2"
+    with pytest.raises(StoreError) as refused:
+        open_store(url)
+    assert "s3cret-pw" not in str(refused.value) and "127.0.0.1:1/nowhere" in str(refused.value)
+    assert display_name(url).startswith("postgresql://deconfliction:***@127.0.0.1:1/")
+
+
+def test_the_command_line_runs_on_postgresql_and_the_record_verifies(postgres_url: str) -> None:
+    made = runner.invoke(app, ["init", "--db", postgres_url])
+    assert made.exit_code == 0, made.stderr
+    assert json.loads(made.stdout)["admin_token"]
+    again = runner.invoke(app, ["init", "--db", postgres_url])
+    assert again.exit_code == 2 and "initialised already" in again.stderr and "***" in again.stderr
+    for args in (["party", "create", "blue", "Blue"], ["readback", "34.5, 71.53"]):
+        done = runner.invoke(app, [*args, "--db", postgres_url])
+        assert done.exit_code == 0, done.stderr
+    store = open_store(postgres_url)
+    try:
+        store.append([Event("check.asked", T0, "blue", {"asker": "blue", "query": {}, "answer": {}, "full": {}})])
+        Service(store).ledger_head()
+    finally:
+        store.close()
+    verified = runner.invoke(app, ["ledger", "verify", "--db", postgres_url])
+    assert verified.exit_code == 0, verified.stdout + verified.stderr
+    assert json.loads(verified.stdout)["ok"] is True
+
+
+def test_the_server_serves_from_postgresql(postgres_url: str, tmp_path: Path) -> None:
+    """``deconflict serve --db postgresql://...``: answers, and keeps what it acknowledged across a kill."""
+    admin = json.loads(runner.invoke(app, ["init", "--db", postgres_url]).stdout)["admin_token"]
+    server = Server(tmp_path / "unused.db", tmp_path / "server.log", db_url=postgres_url)
+    try:
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            call(client, "POST", "/v1/parties", admin, json={"id": "blue", "name": "Blue"})
+            liaison = call(client, "POST", "/v1/parties/blue/tokens", admin, json={"role": "liaison"})["token"]
+            call(client, "POST", "/v1/assets", liaison, json={"id": "post", "kind": "site", "position": "34.55, 71.02"})
+        server.kill()
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            assets = call(client, "GET", "/v1/assets", liaison)
+        assert [(a["party"], a["id"], a["position"]["lat"]) for a in assets] == [("blue", "post", 34.55)]
+    finally:
+        server.kill()
