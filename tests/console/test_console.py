@@ -385,3 +385,27 @@ def test_the_mgrs_grid_is_drawn_at_the_spacing_readable_at_the_zoom(page: Any, s
     expect(body).to_have_attribute("data-grid-spacing", "1000")
     expect(page.locator(".mgrs-label", has_text=re.compile(r"^X[CD] \d\d$")).first).to_be_visible()
     shot(page, served, "mgrs-grid")
+
+
+def test_a_unit_entering_an_active_mission_raises_a_notice_live(page: Any, served: Served) -> None:
+    """bravo's console: alfa's fire mission is cleared and active, then bravo's own task force moves into it."""
+    sign_in(page, served)
+    alfa = {"Authorization": f"Bearer {served.tokens['alfa']}"}
+    bravo = {"Authorization": f"Bearer {served.tokens['bravo']}"}
+    alfa_proposes(served, "strike-hot", position="34.6200, 71.0050")
+    with httpx.Client(base_url=served.url, timeout=10) as client:
+        assert client.post("/v1/activities/alfa/strike-hot/acknowledge", headers=bravo).status_code == 200
+        key = client.get("/v1/picture?area=70.9,34.5,71.1,34.7&kind=fires", headers=alfa).json()["picture_key"]
+        started = client.post("/v1/activities/alfa/strike-hot/activate", headers=alfa, json={"key": key})
+        assert started.status_code == 200, started.text
+        item = page.locator('#list-activities [data-party="alfa"][data-id="strike-hot"]')
+        expect(item).to_have_attribute("data-state", "active")
+        notice = page.locator("#notice")
+        assert notice.is_hidden()
+        moved = client.post("/v1/reports", headers=bravo, json={"asset": "tf-alpha", "position": "34.6200, 70.9950"})
+        assert moved.status_code == 201, moved.text
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text("Conflict detected in activity alfa/strike-hot")
+    expect(notice).to_contain_text("tf-alpha")
+    assert page.locator('#timeline-svg [data-kind="conflict"]').count() >= 1
+    shot(page, served, "conflict-notice")
