@@ -1332,6 +1332,26 @@ class Service:
                         break
         return shown, cursor
 
+    def events_since(self, caller: Caller, since: Any, limit: int = EVENT_PAGE) -> dict[str, Any]:
+        """The first ``limit`` events from the instant ``since`` on, as the caller may see them (a console's timeline)."""
+        when = check_time(since, "since")
+        if not 1 <= limit <= EVENT_PAGE:
+            raise InvalidInput(f"limit is 1 to {EVENT_PAGE}", field="limit")
+        shown, cursor = self.events(caller, self._seq_before(when), limit)
+        return {"events": shown, "cursor": cursor}
+
+    def _seq_before(self, when: datetime) -> int:
+        """The last sequence number written before ``when``: a binary search, as the log's times grow with it."""
+        low, high = 0, self.store.last_seq()
+        while low < high:
+            middle = (low + high + 1) // 2
+            (event,) = self.store.events(middle - 1, 1)
+            if event.time < when:
+                low = middle
+            else:
+                high = middle - 1
+        return low
+
     def _show_event(self, event: Event, viewer: str | None) -> dict[str, Any] | None:
         """One event's data as ``viewer`` may see it, or None: every stream goes through the disclosure policy."""
         d = event.data

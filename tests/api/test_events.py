@@ -707,3 +707,22 @@ def test_server_announces_an_aor_lapse_without_being_asked(live_server: LiveServ
     assert [m.event for m in seen] == ["aor.confirmed", "aor.lapsed"]
     assert seen[-1].data["data"] == {"party": "alfa", "id": "east", "since": confirmed["fresh_until"]}
     assert 1.9 <= elapsed <= 2.0 + 2.5, elapsed  # the freshness, then a few ticks (0.2 s each) on a busy machine
+
+
+def test_recent_events_start_at_an_instant_and_follow_disclosure(api: Api) -> None:
+    """``GET /v1/events/recent?since=T``: one JSON answer for a timeline, from T on, as the caller may see it."""
+    api.asset("alfa", "early", position="34.60, 71.10")
+    api.advance(600)
+    middle = iso(api.clock.now())
+    api.asset("alfa", "late", position="34.61, 71.11")
+    api.asset("alfa", "secret", position="34.62, 71.12", disclosure="hidden")
+    seen = api.ok("GET", "/v1/events/recent", "bravo", 200, params={"since": middle})
+    assert [(e["type"], e["data"].get("id") or e["data"].get("asset")) for e in seen["events"]] == [
+        ("asset.registered", "late"),
+        ("report.accepted", "late"),
+    ]
+    assert seen["cursor"] == api.service.store.last_seq()
+    owner = api.ok("GET", "/v1/events/recent", "alfa", 200, params={"since": middle, "limit": 3})["events"]
+    assert [e["data"].get("id") or e["data"].get("asset") for e in owner] == ["late", "late", "secret"]
+    refusal(api.get("/v1/events/recent", "bravo", params={"since": "yesterday"}), 422, "invalid_input", "since")
+    refusal(api.get("/v1/events/recent", "bravo", params={"since": middle, "limit": 0}), 422, "invalid_input", "limit")

@@ -345,6 +345,7 @@ QUERY_VALUES: dict[str, Values] = {
     "area": lambda c: [THEATRE, "71.03,34.57,71.08,34.62"],
     "kind": lambda c: ["fires"],
     "as_of": lambda c: [iso(PAST)],
+    "since": lambda c: [iso(PAST)],
     "start": lambda c: [0],
     "end": lambda c: [c.tree_size()],
     "index": lambda c: [0, c.tree_size() - 1],

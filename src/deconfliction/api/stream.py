@@ -84,6 +84,21 @@ async def events(
     return StreamingResponse(body(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
 
+@router.get("/events/recent")
+def recent(
+    request: Request,
+    who: Who,
+    since: Annotated[str, Query(description="An instant (ISO 8601 with a zone): the events from then on.")],
+    limit: Annotated[int, Query(description="At most this many (1 to 1000), oldest first.")] = 1000,
+) -> dict[str, Any]:
+    """The events from an instant on, as the caller may see them, in one JSON answer (a console's timeline).
+
+    ``cursor`` is where a stream (``GET /v1/events?cursor=``) would go on from.
+    """
+    svc: Service = request.app.state.service
+    return svc.events_since(who, since, limit)
+
+
 @router.websocket("/events/ws")
 async def events_ws(websocket: WebSocket, cursor: int | None = None, limit: int | None = None) -> None:
     """The same stream as JSON messages over a WebSocket.

@@ -42,6 +42,7 @@
     timers: [],
     popupOpen: false,
     markSeq: 0,
+    marked: new Set(), // the log entries already on the timeline
     session: 0,
   };
 
@@ -557,7 +558,12 @@
 
   // ------------------------------------------------------------------ the timeline strip
 
-  function addMark(t, kind, text) {
+  // ``seq``: the event's place in the log, when the mark is of one: the backfill and the stream may both bring it.
+  function addMark(t, kind, text, seq) {
+    if (seq !== undefined) {
+      if (state.marked.has(seq)) return;
+      state.marked.add(seq);
+    }
     state.marks.push({ t, kind, text, n: (state.markSeq += 1) });
     const oldest = Date.now() - TIMELINE_S * 1000;
     state.marks = state.marks.filter((m) => m.t >= oldest).slice(-500);
@@ -573,6 +579,16 @@
     if (type === "conflict.detected") return ["conflict", "conflict detected in activity " + name(d.proposer || d.party, d.activity || d.id)];
     if (type.startsWith("activity.")) return ["activity", type.replace(".", " ") + ": " + name(d.party, d.id)];
     return null;
+  }
+
+  // The hours before sign-in: what the log holds since then, as the party may see it (its own checks stay off).
+  async function backfill() {
+    const since = new Date(Date.now() - TIMELINE_S * 1000).toISOString();
+    const recent = await api("GET", "/v1/events/recent?since=" + encodeURIComponent(since) + "&limit=1000");
+    for (const e of recent.events) {
+      const mark = markFor(e.type, e.data);
+      if (mark) addMark(Date.parse(e.time), mark[0], mark[1], e.seq);
+    }
   }
 
   function drawTimeline() {
@@ -820,7 +836,7 @@
               document.body.dataset.cursor = String(state.cursor);
               affected(message.event);
               const mark = markFor(message.event, data.data);
-              if (mark) addMark(data.time ? Date.parse(data.time) : Date.now(), mark[0], mark[1]);
+              if (mark) addMark(data.time ? Date.parse(data.time) : Date.now(), mark[0], mark[1], data.seq);
               if (message.event === "conflict.detected") {
                 const d = data.data || {};
                 const f = d.found || {};
@@ -971,6 +987,7 @@
     }, 1000));
     state.timers.push(setInterval(drawTimeline, AGES_EVERY_MS));
     drawTimeline();
+    backfill().catch((err) => { if (err instanceof ApiError) showProblem(err); });
     setLive("reconnecting", "connecting…");
     state.session += 1;
     follow(state.session);
@@ -989,6 +1006,7 @@
     for (const g of Object.values(layers)) if (g !== layers.graticule && g !== layers.tiles) g.clearLayers();
     for (const id of ["list-aors", "list-assets", "list-zones", "list-activities", "aor-freshness", "legend", "who", "grid-zone"]) $(id).innerHTML = "";
     state.marks = [];
+    state.marked = new Set();
     state.answers = {};
     $("notice").hidden = true;
     $("check-result").hidden = true;
