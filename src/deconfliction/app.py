@@ -49,14 +49,34 @@ async def _tick(service: Service) -> None:
             log.exception("the tick failed; deadlines, lapses and heads wait for the next one")
 
 
+async def _follow(service: Service) -> None:
+    """Follow the other nodes on the same database: wake on their commits (or each second), read what they wrote."""
+    wait = getattr(service.store, "wait_for_writes", None)
+    if wait is None:
+        return  # one node per store: nothing to follow
+    while True:
+        try:
+            await run_in_threadpool(wait, FOLLOW_WAIT_S)
+            await run_in_threadpool(service.catch_up)
+        except Exception:  # the database is away: keep answering from memory, and try again
+            log.exception("following the other nodes failed; trying again in %g s", FOLLOW_WAIT_S)
+            await asyncio.sleep(FOLLOW_WAIT_S)
+
+
+FOLLOW_WAIT_S = 1.0
+"""Longest a node waits for a notification before it reads the log anyway (a lost one costs at most this)."""
+
+
 def create_app(service: Service) -> FastAPI:
     """The HTTP API for ``service``; OpenAPI at ``/openapi.json`` and ``/docs``."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ticker = asyncio.create_task(_tick(service))
+        follower = asyncio.create_task(_follow(service))
         yield
         ticker.cancel()
+        follower.cancel()
 
     app = FastAPI(
         lifespan=lifespan,

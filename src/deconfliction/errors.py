@@ -12,6 +12,7 @@
     ├── StalePicture                   409     stale_picture
     ├── RateLimited                    429     rate_limited
     ├── Busy                           503     busy
+    ├── Behind                         503     behind
     └── StoreError                     503     store_unavailable
 
 Each error carries the HTTP status it maps to, a stable machine-readable ``code``, a
@@ -142,6 +143,16 @@ class Busy(RetryLater):
     code = "busy"
 
     def __init__(self, message: str, retry_after_s: float = 2.0) -> None:
+        super().__init__(message, retry_after_s)
+
+
+class Behind(RetryLater):
+    """Another node on the same database wrote first; this node is catching up. Nothing was written: ask again."""
+
+    status = 503
+    code = "behind"
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
         super().__init__(message, retry_after_s)
 
 

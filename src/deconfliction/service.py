@@ -236,6 +236,24 @@ class Service:
         self.feed.publish()
         return seqs
 
+    def catch_up(self) -> int:
+        """Apply what other nodes on the same database wrote since this node last read; how many events.
+
+        Under the writing lock, as this node's own writes are applied: a write here is then
+        validated against everything before it, or refused by the store as behind.
+        """
+        follow = getattr(self.store, "catch_up", None)
+        if follow is None:
+            return 0  # a store of one node (SQLite, memory): nothing to follow
+        with self._writing:
+            events = follow()
+            with self._reading:
+                for event in events:
+                    self._apply(event)
+        if events:
+            self.feed.publish()
+        return len(events)
+
     def _liaison(self, caller: Caller) -> str:
         if caller.role is not Role.LIAISON or caller.party is None:
             raise Forbidden(f"only a liaison of a party may write for it; this token's role is {caller.role.value}")

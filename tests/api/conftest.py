@@ -78,7 +78,7 @@ def refusal(
     body = response.json()
     assert set(body) == {"error"}, body
     error: dict[str, Any] = body["error"]
-    later = {"retry_after_s"} if error.get("code") in ("rate_limited", "busy") else set()  # errors.RetryLater
+    later = {"retry_after_s"} if error.get("code") in ("rate_limited", "busy", "behind") else set()  # errors.RetryLater
     assert set(error) == {"code", "message", "field", *later}, body
     assert isinstance(error["code"], str) and error["code"], body
     assert isinstance(error["message"], str) and error["message"], body

@@ -7,6 +7,7 @@ What every store must do is proven on this one too, by the ``store`` fixture in 
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from typer.testing import CliRunner
 
 from deconfliction.cli import app
 from deconfliction.clock import ManualClock
-from deconfliction.errors import StoreError
+from deconfliction.errors import Behind, StoreError
 from deconfliction.model import Event
 from deconfliction.service import Service
 from deconfliction.stores import display_name, open_store
@@ -54,14 +55,37 @@ def test_restart_on_postgresql_restores_the_same_picture_and_answers(postgres_ur
         second.store.close()
 
 
-def test_a_write_by_another_node_is_refused_until_nodes_follow_each_other(postgres_url: str) -> None:
-    """Two nodes on one database: the second's next write is refused (503), not numbered over the first's."""
+def test_a_node_follows_what_another_wrote_and_answers_with_it(postgres_url: str) -> None:
+    """Node B learns of node A's commit by notification, reads it by sequence number, and checks against it."""
+    a = Service(open_store(postgres_url), ManualClock(T0))
+    b = Service(open_store(postgres_url), ManualClock(T0))
+    try:
+        b.store.wait_for_writes(0.01)  # B listens from here on  # type: ignore[attr-defined]
+        _build(a)
+        assert b.store.wait_for_writes(5.0)  # type: ignore[attr-defined]
+        assert b.catch_up() == a.store.last_seq()
+        assert (b.summary(), b.assets(BLUE)) == (a.summary(), a.assets(BLUE))
+        assert b.check(BLUE, {"position": "34.5, 71.53", "kind": "fires"})["status"] == "conflict"
+        a.catch_up()  # A reads B's check record
+        assert a.store.tree.root() == b.store.tree.root()
+    finally:
+        a.store.close()
+        b.store.close()
+
+
+def test_conflicting_writes_on_two_nodes_one_wins_the_other_asks_again(postgres_url: str) -> None:
+    """B has not read A's write: B's write is refused (503 behind) and changes nothing; caught up, it goes through."""
     a, b = open_store(postgres_url), open_store(postgres_url)
     try:
         assert a.append([report("x", 1)]) == [1]
-        with pytest.raises(StoreError, match="another node wrote"):
+        with pytest.raises(Behind) as refused:
             b.append([report("y", 1)])
-        assert [e.seq for e in a.events()] == [1] and a.append([report("x", 2)]) == [2]
+        assert (refused.value.status, refused.value.retry_after_s) == (503, 1.0)
+        assert [e.seq for e in a.events()] == [1]
+        assert [e.data["asset"] for e in b.catch_up()] == ["x"]  # type: ignore[attr-defined]
+        assert b.append([report("y", 1)]) == [2]
+        assert a.catch_up()[0].data["asset"] == "y"  # type: ignore[attr-defined]
+        assert a.tree.root() == b.tree.root()
     finally:
         a.close()
         b.close()
@@ -112,3 +136,35 @@ def test_the_server_serves_from_postgresql(postgres_url: str, tmp_path: Path) ->
         assert [(a["party"], a["id"], a["position"]["lat"]) for a in assets] == [("blue", "post", 34.55)]
     finally:
         server.kill()
+
+
+def test_two_servers_on_one_database_see_each_others_writes(postgres_url: str, tmp_path: Path) -> None:
+    """A write acknowledged by node A is in node B's answers shortly after, without B being asked to look."""
+    admin = json.loads(runner.invoke(app, ["init", "--db", postgres_url]).stdout)["admin_token"]
+    a = Server(tmp_path / "a.db", tmp_path / "a.log", db_url=postgres_url)
+    b = Server(tmp_path / "b.db", tmp_path / "b.log", db_url=postgres_url)
+    try:
+        a.start()
+        b.start()
+        with httpx.Client(base_url=a.url, timeout=10) as on_a, httpx.Client(base_url=b.url, timeout=10) as on_b:
+            call(on_a, "POST", "/v1/parties", admin, json={"id": "blue", "name": "Blue"})
+            liaison = call(on_a, "POST", "/v1/parties/blue/tokens", admin, json={"role": "liaison"})["token"]
+            call(on_a, "POST", "/v1/assets", liaison, json={"id": "post", "kind": "site", "position": "34.55, 71.02"})
+            deadline = time.monotonic() + 5.0
+            while time.monotonic() < deadline:
+                seen = on_b.get("/v1/assets", headers={"Authorization": f"Bearer {liaison}"})
+                if seen.status_code == 200 and seen.json():
+                    break
+                time.sleep(0.02)
+            assert [x["id"] for x in call(on_b, "GET", "/v1/assets", liaison)] == ["post"]
+            answer = call(on_b, "POST", "/v1/checks", liaison, json={"position": "34.55, 71.02", "kind": "ground"})
+            assert answer["status"] == "conflict"
+            # And back: B's write (its check's record) reaches A's record.
+            size = call(on_b, "GET", "/v1/ledger/head", liaison)["tree_size"]
+            deadline = time.monotonic() + 5.0
+            while call(on_a, "GET", "/v1/ledger/head", liaison)["tree_size"] < size and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert call(on_a, "GET", "/v1/ledger/head", liaison)["tree_size"] >= size
+    finally:
+        a.kill()
+        b.kill()

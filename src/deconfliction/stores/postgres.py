@@ -7,10 +7,13 @@ hashes the exact canonical bytes, which jsonb would not keep. The node's signing
 kept in the database, so that every node on it signs as the same service (whoever can read
 the database can sign: guard it as the key itself).
 
-Writers take an exclusive lock on the log for their transaction and number their events
-after the highest sequence number in it. This node's Merkle tree and picture follow only
-its own writes: a write by another node on the same database is refused here with a clear
-error until following other nodes lands (issue 8).
+Several nodes may serve from one database. A writer takes an exclusive lock on the log for
+its transaction; if another node wrote since this node last caught up, the write is refused
+(:class:`~deconfliction.errors.Behind`, 503, ask again) rather than numbered over what this
+node has not seen, so every write was validated against the whole log before it. Each commit
+notifies the others (``NOTIFY deconfliction``); a node waits for that
+(:meth:`PostgresStore.wait_for_writes`) and reads what it missed by sequence number
+(:meth:`PostgresStore.catch_up`), so a lost notification delays a node, never skips a write.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import psycopg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from deconfliction.errors import StoreError
+from deconfliction.errors import Behind, StoreError
 from deconfliction.ledger.merkle import MerkleTree
 from deconfliction.model import Event
 from deconfliction.stores import display_name
@@ -53,6 +56,8 @@ CREATE TABLE IF NOT EXISTS heads (
 CREATE TABLE IF NOT EXISTS signing_key (id INTEGER PRIMARY KEY CHECK (id = 1), pem TEXT NOT NULL);
 """
 _COLUMNS = "seq, type, time, party, subject, data, sealed, leaf"
+CHANNEL = "deconfliction"
+"""The channel every commit notifies, and every node listens on."""
 LOAD_BATCH = 10_000
 """Rows fetched at a time while a node loads the log: memory stays flat whatever the log's length."""
 
@@ -69,6 +74,7 @@ class PostgresStore:
         self._lock = threading.Lock()  # one writer connection, used from the server's worker threads
         self._reading = threading.Lock()
         self._group = GroupCommit(self.append)
+        self._listener: psycopg.Connection[Any] | None = None  # opened by the first wait_for_writes
         try:
             self._db = psycopg.connect(url, autocommit=True)
             self._check_schema()
@@ -113,9 +119,9 @@ class PostgresStore:
                     self._db.execute("LOCK TABLE events IN EXCLUSIVE MODE")
                     row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
                     if row is None or int(row[0]) != self._last:
-                        raise StoreError(
-                            f"another node wrote to {self._name} (the log ends at {row[0] if row else '?'}, this node "
-                            f"at {self._last}); nodes that follow each other's writes are not done yet: run one node"
+                        raise Behind(
+                            f"another node wrote first (the log ends at {row[0] if row else '?'}, this node has read "
+                            f"to {self._last}); nothing was written: ask again in a moment"
                         )
                     with self._db.cursor() as cursor:
                         cursor.executemany(
@@ -127,12 +133,36 @@ class PostgresStore:
                             "INSERT INTO latest VALUES (%s, %s) ON CONFLICT (subject) DO UPDATE SET seq = EXCLUDED.seq",
                             list(newest.items()),
                         )
+                    self._db.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(rows[-1].seq)))  # sent at commit
             except psycopg.Error as exc:
                 raise StoreError(f"the store could not take the write: {exc}") from exc
             for r in rows:
                 self._tree.append(r.leaf)
             self._last += len(rows)
         return [r.seq for r in rows]
+
+    def catch_up(self) -> list[Event]:
+        """What other nodes wrote since this node last read, in order; their leaves join this node's tree."""
+        with self._lock:
+            query = f"SELECT {_COLUMNS} FROM events WHERE seq > %s ORDER BY seq"
+            rows = [Row(*row) for row in self._read(query, (self._last,))]
+            for r in rows:
+                self._tree.append(r.leaf)
+            self._last += len(rows)
+        return [event_from_row(r.seq, r.type, r.time, r.party, r.data, r.sealed) for r in rows]
+
+    def wait_for_writes(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for another commit's notification; whether one came."""
+        try:
+            if self._listener is None:
+                self._listener = psycopg.connect(self.path, autocommit=True)
+                self._listener.execute(f"LISTEN {CHANNEL}")
+            return any(True for _ in self._listener.notifies(timeout=timeout_s, stop_after=1))
+        except psycopg.Error as exc:
+            if self._listener is not None:
+                self._listener.close()
+            self._listener = None
+            raise StoreError(f"cannot listen for other nodes' writes: {exc}") from exc
 
     def append_grouped(self, events: Sequence[Event]) -> list[int]:
         """Like :meth:`append`, but shares one transaction with concurrent callers."""
@@ -215,5 +245,7 @@ class PostgresStore:
         return key
 
     def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
         self._reader.close()
         self._db.close()
