@@ -50,6 +50,7 @@ from deconfliction.errors import (
     NotFound,
     OutOfOrder,
     StalePicture,
+    StoreError,
     Unauthenticated,
 )
 from deconfliction.feed import Feed
@@ -207,6 +208,7 @@ class Service:
         self._key: Ed25519PrivateKey | None = None
         self._heads_lock = threading.Lock()
         self._last_head: dict[str, Any] | None = None
+        self._store_lost_at: datetime | None = None  # when a check first found the store away, since it was last reached
         s = self.settings
         self.budget = Budget(s.check_rate_per_min / 60.0, s.check_burst, "checks", self.clock)  # checks and proposals
         self.probes = ProbeWatch(s.probe_alarm_m, s.probe_checks, s.probe_window_s)
@@ -739,7 +741,11 @@ class Service:
         The answer returns once its record is durable; ``record`` is its sequence number.
         """
         answer, events, seen = self._answer(caller, body)
-        answer["record"] = self.store.append_grouped(events)[0]
+        try:
+            answer["record"] = self.store.append_grouped(events)[0]
+        except StoreError as exc:
+            return self._unrecorded(answer, exc)
+        self._store_lost_at = None
         if len(events) > 1:
             self.feed.publish()
         self._watch(seen)
@@ -755,10 +761,31 @@ class Service:
             answer, events, seen = await asyncio.to_thread(self._answer, caller, body)
         else:
             answer, events, seen = self._answer(caller, body)
-        answer["record"] = (await self.store.append_grouped_async(events))[0]
+        try:
+            answer["record"] = (await self.store.append_grouped_async(events))[0]
+        except StoreError as exc:
+            return self._unrecorded(answer, exc)
+        self._store_lost_at = None
         if len(events) > 1:
             self.feed.publish()
         self._watch(seen)
+        return answer
+
+    def _unrecorded(self, answer: dict[str, Any], exc: StoreError) -> dict[str, Any]:
+        """A check answered while the store is away: from the picture in memory, frozen, and saying so.
+
+        The answer is still the rules' answer at that picture, so an AOR whose promise runs out
+        meanwhile turns its area ``unknown``, never a silent clear; but nothing is recorded,
+        and the answer says since when this node has not reached its store.
+        """
+        now = self.clock.now()
+        self._store_lost_at = self._store_lost_at or now
+        answer["record"] = None
+        answer["frozen"] = {
+            "since": self._store_lost_at.isoformat(),
+            "reason": f"the store cannot be reached ({exc.message}): this is the picture as this node last read it, "
+            "and this answer is not recorded",
+        }
         return answer
 
     async def record_private_check(self, asker: str, owner: str | None, session: Mapping[str, Any]) -> int:

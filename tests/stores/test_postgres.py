@@ -15,6 +15,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from deconfliction.bench.servers import PostgisServer
 from deconfliction.cli import app
 from deconfliction.clock import ManualClock
 from deconfliction.errors import Behind, StoreError
@@ -168,3 +169,35 @@ def test_two_servers_on_one_database_see_each_others_writes(postgres_url: str, t
     finally:
         a.kill()
         b.kill()
+
+
+def test_while_the_database_is_away_checks_answer_from_memory_and_say_so() -> None:
+    """The database stops under a running node: checks still answer, frozen and unrecorded, and an AOR whose
+    promise runs out meanwhile makes its area unknown, never clear; writes are refused; when the database is
+    back the node carries on by itself."""
+    with PostgisServer(settings={"shared_buffers": "32MB", "max_wal_size": "256MB"}) as pg:
+        clock = ManualClock(T0)
+        service = Service(open_store(pg.create_database("away")), clock)
+        try:
+            _build(service)
+            quiet = {"position": "34.3, 71.9", "kind": "ground"}  # inside blue's AOR, far from everything
+            assert service.check(BLUE, quiet)["status"] == "clear"
+            pg.stop()
+            clock.advance_to(T0 + timedelta(minutes=10))
+            frozen = service.check(BLUE, quiet)
+            assert (frozen["status"], frozen["record"]) == ("clear", None)
+            assert frozen["frozen"]["since"] == (T0 + timedelta(minutes=10)).isoformat()
+            assert "not recorded" in frozen["frozen"]["reason"]
+            with pytest.raises(StoreError):
+                service.register_asset(BLUE, {"id": "new", "kind": "site", "position": "34.3, 71.8"})
+            assert [a["id"] for a in service.assets(BLUE)] == ["u1", "s1"], "a refused write changes nothing"
+            clock.advance_to(T0 + timedelta(hours=2))  # the AOR's hour has run out
+            lapsed = service.check(BLUE, quiet)
+            assert (lapsed["status"], lapsed["record"]) == ("unknown", None)
+            assert lapsed["frozen"]["since"] == frozen["frozen"]["since"]
+            pg.start()
+            service.register_asset(BLUE, {"id": "new", "kind": "site", "position": "34.3, 71.8"})
+            back = service.check(BLUE, quiet)
+            assert isinstance(back["record"], int) and "frozen" not in back
+        finally:
+            service.store.close()

@@ -169,8 +169,16 @@ class PostgisServer:
         with (self._data / "postgresql.conf").open("a") as conf:
             conf.write("\n# deconfliction bench\n" + "\n".join(lines) + "\n")
 
-    def _start(self) -> None:
-        """Start on a free port; if another process takes the port first, try another."""
+    def stop(self) -> None:
+        """Stop the server, keeping its data: a database that goes away under running nodes."""
+        self._stop()
+
+    def start(self) -> None:
+        """Start the stopped server again, on the same port: the database comes back."""
+        self._start(self.port)
+
+    def _start(self, port: int | None = None) -> None:
+        """Start on ``port``, or a free port; if another process takes a free port first, try another."""
         assert self._dir is not None
         log = self._dir / "server.log"
         if os.geteuid() == 0:
@@ -178,7 +186,7 @@ class PostgisServer:
             user = pwd.getpwnam(PG_USER)
             os.chown(log, user.pw_uid, user.pw_gid)
         for attempt in range(self.attempts):
-            self.port = free_port()
+            self.port = port or free_port()
             try:
                 run_logged(
                     self._as_server_user(

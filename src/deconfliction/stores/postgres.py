@@ -114,16 +114,17 @@ class PostgresStore:
         with self._lock:
             rows = rows_for(events, self._last + 1)
             try:
-                with self._db.transaction():
+                db = self._writer()
+                with db.transaction():
                     # One writer at a time across every node on the database; readers are not blocked.
-                    self._db.execute("LOCK TABLE events IN EXCLUSIVE MODE")
-                    row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+                    db.execute("LOCK TABLE events IN EXCLUSIVE MODE")
+                    row = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
                     if row is None or int(row[0]) != self._last:
                         raise Behind(
                             f"another node wrote first (the log ends at {row[0] if row else '?'}, this node has read "
                             f"to {self._last}); nothing was written: ask again in a moment"
                         )
-                    with self._db.cursor() as cursor:
+                    with db.cursor() as cursor:
                         cursor.executemany(
                             f"INSERT INTO events ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                             [(r.seq, r.type, r.time, r.party, r.subject, r.data, r.sealed, r.leaf) for r in rows],
@@ -133,7 +134,7 @@ class PostgresStore:
                             "INSERT INTO latest VALUES (%s, %s) ON CONFLICT (subject) DO UPDATE SET seq = EXCLUDED.seq",
                             list(newest.items()),
                         )
-                    self._db.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(rows[-1].seq)))  # sent at commit
+                    db.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(rows[-1].seq)))  # sent at commit
             except psycopg.Error as exc:
                 raise StoreError(f"the store could not take the write: {exc}") from exc
             for r in rows:
@@ -178,7 +179,7 @@ class PostgresStore:
             ORDER BY seq
         """
         try:
-            with self._reading, self._reader.transaction(), self._reader.cursor(name="load") as cursor:
+            with self._reading, self._read_connection().transaction(), self._reader.cursor(name="load") as cursor:
                 cursor.itersize = LOAD_BATCH
                 cursor.execute(query, (list(RECORD_ONLY), SUPERSEDED))
                 for row in cursor:
@@ -189,7 +190,7 @@ class PostgresStore:
     def _read(self, query: str, args: Sequence[Any]) -> list[Any]:
         try:
             with self._reading:
-                return self._reader.execute(query, args).fetchall()
+                return self._read_connection().execute(query, args).fetchall()
         except psycopg.Error as exc:
             raise StoreError(f"cannot read the store: {exc}") from exc
 
@@ -211,7 +212,7 @@ class PostgresStore:
     def add_head(self, head: dict[str, Any]) -> None:
         with self._lock:
             try:
-                self._db.execute(
+                self._writer().execute(
                     "INSERT INTO heads (tree_size, root_hash, timestamp, signature) VALUES (%s, %s, %s, %s)",
                     (head["tree_size"], head["root_hash"], head["timestamp"], head["signature"]),
                 )
@@ -233,7 +234,7 @@ class PostgresStore:
                     serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
                 )
                 with self._lock:
-                    self._db.execute("INSERT INTO signing_key VALUES (1, %s) ON CONFLICT (id) DO NOTHING", (pem.decode(),))
+                    self._writer().execute("INSERT INTO signing_key VALUES (1, %s) ON CONFLICT (id) DO NOTHING", (pem.decode(),))
             row = self._read("SELECT pem FROM signing_key WHERE id = 1", ())
         except psycopg.Error as exc:
             raise StoreError(f"cannot read or make the signing key in {self._name}: {exc}") from exc
@@ -243,6 +244,18 @@ class PostgresStore:
         if not isinstance(key, Ed25519PrivateKey):
             raise StoreError(f"the signing key in {self._name} is not an Ed25519 key")
         return key
+
+    # A database that went away (a restart, a failover) breaks the connections: the next use
+    # opens new ones, so a node carries on by itself when the database is back.
+    def _writer(self) -> psycopg.Connection[Any]:
+        if self._db.closed or self._db.broken:
+            self._db = psycopg.connect(self.path, autocommit=True)
+        return self._db
+
+    def _read_connection(self) -> psycopg.Connection[Any]:
+        if self._reader.closed or self._reader.broken:
+            self._reader = psycopg.connect(self.path, autocommit=True)
+        return self._reader
 
     def close(self) -> None:
         if self._listener is not None:
