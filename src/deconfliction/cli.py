@@ -127,6 +127,19 @@ def init(
     _print({"admin_token": token})
 
 
+@app.command()
+def migrate(
+    db: Annotated[str, typer.Option("--db", help="The store to upgrade: a SQLite file path or a postgresql:// URL.")],
+) -> None:
+    """Upgrade a store made by an older version in place, all or nothing; prints {"from": N, "to": M}. Back it up first."""
+    from deconfliction.stores.migrate import migrate as upgrade
+
+    try:
+        _print(upgrade(db))
+    except DeconflictionError as exc:
+        _fail(exc)
+
+
 def _serve(service: Service, host: str, port: int) -> None:
     import gc
 

@@ -80,14 +80,18 @@ class SQLiteStore:
         self._last = len(self._tree)
 
     def _check_schema(self) -> None:
-        tables = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if "meta" not in tables:
-            return
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is not None and int(row[0]) != SCHEMA_VERSION:
+        from deconfliction.stores.migrate import sqlite_version
+
+        version = sqlite_version(self._db)
+        if version is not None and version < SCHEMA_VERSION:
             raise StoreError(
-                f"the store at {self.path} has schema version {row[0]}; this version of deconfliction reads "
-                f"version {SCHEMA_VERSION} and has no migration from it yet"
+                f"the store at {self.path} has schema version {version}; this version of deconfliction reads "
+                f"version {SCHEMA_VERSION}: back it up, then run deconflict migrate --db {self.path}"
+            )
+        if version is not None and version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store at {self.path} has schema version {version}, made by a newer deconfliction; "
+                f"this one reads version {SCHEMA_VERSION}"
             )
 
     @property
