@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from typer.testing import CliRunner
 
@@ -201,3 +202,17 @@ def test_while_the_database_is_away_checks_answer_from_memory_and_say_so() -> No
             assert isinstance(back["record"], int) and "frozen" not in back
         finally:
             service.store.close()
+
+
+def test_a_database_that_lost_acknowledged_writes_is_not_written_over(postgres_url: str) -> None:
+    """As after a failover to a standby that was behind: the node refuses to number over entries it has seen."""
+    store = open_store(postgres_url)
+    try:
+        store.append([report("x", 1), report("x", 2)])
+        with psycopg.connect(postgres_url, autocommit=True) as db:
+            db.execute("DELETE FROM events WHERE seq = 2")
+        with pytest.raises(StoreError, match="lost acknowledged writes"):
+            store.append([report("x", 3)])
+        assert store.last_seq() == 1
+    finally:
+        store.close()

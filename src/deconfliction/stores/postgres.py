@@ -119,6 +119,12 @@ class PostgresStore:
                     # One writer at a time across every node on the database; readers are not blocked.
                     db.execute("LOCK TABLE events IN EXCLUSIVE MODE")
                     row = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+                    if row is not None and int(row[0]) < self._last:
+                        raise StoreError(
+                            f"the database holds {row[0]} entries, fewer than the {self._last} this node has read: it "
+                            "lost acknowledged writes (a failover to a standby that was behind?). Nothing was written; "
+                            "compare the signed heads (deconflict ledger verify), then restart the nodes"
+                        )
                     if row is None or int(row[0]) != self._last:
                         raise Behind(
                             f"another node wrote first (the log ends at {row[0] if row else '?'}, this node has read "
