@@ -23,12 +23,17 @@ def scenario_files() -> list[Path]:
     return shared + sorted(OWN_SCENARIOS.glob("*.yaml"))
 
 
+TEST_PG_SETTINGS = {"shared_buffers": "32MB", "max_wal_size": "256MB", "fsync": "off", "full_page_writes": "off"}
+"""A throwaway server for tests: what they prove is the store's behaviour, not the disk's, and a database per test
+is made far faster without syncs (a test that needs durability kills the node, not the database)."""
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgisServer]:
     """PostgreSQL 15 with PostGIS from Debian's packages, on loopback, for the whole session (.ci/run installs it)."""
     if not (PG_BIN / "initdb").exists():
         pytest.fail(f"PostgreSQL 15 is not installed ({PG_BIN}): apt-get install postgresql postgresql-15-postgis-3")
-    with PostgisServer(settings={"shared_buffers": "32MB", "max_wal_size": "256MB"}) as server:
+    with PostgisServer(settings=TEST_PG_SETTINGS) as server:
         yield server
 
 

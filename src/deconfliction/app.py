@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import AsyncIterator
@@ -49,18 +50,31 @@ async def _tick(service: Service) -> None:
             log.exception("the tick failed; deadlines, lapses and heads wait for the next one")
 
 
-async def _follow(service: Service) -> None:
+async def _follow(service: Service, stopping: asyncio.Event) -> None:
     """Follow the other nodes on the same database: wake on their commits (or each second), read what they wrote."""
     wait = getattr(service.store, "wait_for_writes", None)
     if wait is None:
         return  # one node per store: nothing to follow
-    while True:
+    while not stopping.is_set():
         try:
             await run_in_threadpool(wait, FOLLOW_WAIT_S)
             await run_in_threadpool(service.catch_up)
         except Exception:  # the database is away: keep answering from memory, and try again
+            if stopping.is_set():
+                return
             log.exception("following the other nodes failed; trying again in %g s", FOLLOW_WAIT_S)
             await asyncio.sleep(FOLLOW_WAIT_S)
+
+
+async def _stop_following(service: Service, follower: asyncio.Task[None], stopping: asyncio.Event) -> None:
+    """Let the follower finish its wait before the store closes: a connection closed under it would crash the process."""
+    stopping.set()
+    wake = getattr(service.store, "wake_followers", None)
+    if wake is not None:
+        with contextlib.suppress(Exception):  # the database may be away; then the wait ends by its timeout
+            await run_in_threadpool(wake)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(follower), FOLLOW_WAIT_S * 2)
 
 
 FOLLOW_WAIT_S = 1.0
@@ -73,10 +87,11 @@ def create_app(service: Service) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ticker = asyncio.create_task(_tick(service))
-        follower = asyncio.create_task(_follow(service))
+        stopping = asyncio.Event()
+        follower = asyncio.create_task(_follow(service, stopping))
         yield
         ticker.cancel()
-        follower.cancel()
+        await _stop_following(service, follower, stopping)
 
     app = FastAPI(
         lifespan=lifespan,

@@ -27,7 +27,7 @@ from fastapi.testclient import TestClient
 from deconfliction.app import create_app
 from deconfliction.clock import ManualClock
 from deconfliction.service import ROOT, Service
-from deconfliction.stores import SQLiteStore
+from deconfliction.stores import open_store
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ROLES = ("liaison", "viewer", "auditor")
@@ -98,7 +98,7 @@ class Api:
     client: TestClient
     service: Service
     clock: ManualClock
-    db: Path
+    db: Path | str  # a SQLite file, or a PostgreSQL URL
     tokens: dict[str, str] = field(default_factory=dict)
 
     def token(self, who: str) -> str:
@@ -171,10 +171,10 @@ class Api:
 
 
 @contextmanager
-def running_api(db: Path) -> Iterator[Api]:
-    """The app over a fresh SQLite store at ``db`` with a manual clock at T0 and a server admin token."""
+def running_api(db: Path | str) -> Iterator[Api]:
+    """The app over a fresh store at ``db`` (a SQLite path or a PostgreSQL URL), a manual clock at T0, an admin token."""
     clock = ManualClock(T0)
-    store = SQLiteStore(db)
+    store = open_store(db)
     try:
         service = Service(store, clock)
         app = create_app(service)
@@ -186,10 +186,11 @@ def running_api(db: Path) -> Iterator[Api]:
         store.close()
 
 
-@pytest.fixture
-def bare_api(tmp_path: Path) -> Iterator[Api]:
-    """The app with only a server admin token: no parties yet."""
-    with running_api(tmp_path / "t.db") as api:
+@pytest.fixture(params=["sqlite", "postgres"])
+def bare_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
+    """The app with only a server admin token: no parties yet; every API test runs on both stores."""
+    db = tmp_path / "t.db" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    with running_api(db) as api:
         yield api
 
 

@@ -29,7 +29,7 @@ from pyproj import Geod
 from deconfliction.app import create_app
 from deconfliction.clock import ManualClock
 from deconfliction.service import ROOT, Service
-from deconfliction.stores import SQLiteStore
+from deconfliction.stores import SQLiteStore, open_store
 from tests.api.conftest import ALFA_LAND, BRAVO_LAND, T0, Api, Response, add_parties, at, box, iso, refusal, running_api
 
 WGS84 = Geod(ellps="WGS84")
@@ -561,7 +561,7 @@ def test_a_key_issued_before_a_restart_is_refused_with_a_fresh_one(api: Api) -> 
     """
     key = look(api, "alfa")
     api.asset("bravo", "far", "unit", position="34.9, 70.8")
-    restarted = Service(SQLiteStore(api.db), api.clock)
+    restarted = Service(open_store(api.db), api.clock)
     try:
         with TestClient(create_app(restarted)) as client:
             headers = {"Authorization": f"Bearer {api.token('alfa')}"}

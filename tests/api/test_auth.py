@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.api.conftest import ALFA_LAND, ROLES, Api, add_parties, box, refusal, running_api
@@ -248,15 +250,24 @@ def test_auth_viewer_can_ask_a_check(shared: Api) -> None:
 # ---------------------------------------------------------------------------- tokens at rest
 
 
+def _everything_stored(db: Path | str) -> bytes:
+    """Every byte the store holds: the SQLite file and its WAL, or every table of the PostgreSQL database as text."""
+    if isinstance(db, Path):
+        files = [p for p in db.parent.iterdir() if p.name.startswith(db.name)]
+        assert db.with_name(db.name + "-wal") in files
+        return b"".join(p.read_bytes() for p in files)
+    with psycopg.connect(db) as conn:
+        tables = [t for (t,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        return "".join(str(conn.execute(f"SELECT * FROM {t}").fetchall()) for t in tables).encode()
+
+
 def test_auth_tokens_are_stored_only_as_hashes(api: Api) -> None:
     for party in ("alfa", "bravo"):
         for role in ROLES:
             api.token(f"{party}:{role}")
     api.asset("alfa", "post", position="34.6, 71.1")  # traffic with the tokens, too
     api.check("bravo:viewer", position="34.6, 71.1", kind="fires")
-    files = [p for p in api.db.parent.iterdir() if p.name.startswith(api.db.name)]
-    assert api.db.with_name(api.db.name + "-wal") in files
-    stored = b"".join(p.read_bytes() for p in files)
+    stored = _everything_stored(api.db)
     assert len(api.tokens) == 7
     for who, token in api.tokens.items():
         assert token.encode() not in stored, f"the {who} token is stored in clear"

@@ -266,12 +266,12 @@ def test_report_batch_with_one_bad_report_takes_none(api: Api, bad: dict[str, An
 def test_report_batch_refused_survives_a_restart_unchanged(api: Api) -> None:
     """Nothing of a refused batch reached the store: a service rebuilt from the file agrees."""
     from deconfliction.service import Service
-    from deconfliction.stores import SQLiteStore
+    from deconfliction.stores import open_store
 
     api.asset("alfa", "u1", "unit", position="34.5, 71.2")
     batch = [{"asset": "u1", "position": "34.6, 71.1"}, {"asset": "u1", "position": "bogus"}]
     refusal(api.post("/v1/reports/batch", "alfa", json={"reports": batch}), 422, "invalid_position", "reports.1.position")
-    store = SQLiteStore(api.db)
+    store = open_store(api.db)
     try:
         rebuilt = Service(store, api.clock)
         assert rebuilt.picture.reports[("alfa", "u1")].point.lat == 34.5

@@ -14,13 +14,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from deconfliction.service import ROOT
-from deconfliction.stores import SQLiteStore
+from deconfliction.stores import open_store
 from tests.api.conftest import ALFA_LAND, BRAVO_LAND, Api, at, box, refusal
 from tests.ledger.rfc9162 import canonical, head_message, independent_consistency, independent_inclusion, mth, sha256
 
@@ -202,8 +203,13 @@ def test_the_head_is_signed_and_its_root_is_the_tree_of_every_entry(tokens: Api)
     assert head["tree_size"] == len(entries)
     assert head["root_hash"] == mth([leaf_bytes(e) for e in entries]).hex()
 
-    # the key served is the node's key kept beside the store
-    key = serialization.load_pem_private_key(Path(f"{api.db}.key").read_bytes(), password=None)
+    # the key served is the node's key kept beside the store (in it, on PostgreSQL)
+    if isinstance(api.db, Path):
+        key = serialization.load_pem_private_key(Path(f"{api.db}.key").read_bytes(), password=None)
+    else:
+        with psycopg.connect(api.db) as db:
+            (pem,) = db.execute("SELECT pem FROM signing_key").fetchone() or ("",)
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
     assert isinstance(key, Ed25519PrivateKey)
     raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     assert head["public_key"] == raw.hex()
@@ -218,7 +224,7 @@ def test_the_head_is_signed_and_its_root_is_the_tree_of_every_entry(tokens: Api)
 
     # the heads published are kept in the store
     assert heads(api)[-1] == {k: head[k] for k in HEAD_KEYS}
-    store = SQLiteStore(api.db)
+    store = open_store(api.db)
     try:
         assert store.heads() == heads(api)
     finally:

@@ -75,6 +75,8 @@ class PostgresStore:
         self._reading = threading.Lock()
         self._group = GroupCommit(self.append)
         self._listener: psycopg.Connection[Any] | None = None  # opened by the first wait_for_writes
+        self._listening = threading.Lock()
+        self._closed = False
         try:
             self._db = psycopg.connect(url, autocommit=True)
             self._check_schema()
@@ -112,6 +114,7 @@ class PostgresStore:
 
     def append(self, events: Sequence[Event]) -> list[int]:
         with self._lock:
+            self._open_or_fail()
             rows = rows_for(events, self._last + 1)
             try:
                 db = self._writer()
@@ -159,7 +162,25 @@ class PostgresStore:
         return [event_from_row(r.seq, r.type, r.time, r.party, r.data, r.sealed) for r in rows]
 
     def wait_for_writes(self, timeout_s: float) -> bool:
-        """Wait up to ``timeout_s`` for another commit's notification; whether one came."""
+        """Wait up to ``timeout_s`` for another commit's notification (or :meth:`wake_followers`); whether one came."""
+        with self._listening:
+            self._open_or_fail()
+            return self._wait(timeout_s)
+
+    def wake_followers(self) -> None:
+        """Wake every node waiting in :meth:`wait_for_writes`, this one included (a node shutting down)."""
+        with self._lock:
+            self._open_or_fail()
+            try:
+                self._writer().execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+            except psycopg.Error as exc:
+                raise StoreError(f"cannot notify the other nodes: {exc}") from exc
+
+    def _open_or_fail(self) -> None:
+        if self._closed:
+            raise StoreError(f"the store at {self._name} is closed")
+
+    def _wait(self, timeout_s: float) -> bool:
         try:
             if self._listener is None:
                 self._listener = psycopg.connect(self.path, autocommit=True)
@@ -196,6 +217,7 @@ class PostgresStore:
     def _read(self, query: str, args: Sequence[Any]) -> list[Any]:
         try:
             with self._reading:
+                self._open_or_fail()
                 return self._read_connection().execute(query, args).fetchall()
         except psycopg.Error as exc:
             raise StoreError(f"cannot read the store: {exc}") from exc
@@ -264,7 +286,10 @@ class PostgresStore:
         return self._reader
 
     def close(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
-        self._reader.close()
-        self._db.close()
+        """Close every connection, once no thread is using one (a follower waits at most its timeout)."""
+        with self._lock, self._reading, self._listening:
+            self._closed = True
+            if self._listener is not None:
+                self._listener.close()
+            self._reader.close()
+            self._db.close()
