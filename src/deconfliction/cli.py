@@ -200,7 +200,8 @@ def demo(
         _fail(exc)
     url = f"http://{host}:{port}"
     _print({"url": url, "db": display_name(path), "tokens": tokens})
-    err.print(f"demo picture loaded into {display_name(path)}; the API at {url} (docs at {url}/docs)")
+    err.print(f"demo picture loaded into {display_name(path)}; the console at {url}/ (sign in with a token below)")
+    err.print(f"the API docs at {url}/docs")
     for who, made in tokens.items():
         err.print(f"  {who:8} token: {made}", highlight=False)
     if not no_serve:
