@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from deconfliction.errors import StoreError
+from deconfliction.stores import POSTGRES_SCHEMES
 from deconfliction.stores.base import event_from_row, rows_for
 
 Step = Callable[[sqlite3.Connection], None]
@@ -67,7 +68,7 @@ def sqlite_version(db: sqlite3.Connection) -> int | None:
 def migrate(db: str | Path) -> dict[str, int | None]:
     """Bring the store ``db`` to the current schema: ``{"from": v, "to": v'}``; a store already current is left as it is."""
     text = str(db)
-    if text.startswith(("postgresql://", "postgres://")):
+    if text.startswith(POSTGRES_SCHEMES):
         from deconfliction.stores.postgres import SCHEMA_VERSION as PG_VERSION
 
         return {"from": PG_VERSION, "to": PG_VERSION}
