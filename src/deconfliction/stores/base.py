@@ -210,6 +210,10 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+HEAD_FIELDS = ("tree_size", "root_hash", "timestamp", "signature")
+"""A signed tree head as the stores keep it, column by column."""
+
+
 def event_from_row(seq: int, type_: str, time: str, party: str | None, data: str, sealed: str | None) -> Event:
     """The event a stored row holds, with its sealed parts put back: the service works on full events."""
     full = unseal(json.loads(data), sealed_parts(sealed))

@@ -30,7 +30,16 @@ from deconfliction.errors import Behind, StoreError
 from deconfliction.ledger.merkle import MerkleTree
 from deconfliction.model import Event
 from deconfliction.stores import display_name
-from deconfliction.stores.base import RECORD_ONLY, SUPERSEDED, GroupCommit, Row, event_from_row, new_signing_key, rows_for
+from deconfliction.stores.base import (
+    HEAD_FIELDS,
+    RECORD_ONLY,
+    SUPERSEDED,
+    GroupCommit,
+    Row,
+    event_from_row,
+    new_signing_key,
+    rows_for,
+)
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -242,14 +251,14 @@ class PostgresStore:
             try:
                 self._writer().execute(
                     "INSERT INTO heads (tree_size, root_hash, timestamp, signature) VALUES (%s, %s, %s, %s)",
-                    (head["tree_size"], head["root_hash"], head["timestamp"], head["signature"]),
+                    tuple(head[f] for f in HEAD_FIELDS),
                 )
             except psycopg.Error as exc:
                 raise StoreError(f"the store could not keep the tree head: {exc}") from exc
 
     def heads(self) -> list[dict[str, Any]]:
         rows = self._read("SELECT tree_size, root_hash, timestamp, signature FROM heads ORDER BY id", ())
-        return [dict(zip(("tree_size", "root_hash", "timestamp", "signature"), row, strict=True)) for row in rows]
+        return [dict(zip(HEAD_FIELDS, row, strict=True)) for row in rows]
 
     def signing_key(self, create: bool = True) -> Ed25519PrivateKey:
         """The key kept in the database (PKCS#8 PEM), made on first use unless ``create`` is False.

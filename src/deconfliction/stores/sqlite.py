@@ -20,7 +20,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from deconfliction.errors import StoreError
 from deconfliction.ledger.merkle import MerkleTree
 from deconfliction.model import Event
-from deconfliction.stores.base import RECORD_ONLY, SUPERSEDED, GroupCommit, Row, event_from_row, new_signing_key, rows_for
+from deconfliction.stores.base import (
+    HEAD_FIELDS,
+    RECORD_ONLY,
+    SUPERSEDED,
+    GroupCommit,
+    Row,
+    event_from_row,
+    new_signing_key,
+    rows_for,
+)
 
 SCHEMA_VERSION = 2
 _SCHEMA = """
@@ -167,14 +176,14 @@ class SQLiteStore:
             try:
                 self._db.execute(
                     "INSERT INTO heads VALUES (?, ?, ?, ?)",
-                    (head["tree_size"], head["root_hash"], head["timestamp"], head["signature"]),
+                    tuple(head[f] for f in HEAD_FIELDS),
                 )
             except sqlite3.Error as exc:
                 raise StoreError(f"the store could not keep the tree head: {exc}") from exc
 
     def heads(self) -> list[dict[str, Any]]:
         rows = self._read("SELECT tree_size, root_hash, timestamp, signature FROM heads ORDER BY rowid", ())
-        return [dict(zip(("tree_size", "root_hash", "timestamp", "signature"), row, strict=True)) for row in rows]
+        return [dict(zip(HEAD_FIELDS, row, strict=True)) for row in rows]
 
     def signing_key(self, create: bool = True) -> Ed25519PrivateKey:
         """The key in ``<db>.key`` (PKCS#8 PEM, readable by the owner only), made on first use unless ``create`` is False."""
