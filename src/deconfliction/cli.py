@@ -546,6 +546,29 @@ def bench(
     err.print(f"results in {out / 'latest.json'} and {out / 'latest.png'}")
 
 
+@app.command("bench-stores")
+def bench_stores(
+    checks_size: Annotated[str, typer.Option(help="Assets in the picture for the checks and ingest.")] = "100k",
+    startup_size: Annotated[str, typer.Option(help="Assets in the picture for start-up.")] = "1M",
+    checks: Annotated[int, typer.Option(help="Recorded checks measured per store.")] = 2000,
+    batched: Annotated[int, typer.Option(help="Reports ingested in batches of 1,000.")] = 100_000,
+    single: Annotated[int, typer.Option(help="Reports ingested one per transaction.")] = 1000,
+    out: Annotated[Path, typer.Option(help="Where stores.json goes.")] = Path("benchmarks/results"),
+) -> None:
+    """SQLite and PostgreSQL side by side: durable ingest, recorded checks, start-up (PostgreSQL from Debian's packages)."""
+    from deconfliction.bench.run import parse_size
+    from deconfliction.bench.stores import print_stores, run_stores, save
+
+    try:
+        sizes = parse_size(checks_size), parse_size(startup_size)
+    except ValueError as exc:
+        err.print(f"--checks-size/--startup-size: {exc}")
+        raise typer.Exit(2) from exc
+    results = run_stores(checks_size=sizes[0], startup_size=sizes[1], checks=checks, batched=batched, single=single, console=err)
+    print_stores(results, Console(width=max(120, Console().width)))
+    err.print(f"results in {save(results, out)}")
+
+
 @app.command()
 def readback(position: Annotated[str, typer.Argument(help="A position in any notation.")], db: Db = None) -> None:
     """Read a position back in canonical form (lat/lon, MGRS, and the border if --db has territories)."""

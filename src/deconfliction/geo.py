@@ -32,6 +32,9 @@ from deconfliction.errors import InvalidInput, InvalidPosition
 WGS84 = Geod(ellps="WGS84")
 _MGRS = mgrs.MGRS()
 
+Box = tuple[float, float, float, float]
+"""A lon/lat box: west, south, east, north, in degrees."""
+
 
 @dataclass(frozen=True, slots=True)
 class LatLon:

@@ -54,7 +54,7 @@ from deconfliction.errors import (
     Unauthenticated,
 )
 from deconfliction.feed import Feed
-from deconfliction.geo import LatLon, LocalPlane, degrees_envelope, parse_geojson, parse_position, to_geojson
+from deconfliction.geo import Box, LatLon, LocalPlane, degrees_envelope, parse_geojson, parse_position, to_geojson
 from deconfliction.ledger.heads import public_key_hex, sign_head
 from deconfliction.ledger.seal import may_read
 from deconfliction.model import (
@@ -91,7 +91,7 @@ from deconfliction.model import (
 )
 from deconfliction.settings import Settings
 from deconfliction.stores import MemoryStore, Store
-from deconfliction.stores.base import RECORD_ONLY, sealed_parts
+from deconfliction.stores.base import sealed_parts
 
 MAX_UNCERTAINTY_M = 100_000.0
 MAX_RADIUS_M = 200_000.0
@@ -108,7 +108,6 @@ LOOK_LIMIT = 5000
 EVENT_PAGE = 1000
 LEDGER_PAGE = 1000
 """Most entries one ledger read returns; ``next`` says where to go on."""
-Box = tuple[float, float, float, float]
 WORLD: Box = (-180.0, -90.0, 180.0, 90.0)
 
 
@@ -906,22 +905,19 @@ class Service:
             raise InvalidInput(f"as_of {when.isoformat()} is in the future; the record answers for the past", field="as_of")
         return when
 
-    def _as_of(self, when: datetime) -> Service:
-        """A service over the picture as the record had it at ``when``: every write up to then, replayed.
+    def _as_of(self, when: datetime, area: Box | None = None) -> Service:
+        """A service over the picture as the record had it at ``when``: the writes up to then, replayed.
 
-        It reads the whole log (the record is the source); an investigation asks rarely, a
-        rebuild of a large record takes seconds. Its clock stands at ``when``.
+        It reads the store's history (the record is the source): the whole log, or with
+        ``area`` what the store keeps for it (PostgreSQL: only the assets ever reported
+        there). Its clock stands at ``when``; its picture version is the record's length then.
         """
+        # The last entry written at or before `when` (times have microseconds; the log's grow with it).
+        until = self._seq_before(when + timedelta(microseconds=1))
         past = Service(MemoryStore(), ManualClock(when), self.settings)
-        after = 0
-        while page := self.store.events(after, EVENT_PAGE):
-            for event in page:
-                if event.type in RECORD_ONLY:
-                    continue
-                if event.time > when:
-                    return past
-                past._apply(event)
-            after = page[-1].seq
+        for event in self.store.history(until, area):
+            past._apply(event)
+        past.picture.version = until
         return past
 
     def picture_then(self, caller: Caller, area: str | None, kind: object, when: datetime) -> dict[str, Any]:
@@ -931,8 +927,6 @@ class Service:
         if area is not None:
             shown = self.look(caller, area, kind)
             shown.pop("picture_key")
-        elif kind is not None:
-            raise InvalidInput("kind widens an area; give the area too", field="kind")
         else:
             shown = {
                 "assets": self.assets(caller),
@@ -953,21 +947,28 @@ class Service:
         by that kind's buffer, as an activity's volumes are. The key covers the box. With
         ``as_of``, the picture as the caller could have seen it then, rebuilt from the record.
         """
+        box = self._look_box(area, kind)
         if as_of is not None:
             when = self._past_instant(as_of)
-            return self._as_of(when).picture_then(caller, area, kind, when)
+            return self._as_of(when, box).picture_then(caller, area, kind, when)
         viewer = self._party_of(caller, "looking at the picture") if caller.party is not None else None
+        if box is None:
+            with self._reading:
+                return {**self.summary(viewer), "picture_key": str(PictureKey.issue(self.picture.version, WORLD))}
+        with self._reading:
+            return {**self._look(box, viewer), "picture_version": self.picture.version}
+
+    def _look_box(self, area: str | None, kind: object) -> Box | None:
+        """The box a look covers: ``area``, widened by ``kind``'s buffer as an activity's volumes are."""
         if area is None:
             if kind is not None:
                 raise InvalidInput("kind widens an area; give the area too", field="kind")
-            with self._reading:
-                return {**self.summary(viewer), "picture_key": str(PictureKey.issue(self.picture.version, WORLD))}
+            return None
         box = parse_box(area, "area")
         if kind is not None:
             # As an activity's volumes are widened: by the buffer and the engine's safety margin.
             box = degrees_envelope(box, self.settings.buffer_m(_check_kind(kind)) * LOOK_MARGIN + 1.0)
-        with self._reading:
-            return {**self._look(box, viewer), "picture_version": self.picture.version}
+        return box
 
     def _look(self, box: Box, viewer: str | None) -> dict[str, Any]:
         """What ``viewer`` may see inside ``box``, with the key that proves it was seen; under the reading lock."""

@@ -74,3 +74,31 @@ def test_as_of_refusals_name_the_field_and_change_nothing(api: Api) -> None:
     refusal(api.get("/v1/picture", "bravo", params={"as_of": "2025-12-31T00:00:00Z"}), 404, "not_found", "party")
     assert api.version() == version
     assert json.dumps(api.ok("GET", "/v1/picture", "bravo", 200, params={"as_of": iso(at(0))})["assets"]) == "[]"
+
+
+def test_the_past_of_one_area_holds_exactly_what_stood_in_it_then(api: Api) -> None:
+    """On PostgreSQL the store reads only the assets ever reported in the area; the answer is the whole log's.
+
+    At t=299: ``in`` stands in the box; ``left`` stood in it, then left; ``came`` comes into it at t=300;
+    ``gone`` stood in it and was withdrawn; ``far`` was never near it.
+    """
+    box, inside, outside = "71.10,34.60,71.20,34.70", "34.6500, 71.1500", "34.4000, 71.2500"
+    for name, where in (("in", inside), ("left", inside), ("came", outside), ("gone", inside), ("far", outside)):
+        api.asset("alfa", name, kind="unit", position=where, stale_after_s=86_400)
+    api.advance(60)
+    api.report("alfa", "left", outside, stale_after_s=86_400)
+    api.ok("DELETE", "/v1/assets/gone", "alfa", 200)
+    api.advance(240)  # t=300
+    api.report("alfa", "came", inside, stale_after_s=86_400)
+    api.advance(60)
+
+    def seen(when: int, area: str | None) -> list[str]:
+        params = {"as_of": iso(at(when))} | ({"area": area} if area else {})
+        return sorted(a["id"] for a in api.ok("GET", "/v1/picture", "bravo", 200, params=params)["assets"])
+
+    assert seen(299, box) == ["in"]
+    assert seen(30, box) == ["gone", "in", "left"]
+    assert seen(300, box) == ["came", "in"]  # as of an instant: what was written up to it, inclusive
+    assert seen(299, None) == ["came", "far", "in", "left"]  # the whole picture then: every asset, wherever it stood
+    version = api.ok("GET", "/v1/picture", "bravo", 200, params={"as_of": iso(at(299)), "area": box})["picture_version"]
+    assert version == api.ok("GET", "/v1/picture", "bravo", 200, params={"as_of": iso(at(299))})["picture_version"]

@@ -22,7 +22,8 @@ from deconfliction.clock import ManualClock
 from deconfliction.errors import Behind, StoreError
 from deconfliction.model import Event
 from deconfliction.service import Service
-from deconfliction.stores import display_name, open_store
+from deconfliction.stores import MemoryStore, display_name, open_store
+from deconfliction.stores.base import newest_reports
 from deconfliction.stores.postgres import PostgresStore
 from tests.api.test_server_process import Server, call
 from tests.stores.test_store import BLUE, T0, _build, report
@@ -216,3 +217,98 @@ def test_a_database_that_lost_acknowledged_writes_is_not_written_over(postgres_u
         assert store.last_seq() == 1
     finally:
         store.close()
+
+
+# ---------------------------------------------------------------- where things are, in PostGIS types
+
+
+def _sql(url: str, query: str, *args: object) -> list[tuple[object, ...]]:
+    with psycopg.connect(url) as db:
+        return db.execute(query, args).fetchall()  # type: ignore[arg-type]
+
+
+def test_the_database_holds_where_things_are_in_postgis_types(postgres_url: str) -> None:
+    """A GIS client reading the database finds every asset's current position, and the zones, in EPSG:4326."""
+    service = Service(open_store(postgres_url), ManualClock(T0))
+    try:
+        _build(service)  # u1 moved three times; "gone" was registered, then withdrawn
+    finally:
+        service.store.close()
+    positions = _sql(postgres_url, "SELECT subject, ST_Y(geom), ST_X(geom), ST_SRID(geom) FROM latest ORDER BY subject")
+    assert positions == [("blue/s1", 34.6, 71.6, 4326), ("blue/u1", 34.5, 71.53, 4326)]
+    (zone,) = _sql(postgres_url, "SELECT ST_AsText(geom) FROM events WHERE type = 'zone.declared'")
+    assert zone == ("POLYGON((71.1 34.1,71.2 34.1,71.2 34.2,71.1 34.1))",)
+    box = "ST_MakeEnvelope(71.55, 34.55, 71.65, 34.65, 4326)"
+    inside = f"SELECT DISTINCT subject FROM events WHERE geom && {box} AND subject IS NOT NULL"
+    assert _sql(postgres_url, inside) == [("blue/s1",)]
+    with psycopg.connect(postgres_url) as db:
+        db.execute("SET enable_seqscan = off")  # a few rows: without this the planner would rightly scan them
+        plan = "\n".join(row[0] for row in db.execute(f"EXPLAIN {inside}").fetchall())
+    assert "events_geom" in plan, plan
+
+
+def test_the_history_of_an_area_reads_only_the_assets_ever_there(postgres_url: str) -> None:
+    service = Service(open_store(postgres_url), ManualClock(T0))
+    try:
+        _build(service)
+        everything = list(service.store.history(service.store.last_seq()))
+        near_s1 = list(service.store.history(service.store.last_seq(), (71.55, 34.55, 71.65, 34.65)))
+    finally:
+        service.store.close()
+    subjects = {e.data.get("asset") or e.data.get("id") for e in near_s1 if e.type.startswith(("asset.", "report."))}
+    assert subjects == {"s1"}, "u1 and the withdrawn site were never in the area"
+    assert {e.type for e in near_s1} >= {"party.created", "territory.loaded", "zone.declared", "aor.declared", "aor.confirmed"}
+    assert [e.seq for e in near_s1] == sorted(e.seq for e in near_s1)
+    assert len([e for e in everything if e.type == "report.accepted"]) == 6  # the full history keeps every report
+
+
+FIRST_POSTGRES_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE events (seq BIGINT PRIMARY KEY, type TEXT NOT NULL, time TEXT NOT NULL, party TEXT, subject TEXT,
+                     data TEXT NOT NULL, sealed TEXT, leaf BYTEA NOT NULL);
+CREATE TABLE latest (subject TEXT PRIMARY KEY, seq BIGINT NOT NULL);
+CREATE TABLE heads (id BIGSERIAL PRIMARY KEY, tree_size BIGINT NOT NULL, root_hash TEXT NOT NULL,
+                    timestamp BIGINT NOT NULL, signature TEXT NOT NULL);
+CREATE TABLE signing_key (id INTEGER PRIMARY KEY CHECK (id = 1), pem TEXT NOT NULL);
+INSERT INTO meta VALUES ('schema_version', '1');
+"""
+"""Version 1 as the first PostgreSQL store wrote it: no geometry, a subject only on reports."""
+
+
+def test_a_first_version_postgresql_store_is_refused_until_migrated_then_has_its_geometry(postgres_url: str) -> None:
+    made = Service(MemoryStore(), ManualClock(T0))
+    _build(made)
+    rows = made.store.rows(0, made.store.last_seq())
+    with psycopg.connect(postgres_url) as db:
+        db.execute(FIRST_POSTGRES_SCHEMA)
+        with db.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO events VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                [(r.seq, r.type, r.time, r.party, r.subject if r.type == "report.accepted" else None, r.data, r.sealed, r.leaf)
+                 for r in rows],
+            )  # fmt: skip
+            cursor.executemany("INSERT INTO latest VALUES (%s, %s)", list(newest_reports(rows).items()))
+    with pytest.raises(StoreError, match="deconflict migrate --db"):
+        open_store(postgres_url)
+
+    done = runner.invoke(app, ["migrate", "--db", postgres_url])
+    assert done.exit_code == 0, done.stderr
+    assert json.loads(done.stdout) == {"from": 1, "to": 2}
+    assert json.loads(runner.invoke(app, ["migrate", "--db", postgres_url]).stdout) == {"from": 2, "to": 2}
+
+    upgraded = Service(open_store(postgres_url), ManualClock(T0))
+    try:
+        assert (upgraded.summary(), upgraded.assets(BLUE), upgraded.zones(BLUE)) == (
+            made.summary(),
+            made.assets(BLUE),
+            made.zones(BLUE),
+        )
+        assert upgraded.store.tree.root() == made.store.tree.root(), "the entries are untouched"
+        near_s1 = upgraded.store.history(upgraded.store.last_seq(), (71.55, 34.55, 71.65, 34.65))
+        assert {e.data["id"] for e in near_s1 if e.type == "asset.registered"} == {"s1"}
+    finally:
+        upgraded.store.close()
+    assert _sql(postgres_url, "SELECT subject, ST_X(geom) FROM latest ORDER BY subject") == [
+        ("blue/s1", 71.6),
+        ("blue/u1", 71.53),
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -31,7 +32,7 @@ from deconfliction.engine.rules import check
 from deconfliction.model import CheckQuery, Event, Role
 from deconfliction.service import ROOT, SWITCH_INTERVAL_S, Caller, Service
 from deconfliction.settings import Settings
-from deconfliction.stores import SQLiteStore
+from deconfliction.stores import open_store
 
 
 @dataclass(frozen=True)
@@ -95,9 +96,9 @@ def theatre_events(theatre: Theatre) -> Iterator[Event]:
         yield ev.zone_event(zone, now)
 
 
-def load_store(path: Path, theatre: Theatre, chunk: int = 20_000) -> float:
-    """Write the theatre into a SQLite store in large transactions (set-up, not ingest); seconds."""
-    store = SQLiteStore(path)
+def load_store(db: str | Path, theatre: Theatre, chunk: int = 20_000) -> float:
+    """Write the theatre into a store (a ``--db`` value) in large transactions (set-up, not ingest); seconds."""
+    store = open_store(db)
     started = time.perf_counter()
     batch: list[Event] = []
     for event in theatre_events(theatre):
@@ -111,17 +112,33 @@ def load_store(path: Path, theatre: Theatre, chunk: int = 20_000) -> float:
     return time.perf_counter() - started
 
 
-def startup_s(path: Path) -> float:
-    """Seconds to rebuild the picture from the store, as ``deconflict serve`` does on start."""
+def startup_s(db: str | Path) -> float:
+    """Seconds to open the store and rebuild the picture from it, as ``deconflict serve`` does on start."""
     started = time.perf_counter()
-    Service(SQLiteStore(path))
-    return time.perf_counter() - started
+    service = Service(open_store(db))
+    elapsed = time.perf_counter() - started
+    service.store.close()
+    return elapsed
 
 
-def ingest(path: Path, theatre: Theatre, *, batch: int, count: int, check_queries: Sequence[CheckQuery]) -> dict[str, Any]:
-    """Durable report ingest into the store, with checks asked at the same time from another thread."""
+def ingest(
+    db: str | Path,
+    theatre: Theatre,
+    *,
+    batch: int,
+    count: int,
+    check_queries: Sequence[CheckQuery],
+    quiet_checks: int = 300,
+    checking: bool = True,
+) -> dict[str, Any]:
+    """Durable report ingest into the store, with checks asked at the same time from another thread (unless not ``checking``).
+
+    Before the ingest, ``quiet_checks`` recorded checks alone give the checks' latency without load.
+    """
     clock = ManualClock(theatre.now)
-    service = Service(SQLiteStore(path), clock, Settings(check_rate_per_min=0))  # a load test, not a party
+    service = Service(open_store(db), clock, Settings(check_rate_per_min=0))  # a load test, not a party
+    gc.collect()
+    gc.freeze()  # as `deconflict serve` does once the picture is loaded
     west = [r for r in theatre.reports if r.party == "west"]
     caller = Caller("west", Role.LIAISON)
     later = theatre.now + timedelta(minutes=1)
@@ -139,7 +156,7 @@ def ingest(path: Path, theatre: Theatre, *, batch: int, count: int, check_querie
     samples: list[float] = []
     check_bodies = [check_body(q) for q in check_queries]
     asker = Caller("east", Role.LIAISON)
-    quiet = time_calls(lambda b: service.check(asker, b), check_bodies[:300])
+    quiet = time_calls(lambda b: service.check(asker, b), check_bodies[:quiet_checks])
 
     def checker() -> None:
         i = 0
@@ -153,7 +170,8 @@ def ingest(path: Path, theatre: Theatre, *, batch: int, count: int, check_querie
     previous = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL_S)  # as `deconflict serve` runs
     thread = threading.Thread(target=checker, daemon=True)
-    thread.start()
+    if checking:
+        thread.start()
     started = time.perf_counter()
     seen: set[str] = set()
     chunk: list[dict[str, Any]] = []
@@ -170,15 +188,17 @@ def ingest(path: Path, theatre: Theatre, *, batch: int, count: int, check_querie
         service.report_batch(caller, chunk)
     elapsed = time.perf_counter() - started
     stop.set()
-    thread.join(timeout=10)
+    if checking:
+        thread.join(timeout=10)
     sys.setswitchinterval(previous)
     service.store.close()
+    gc.unfreeze()
     return {
         "reports": count,
         "batch": batch,
         "per_s": count / elapsed,
         "checks_quiet": quiet.as_dict(),
-        "checks_under_load": Latency.of(samples).as_dict(),
+        "checks_under_load": Latency.of(samples).as_dict() if samples else None,
     }
 
 
@@ -296,7 +316,7 @@ def http_checks(url: str, token: str, queries: Sequence[CheckQuery], *, connecti
 
 def liaison_token(path: Path, party: str) -> str:
     """A liaison token written into the store (before the server starts)."""
-    service = Service(SQLiteStore(path))
+    service = Service(open_store(path))
     token = service.create_token(ROOT, party, "liaison")
     service.store.close()
     return token

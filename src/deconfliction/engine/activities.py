@@ -21,10 +21,8 @@ from shapely.geometry.base import BaseGeometry
 
 from deconfliction.engine.picture import Picture
 from deconfliction.engine.rules import check, search_area, stakeholders
-from deconfliction.geo import LatLon, LocalPlane, buffered
+from deconfliction.geo import Box, LatLon, LocalPlane, buffered
 from deconfliction.model import Activity, ActivityKind, ActivityState, CheckQuery, Volume, Window, Zone
-
-Box = tuple[float, float, float, float]
 
 INSIDE_TOLERANCE_M = 1.0
 """A checked geometry this close outside a notified volume still counts as inside (rounding of typed positions)."""

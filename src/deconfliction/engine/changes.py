@@ -22,10 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from deconfliction.errors import InvalidInput
-from deconfliction.geo import degree_margins
+from deconfliction.geo import Box, degree_margins
 from deconfliction.model import Disclosure
-
-Box = tuple[float, float, float, float]
 
 CAPACITY = 2_000_000
 """Entries kept (about 50 bytes each); with an hour of 300 reports a second this keeps the hour."""

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from deconfliction.geo import Box
 from deconfliction.ledger.merkle import MerkleTree, leaf_hash
 from deconfliction.ledger.seal import Sealed, canonical_json, entry_bytes, seal, unseal
 from deconfliction.model import Event
@@ -62,11 +63,22 @@ def sealed_parts(sealed: str | None) -> list[Sealed]:
     return [Sealed.from_json(p) for p in json.loads(sealed)] if sealed else []
 
 
+ABOUT_AN_ASSET = ("asset.registered", "asset.withdrawn", "position.withdrawn", SUPERSEDED)
+"""The events whose subject is an asset, ``party/asset``."""
+
+
 def subject_of(event: Event) -> str | None:
-    """The object an event is about, so that superseded reports can be skipped on load."""
+    """The asset an event is about: start-up skips superseded reports by it, a history of an area keeps the assets seen there."""
     if event.type == SUPERSEDED:
         return f"{event.data['party']}/{event.data['asset']}"
+    if event.type in ABOUT_AN_ASSET:
+        return f"{event.data['party']}/{event.data['id']}"
     return None
+
+
+def newest_reports(rows: Sequence[Row]) -> dict[str, int]:
+    """Of ``rows``, the newest report of each asset: its subject and sequence number, for the ``latest`` table."""
+    return {r.subject: r.seq for r in rows if r.type == SUPERSEDED and r.subject is not None}
 
 
 class GroupCommit:
@@ -178,6 +190,14 @@ class Store(Protocol):
         """Every event needed to rebuild the current picture, in sequence order."""
         ...
 
+    def history(self, until: int, area: Box | None = None) -> Iterator[Event]:
+        """The events that rebuild the picture as entry ``until`` left it, in order (record-only events left out).
+
+        With ``area`` (lon/lat) a store may leave out the events of assets never reported
+        inside it: a store with a spatial index answers an area's past without the whole log.
+        """
+        ...
+
     def events(self, after: int = 0, limit: int = 1000, types: Sequence[str] = ()) -> list[Event]:
         """The log from ``after`` on, optionally only some types."""
         ...
@@ -209,6 +229,9 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
+
+HISTORY_PAGE = 10_000
+"""Entries read at a time by a history: memory stays flat whatever the log's length."""
 
 HEAD_FIELDS = ("tree_size", "root_hash", "timestamp", "signature")
 """A signed tree head as the stores keep it, column by column."""

@@ -8,9 +8,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from deconfliction.geo import Box
 from deconfliction.ledger.merkle import MerkleTree
 from deconfliction.model import Event
-from deconfliction.stores.base import RECORD_ONLY, SUPERSEDED, Row, event_from_row, new_signing_key, rows_for
+from deconfliction.stores.base import RECORD_ONLY, SUPERSEDED, Row, event_from_row, new_signing_key, newest_reports, rows_for
 
 
 class MemoryStore:
@@ -45,11 +46,14 @@ class MemoryStore:
         return event_from_row(r.seq, r.type, r.time, r.party, r.data, r.sealed)
 
     def load(self) -> Iterator[Event]:
-        newest = {r.subject: r.seq for r in self._rows if r.type == SUPERSEDED}
+        newest = newest_reports(self._rows)
         for r in self._rows:
-            if r.type in RECORD_ONLY or (r.type == SUPERSEDED and newest[r.subject] != r.seq):
+            if r.type in RECORD_ONLY or (r.type == SUPERSEDED and newest.get(str(r.subject)) != r.seq):
                 continue
             yield self._event(r)
+
+    def history(self, until: int, area: Box | None = None) -> Iterator[Event]:
+        return (self._event(r) for r in self._rows[:until] if r.type not in RECORD_ONLY)
 
     def events(self, after: int = 0, limit: int = 1000, types: Sequence[str] = ()) -> list[Event]:
         chosen = [r for r in self._rows[after:] if not types or r.type in types]

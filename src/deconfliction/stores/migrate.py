@@ -12,7 +12,13 @@ SQLite:
   the ``latest`` table. The entries are sealed as they are today, with fresh salts: the
   record begins at the migration, as far as signatures go (the first signed head follows).
 
-PostgreSQL starts at version 1; there is nothing to migrate yet.
+PostgreSQL:
+
+- 1 → 2: where things are, in PostGIS types. PostGIS is added to the database (a superuser
+  may have to: ``CREATE EXTENSION postgis``); every event gets its geometry and, if it is
+  about an asset, its subject; ``latest`` gets each asset's current position (withdrawn
+  positions leave it); the spatial and subject indexes are built. Entries are not touched:
+  the record verifies as before.
 """
 
 from __future__ import annotations
@@ -20,10 +26,14 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from deconfliction.errors import StoreError
-from deconfliction.stores import POSTGRES_SCHEMES
-from deconfliction.stores.base import event_from_row, rows_for
+from deconfliction.stores import POSTGRES_SCHEMES, display_name
+from deconfliction.stores.base import HISTORY_PAGE, event_from_row, newest_reports, rows_for, subject_of
+
+if TYPE_CHECKING:
+    import psycopg  # loaded only to migrate a PostgreSQL store
 
 Step = Callable[[sqlite3.Connection], None]
 
@@ -47,13 +57,38 @@ def _sqlite_1_to_2(db: sqlite3.Connection) -> None:
         "INSERT INTO events (seq, type, time, party, subject, data, sealed, leaf) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [(r.seq, r.type, r.time, r.party, r.subject, r.data, r.sealed, r.leaf) for r in rows],
     )
-    newest = {r.subject: r.seq for r in rows if r.subject is not None}
-    db.executemany("INSERT OR REPLACE INTO latest VALUES (?, ?)", newest.items())
+    db.executemany("INSERT OR REPLACE INTO latest VALUES (?, ?)", newest_reports(rows).items())
     db.execute("DROP TABLE events_v1")
 
 
 SQLITE_STEPS: dict[int, Step] = {1: _sqlite_1_to_2}
 """From each version, the step to the next one."""
+
+
+def _postgres_1_to_2(db: psycopg.Connection[Any]) -> None:
+    from deconfliction.stores.postgres import _GEOMETRY, Positions, geometry_of, note_positions, write_positions
+
+    db.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+    db.execute(_GEOMETRY)
+    db.execute("CREATE TEMP TABLE located (seq BIGINT PRIMARY KEY, subject TEXT, geom geometry) ON COMMIT DROP")
+    positions: Positions = {}
+    last = int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])  # type: ignore[index]
+    for start in range(0, last, HISTORY_PAGE):
+        query = "SELECT seq, type, time, party, data, sealed FROM events WHERE seq > %s AND seq <= %s ORDER BY seq"
+        events = [event_from_row(*row) for row in db.execute(query, (start, start + HISTORY_PAGE)).fetchall()]
+        located = [(e.seq, subject_of(e), geometry_of(e)) for e in events]
+        with db.cursor() as cursor, cursor.copy("COPY located FROM STDIN") as copy:
+            for row in located:
+                copy.write_row(row)
+        note_positions(positions, ((e.type, subject, e.seq, g) for e, (_, subject, g) in zip(events, located, strict=True)))
+    db.execute("UPDATE events SET subject = located.subject, geom = located.geom FROM located WHERE events.seq = located.seq")
+    db.execute("DELETE FROM latest")
+    with db.cursor() as cursor:
+        write_positions(cursor, positions)
+
+
+POSTGRES_STEPS: dict[int, Callable[[psycopg.Connection[Any]], None]] = {1: _postgres_1_to_2}
+"""From each version of a PostgreSQL store, the step to the next one."""
 
 
 def sqlite_version(db: sqlite3.Connection) -> int | None:
@@ -69,9 +104,7 @@ def migrate(db: str | Path) -> dict[str, int | None]:
     """Bring the store ``db`` to the current schema: ``{"from": v, "to": v'}``; a store already current is left as it is."""
     text = str(db)
     if text.startswith(POSTGRES_SCHEMES):
-        from deconfliction.stores.postgres import SCHEMA_VERSION as PG_VERSION
-
-        return {"from": PG_VERSION, "to": PG_VERSION}
+        return _migrate_postgres(text)
     from deconfliction.stores.sqlite import SCHEMA_VERSION
 
     if not Path(text).exists():
@@ -96,4 +129,28 @@ def migrate(db: str | Path) -> dict[str, int | None]:
         raise StoreError(f"the store at {text} could not be migrated (nothing changed): {exc}") from exc
     finally:
         db_.close()
+    return {"from": found, "to": version}
+
+
+def _migrate_postgres(url: str) -> dict[str, int | None]:
+    import psycopg
+
+    from deconfliction.stores.postgres import SCHEMA_LOCK, SCHEMA_VERSION, schema_version
+
+    name = display_name(url)
+    try:
+        with psycopg.connect(url) as db:  # one transaction: committed at the end of the block, rolled back on any error
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))  # no node makes or opens the schema meanwhile
+            found = schema_version(db)
+            if found is None:
+                raise StoreError(f"there is no store at {name}; deconflict init makes one")
+            if found > SCHEMA_VERSION:
+                raise StoreError(f"the store at {name} has schema version {found}; this version knows 1 to {SCHEMA_VERSION}")
+            version = found
+            while version < SCHEMA_VERSION:
+                POSTGRES_STEPS[version](db)
+                version += 1
+            db.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'", (str(version),))
+    except psycopg.Error as exc:
+        raise StoreError(f"the store at {name} could not be migrated (nothing changed): {exc}") from exc
     return {"from": found, "to": version}

@@ -7,6 +7,14 @@ hashes the exact canonical bytes, which jsonb would not keep. The node's signing
 kept in the database, so that every node on it signs as the same service (whoever can read
 the database can sign: guard it as the key itself).
 
+Where things are is kept in PostGIS types as well (schema version 2): each report, zone,
+AOR, territory and activity has its geometry (``geom``, EPSG:4326) under a GiST index, and
+``latest`` holds every asset's current position. The database itself then answers for an
+area: :meth:`PostgresStore.history` finds the assets that were ever there and reads only
+their events, which is what an as-of picture of one area needs from a log of millions;
+GIS clients (QGIS, TAK Server's own database tools) can read ``latest`` directly. The
+in-memory picture of each node stays the hot path for checks.
+
 Several nodes may serve from one database. A writer takes an exclusive lock on the log for
 its transaction; if another node wrote since this node last caught up, the write is refused
 (:class:`~deconfliction.errors.Behind`, 503, ask again) rather than numbered over what this
@@ -18,20 +26,25 @@ notifies the others (``NOTIFY deconfliction``); a node waits for that
 
 from __future__ import annotations
 
+import struct
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
+import shapely
+import shapely.geometry
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from deconfliction.errors import Behind, StoreError
+from deconfliction.geo import Box
 from deconfliction.ledger.merkle import MerkleTree
 from deconfliction.model import Event
 from deconfliction.stores import display_name
 from deconfliction.stores.base import (
     HEAD_FIELDS,
+    HISTORY_PAGE,
     RECORD_ONLY,
     SUPERSEDED,
     GroupCommit,
@@ -41,8 +54,13 @@ from deconfliction.stores.base import (
     rows_for,
 )
 
-SCHEMA_VERSION = 1
-_SCHEMA = """
+SCHEMA_VERSION = 2
+_EVENT = "seq, type, time, party, data, sealed"
+_REBUILDS = "type NOT IN ({})".format(", ".join(f"'{t}'" for t in RECORD_ONLY))
+"""The events that rebuild a picture; written out, so that the partial index ``events_picture`` serves the query."""
+_PICTURE = f"subject IS NULL AND {_REBUILDS}"
+"""Of those, the events about no asset."""
+_TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
     seq BIGINT PRIMARY KEY,
@@ -64,7 +82,23 @@ CREATE TABLE IF NOT EXISTS heads (
 );
 CREATE TABLE IF NOT EXISTS signing_key (id INTEGER PRIMARY KEY CHECK (id = 1), pem TEXT NOT NULL);
 """
+"""Version 1's tables; :data:`_GEOMETRY` adds version 2's columns and indexes to them."""
+_GEOMETRY = f"""
+ALTER TABLE events ADD COLUMN IF NOT EXISTS geom geometry(Geometry, 4326);
+ALTER TABLE latest ADD COLUMN IF NOT EXISTS geom geometry(Point, 4326);
+-- Where each report, zone, AOR, territory and activity is: the history of an area starts from these.
+CREATE INDEX IF NOT EXISTS events_geom ON events USING GIST (geom) WHERE geom IS NOT NULL;
+-- Each asset's events in order: its newest report before an instant is one index probe.
+CREATE INDEX IF NOT EXISTS events_subject ON events (subject, seq) WHERE subject IS NOT NULL;
+-- The events about no asset that rebuild a picture (parties, zones, AORs, activities, grants).
+CREATE INDEX IF NOT EXISTS events_picture ON events (seq) WHERE {_PICTURE};
+-- The current position of every asset, for GIS clients reading the database.
+CREATE INDEX IF NOT EXISTS latest_geom ON latest USING GIST (geom);
+"""
 _COLUMNS = "seq, type, time, party, subject, data, sealed, leaf"
+SCHEMA_LOCK = 0x6465636F6E66  # "deconf": the advisory lock under which a node makes or migrates the schema
+WITHDRAWN = ("asset.withdrawn", "position.withdrawn")
+"""The events that take an asset's position off the picture (and out of ``latest``)."""
 CHANNEL = "deconfliction"
 """The channel every commit notifies, and every node listens on."""
 LOAD_BATCH = 10_000
@@ -86,36 +120,54 @@ class PostgresStore:
         self._listener: psycopg.Connection[Any] | None = None  # opened by the first wait_for_writes
         self._listening = threading.Lock()
         self._closed = False
+        opened: list[psycopg.Connection[Any]] = []
         try:
             self._db = psycopg.connect(url, autocommit=True)
-            self._check_schema()
-            with self._db.transaction():
-                self._db.execute(_SCHEMA)
-                self._db.execute(
-                    "INSERT INTO meta VALUES ('schema_version', %s) ON CONFLICT (key) DO NOTHING", (str(SCHEMA_VERSION),)
-                )
+            opened.append(self._db)
+            self._make_schema()
             # Streams read the log while writers append: through a connection of their own.
             self._reader = psycopg.connect(url, autocommit=True)
+            opened.append(self._reader)
             self._tree = MerkleTree()
             with self._db.cursor(name="leaves") as cursor, self._db.transaction():
                 cursor.itersize = LOAD_BATCH
                 cursor.execute("SELECT leaf FROM events ORDER BY seq")
                 for (leaf,) in cursor:
                     self._tree.append(bytes(leaf))
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot open the store at {self._name}: {exc}") from exc
+        except BaseException as exc:
+            for connection in opened:
+                connection.close()
+            if isinstance(exc, psycopg.Error):
+                raise StoreError(f"cannot open the store at {self._name}: {exc}") from exc
+            raise
         self._last = len(self._tree)
 
-    def _check_schema(self) -> None:
-        found = self._db.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
-        if not found or not found[0]:
-            return
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is not None and int(row[0]) != SCHEMA_VERSION:
-            raise StoreError(
-                f"the store at {self._name} has schema version {row[0]}; this version of deconfliction reads "
-                f"version {SCHEMA_VERSION} and has no migration from it yet"
-            )
+    def _make_schema(self) -> None:
+        """Make the tables in an empty database; refuse one of another schema version, naming the way on."""
+        with self._db.transaction():
+            self._db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))  # two nodes starting on a new database
+            version = schema_version(self._db)
+            if version is None:
+                try:
+                    self._db.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+                except psycopg.errors.InsufficientPrivilege as exc:
+                    raise StoreError(
+                        f"the database at {self._name} has no PostGIS and this user may not add it: as a superuser, "
+                        "run CREATE EXTENSION postgis in it"
+                    ) from exc
+                self._db.execute(_TABLES)
+                self._db.execute(_GEOMETRY)
+                self._db.execute("INSERT INTO meta VALUES ('schema_version', %s)", (str(SCHEMA_VERSION),))
+            elif version < SCHEMA_VERSION:
+                raise StoreError(
+                    f"the store at {self._name} has schema version {version}; this version of deconfliction reads "
+                    f"version {SCHEMA_VERSION}: back it up (pg_dump), then run deconflict migrate --db <its URL>"
+                )
+            elif version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the store at {self._name} has schema version {version}, made by a newer deconfliction; "
+                    f"this one reads version {SCHEMA_VERSION}"
+                )
 
     @property
     def tree(self) -> MerkleTree:
@@ -142,16 +194,7 @@ class PostgresStore:
                             f"another node wrote first (the log ends at {row[0] if row else '?'}, this node has read "
                             f"to {self._last}); nothing was written: ask again in a moment"
                         )
-                    with db.cursor() as cursor:
-                        cursor.executemany(
-                            f"INSERT INTO events ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                            [(r.seq, r.type, r.time, r.party, r.subject, r.data, r.sealed, r.leaf) for r in rows],
-                        )
-                        newest = {r.subject: r.seq for r in rows if r.subject is not None}
-                        cursor.executemany(
-                            "INSERT INTO latest VALUES (%s, %s) ON CONFLICT (subject) DO UPDATE SET seq = EXCLUDED.seq",
-                            list(newest.items()),
-                        )
+                    write_rows(db, rows, events)
                     db.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(rows[-1].seq)))  # sent at commit
             except psycopg.Error as exc:
                 raise StoreError(f"the store could not take the write: {exc}") from exc
@@ -222,6 +265,40 @@ class PostgresStore:
                     yield event_from_row(*row)
         except psycopg.Error as exc:
             raise StoreError(f"cannot read the store: {exc}") from exc
+
+    def history(self, until: int, area: Box | None = None) -> Iterator[Event]:
+        """The events that rebuild the picture as entry ``until`` left it, in order; with ``area``, only the assets ever in it.
+
+        The GiST index finds every asset reported inside ``area`` up to ``until``; of those
+        only their registrations, withdrawals and newest report before ``until`` are read,
+        with every event about no asset (parties, zones, AORs, activities, grants).
+        """
+        if area is None:
+            yield from self._pages(
+                f"SELECT {_EVENT} FROM events WHERE seq > %s AND seq <= %s AND {_REBUILDS} ORDER BY seq", until
+            )
+            return
+        query = f"""
+            WITH near AS MATERIALIZED (
+                SELECT DISTINCT subject FROM events
+                WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326) AND type = %s AND seq <= %s
+            ), chosen AS (
+                SELECT seq FROM events WHERE subject IS NULL AND {_PICTURE} AND seq <= %s
+                UNION ALL
+                SELECT e.seq FROM near JOIN events e ON e.subject = near.subject AND e.seq <= %s AND e.type <> %s
+                UNION ALL
+                SELECT (SELECT seq FROM events e WHERE e.subject = near.subject AND e.type = %s AND e.seq <= %s
+                        ORDER BY e.seq DESC LIMIT 1) FROM near
+            )
+            SELECT {_EVENT} FROM events WHERE seq IN (SELECT seq FROM chosen) ORDER BY seq
+        """
+        args = (*area, SUPERSEDED, until, until, until, SUPERSEDED, SUPERSEDED, until)
+        yield from (event_from_row(*row) for row in self._read(query, args))
+
+    def _pages(self, query: str, until: int) -> Iterator[Event]:
+        """``query``'s events (``seq > %s AND seq <= %s``), read a page of sequence numbers at a time."""
+        for start in range(0, until, HISTORY_PAGE):
+            yield from (event_from_row(*row) for row in self._read(query, (start, min(until, start + HISTORY_PAGE))))
 
     def _read(self, query: str, args: Sequence[Any]) -> list[Any]:
         try:
@@ -302,3 +379,78 @@ class PostgresStore:
                 self._listener.close()
             self._reader.close()
             self._db.close()
+
+
+def schema_version(db: psycopg.Connection[Any]) -> int | None:
+    """The schema version of the store in ``db``, or None for a database without one."""
+    found = db.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
+    if not found or not found[0]:
+        return None
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return None if row is None else int(row[0])
+
+
+def geometry_of(event: Event) -> str | None:
+    """Where an event's object is, as PostGIS reads it (hex EWKB, EPSG:4326); None for an event about no place."""
+    d = event.data
+    match event.type:
+        case "report.accepted" if "lon" in d:
+            # Packed here rather than by shapely: a report is the hot path, and WKB is parsed faster than text.
+            return _POINT(1, _POINT_WITH_SRID, 4326, d["lon"], d["lat"]).hex()
+        case "zone.declared" | "aor.declared" | "territory.loaded" if "area" in d:
+            return _ewkb(shapely.geometry.shape(d["area"]))
+        case "activity.proposed" if "volumes" in d:
+            return _ewkb(shapely.GeometryCollection([shapely.geometry.shape(v["area"]) for v in d["volumes"]]))
+    return None  # an event about no place (or a test's bare event)
+
+
+_POINT = struct.Struct("<BIIdd").pack  # little-endian EWKB: byte order, type with the SRID flag, SRID, x, y
+_POINT_WITH_SRID = 0x20000001
+
+
+def _ewkb(geometry: Any) -> str:
+    return str(shapely.to_wkb(shapely.set_srid(geometry, 4326), hex=True, include_srid=True))
+
+
+def write_rows(db: psycopg.Connection[Any], rows: Sequence[Row], events: Sequence[Event]) -> None:
+    """Insert ``rows`` (made from ``events``) with their geometry and bring ``latest`` up to date, in the caller's transaction.
+
+    COPY, not one INSERT per row: it is what lets a batch of reports in at tens of thousands a second.
+    """
+    geometries = [geometry_of(e) for e in events]
+    with db.cursor() as cursor:
+        with cursor.copy(f"COPY events ({_COLUMNS}, geom) FROM STDIN") as copy:
+            for r, geometry in zip(rows, geometries, strict=True):
+                copy.write_row((r.seq, r.type, r.time, r.party, r.subject, r.data, r.sealed, r.leaf, geometry))
+        positions: Positions = {}
+        note_positions(positions, ((r.type, r.subject, r.seq, g) for r, g in zip(rows, geometries, strict=True)))
+        write_positions(cursor, positions)
+
+
+Positions = dict[str, tuple[int, str | None] | None]
+"""For ``latest``: each asset's newest report (sequence number, geometry), or None once its position is withdrawn."""
+
+
+def note_positions(positions: Positions, rows: Iterable[tuple[str, str | None, int, str | None]]) -> None:
+    """Fold rows (type, subject, seq, geometry), in log order, into ``positions``."""
+    for type_, subject, seq, geometry in rows:
+        if subject is None:
+            continue
+        if type_ == SUPERSEDED:
+            positions[subject] = (seq, geometry)
+        elif type_ in WITHDRAWN:
+            positions[subject] = None
+
+
+def write_positions(cursor: psycopg.Cursor[Any], positions: Positions) -> None:
+    """Bring ``latest`` to ``positions``: upsert the reports, delete the withdrawn."""
+    moved = [(subject, *held) for subject, held in positions.items() if held is not None]
+    if moved:
+        cursor.execute(
+            "INSERT INTO latest (subject, seq, geom) SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[]::geometry[]) "
+            "ON CONFLICT (subject) DO UPDATE SET seq = EXCLUDED.seq, geom = EXCLUDED.geom",
+            [list(column) for column in zip(*moved, strict=True)],
+        )
+    gone = [subject for subject, held in positions.items() if held is None]
+    if gone:
+        cursor.execute("DELETE FROM latest WHERE subject = ANY(%s)", (gone,))

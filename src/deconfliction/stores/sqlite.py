@@ -18,16 +18,19 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from deconfliction.errors import StoreError
+from deconfliction.geo import Box
 from deconfliction.ledger.merkle import MerkleTree
 from deconfliction.model import Event
 from deconfliction.stores.base import (
     HEAD_FIELDS,
+    HISTORY_PAGE,
     RECORD_ONLY,
     SUPERSEDED,
     GroupCommit,
     Row,
     event_from_row,
     new_signing_key,
+    newest_reports,
     rows_for,
 )
 
@@ -117,8 +120,7 @@ class SQLiteStore:
                         f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         [(r.seq, r.type, r.time, r.party, r.subject, r.data, r.sealed, r.leaf) for r in rows],
                     )
-                    newest = {r.subject: r.seq for r in rows if r.subject is not None}
-                    self._db.executemany("INSERT OR REPLACE INTO latest VALUES (?, ?)", newest.items())
+                    self._db.executemany("INSERT OR REPLACE INTO latest VALUES (?, ?)", newest_reports(rows).items())
                     self._db.execute("COMMIT")
                 except BaseException:
                     self._db.execute("ROLLBACK")
@@ -149,6 +151,17 @@ class SQLiteStore:
                 yield event_from_row(*row)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the store: {exc}") from exc
+
+    def history(self, until: int, area: Box | None = None) -> Iterator[Event]:
+        """Every picture event up to entry ``until``: no spatial index here, so ``area`` leaves nothing out."""
+        skip = ",".join("?" * len(RECORD_ONLY))
+        query = f"""
+            SELECT seq, type, time, party, data, sealed FROM events
+            WHERE seq > ? AND seq <= ? AND type NOT IN ({skip}) ORDER BY seq
+        """
+        for start in range(0, until, HISTORY_PAGE):
+            rows = self._read(query, (start, min(until, start + HISTORY_PAGE), *RECORD_ONLY))
+            yield from (event_from_row(*row) for row in rows)
 
     def _read(self, query: str, args: Sequence[Any]) -> list[Any]:
         try:
