@@ -213,11 +213,9 @@ class Service:
         self.probes = ProbeWatch(s.probe_alarm_m, s.probe_checks, s.probe_window_s)
         # Start-up rebuilds the picture without noting changes: a picture key issued
         # before the restart cannot be honoured (superseded reports are not replayed).
-        self.picture.changes.enabled = False
-        for event in store.load():
-            self._apply(event)
-        self.picture.changes.enabled = True
-        self.picture.changes.reset(horizon=self.picture.version)
+        with self.picture.loading():
+            for event in store.load():
+                self._apply(event)
 
     # ------------------------------------------------------------------ plumbing
 

@@ -288,3 +288,25 @@ def test_a_negative_index_fails(tree: MerkleTree) -> None:
         assert verify_inclusion(tree.leaf(n - 1), n - 1, n, path, tree.root(n))
         assert not independent_inclusion(tree.leaf(n - 1), -1, n, path, tree.root(n))
         assert not verify_inclusion(tree.leaf(n - 1), -1, n, path, tree.root(n)), n
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=5))
+def test_extending_a_tree_in_chunks_makes_the_tree_appending_makes(chunks: list[int]) -> None:
+    """A store opening adds its leaves in chunks: every root and proof must be as if each had been appended."""
+    leaves = [leaf_hash(e) for e in entries(sum(chunks))]
+    appended, extended = MerkleTree(), MerkleTree()
+    for leaf in leaves:
+        appended.append(leaf)
+    at = 0
+    for size in chunks:
+        extended.extend(leaves[at : at + size])
+        at += size
+    assert len(extended) == len(appended)
+    for n in range(len(leaves) + 1):
+        assert extended.root(n) == appended.root(n) == mth(entries(n))
+    if leaves:
+        assert extended.inclusion_proof(len(leaves) - 1, len(leaves)) == appended.inclusion_proof(len(leaves) - 1, len(leaves))
+    extended.append(leaf_hash(b"after"))
+    appended.append(leaf_hash(b"after"))
+    assert extended.root() == appended.root()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 import h3
@@ -114,6 +115,7 @@ class PointIndex(Generic[K]):
         self._free: list[int] = []
         self._wide: set[int] = set()
         self._moves = 0
+        self._merge_at: float = MERGE_MIN_MOVES  # moves before the next merge: it grows with the index
         self.lon = np.zeros(0)
         self.lat = np.zeros(0)
         self.uncertainty_m = np.zeros(0)
@@ -170,8 +172,19 @@ class PointIndex(Generic[K]):
 
     def _moved(self) -> None:
         self._moves += 1
-        if self._moves >= max(MERGE_MIN_MOVES, len(self._slot) // 256):
+        if self._moves >= self._merge_at:
             self._merge()
+            self._merge_at = max(MERGE_MIN_MOVES, len(self._slot) // 256)
+
+    @contextmanager
+    def merged_at_end(self) -> Iterator[None]:
+        """Inside the block, moves are merged once, at its end: a rebuild from the log sorts a million points once."""
+        self._merge_at = math.inf
+        try:
+            yield
+        finally:
+            self._merge()
+            self._merge_at = max(MERGE_MIN_MOVES, len(self._slot) // 256)
 
     def _merge(self) -> None:
         """Fold the recent moves into each level's sorted arrays, dropping what no longer holds."""

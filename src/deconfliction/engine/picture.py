@@ -8,6 +8,8 @@ activities proposed on it live here too: they are part of what a proposer must h
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -53,6 +55,17 @@ class Picture:
         self.activities: dict[Key, Activity] = {}  # by (proposer, id): each party names its own activities
         self.active: ShapeIndex[Key, Activity] = ShapeIndex()  # activities under way, by buffered envelope
         self.changes = ChangeLog()
+
+    @contextmanager
+    def loading(self) -> Iterator[None]:
+        """A rebuild from the log: no changes noted (keys issued before it cannot be honoured), points sorted once at the end."""
+        self.changes.enabled = False
+        try:
+            with self.positions.merged_at_end(), self.hidden_positions.merged_at_end():
+                yield
+        finally:
+            self.changes.enabled = True
+            self.changes.reset(horizon=self.version)
 
     def _changed(self, seq: int) -> int:
         self.version = seq or self.version + 1

@@ -10,6 +10,7 @@ definitions ask for is assembled from O(log n) of them.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -55,6 +56,25 @@ class MerkleTree:
             index //= 2
             level += 1
         self._size += 1
+
+    def extend(self, leaves: Sequence[bytes]) -> None:
+        """Add many leaf hashes (a store opening): level by level, each new subtree hashed once, as ``append`` would."""
+        self._levels[0] += b"".join(leaves)
+        level = 0
+        while True:
+            below = self._levels[level]
+            if len(self._levels) == level + 1:
+                self._levels.append(bytearray())
+            done, complete = len(self._levels[level + 1]) // HASH_SIZE, len(below) // (2 * HASH_SIZE)
+            if done == complete:
+                break
+            step = 2 * HASH_SIZE
+            self._levels[level + 1] += b"".join(
+                node_hash(below[at : at + HASH_SIZE], below[at + HASH_SIZE : at + step])
+                for at in range(done * step, complete * step, step)
+            )
+            level += 1
+        self._size += len(leaves)
 
     def leaf(self, index: int) -> bytes:
         return bytes(self._levels[0][index * HASH_SIZE : (index + 1) * HASH_SIZE])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from deconfliction.geo import Box
@@ -60,7 +60,7 @@ def rows_for(events: Sequence[Event], first_seq: int) -> list[Row]:
 
 
 def sealed_parts(sealed: str | None) -> list[Sealed]:
-    return [Sealed.from_json(p) for p in json.loads(sealed)] if sealed else []
+    return [Sealed.from_json(p) for p in orjson.loads(sealed)] if sealed else []
 
 
 ABOUT_AN_ASSET = ("asset.registered", "asset.withdrawn", "position.withdrawn", SUPERSEDED)
@@ -239,7 +239,7 @@ HEAD_FIELDS = ("tree_size", "root_hash", "timestamp", "signature")
 
 def event_from_row(seq: int, type_: str, time: str, party: str | None, data: str, sealed: str | None) -> Event:
     """The event a stored row holds, with its sealed parts put back: the service works on full events."""
-    full = unseal(json.loads(data), sealed_parts(sealed))
+    full = unseal(orjson.loads(data), sealed_parts(sealed))
     return Event(type=type_, time=datetime.fromisoformat(time), party=party, data=full, seq=seq)
 
 

@@ -132,8 +132,8 @@ class PostgresStore:
             with self._db.cursor(name="leaves") as cursor, self._db.transaction():
                 cursor.itersize = LOAD_BATCH
                 cursor.execute("SELECT leaf FROM events ORDER BY seq")
-                for (leaf,) in cursor:
-                    self._tree.append(bytes(leaf))
+                while chunk := cursor.fetchmany(LOAD_BATCH):
+                    self._tree.extend([bytes(leaf) for (leaf,) in chunk])
         except BaseException as exc:
             for connection in opened:
                 connection.close()

@@ -85,8 +85,9 @@ class SQLiteStore:
             self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._reading = threading.Lock()
             self._tree = MerkleTree()
-            for (leaf,) in self._db.execute("SELECT leaf FROM events ORDER BY seq"):
-                self._tree.append(leaf)
+            leaves = self._db.execute("SELECT leaf FROM events ORDER BY seq")
+            while chunk := leaves.fetchmany(HISTORY_PAGE):
+                self._tree.extend([leaf for (leaf,) in chunk])
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
         self._last = len(self._tree)
