@@ -1,4 +1,4 @@
-"""The `deconflict` command, used as an operator would: on a store path, in process."""
+"""The `deconflict` command, used as an operator would: on a store (each ``--store`` selects), in process."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from deconfliction.cli import app
 from deconfliction.model import Role
-from deconfliction.service import Caller, Service
-from deconfliction.stores import SQLiteStore
+from deconfliction.service import Caller
+from tests.conftest import service_on
 
 runner = CliRunner()
 
@@ -23,16 +23,15 @@ def run(*args: str) -> tuple[int, list[dict], str]:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    path = str(tmp_path / "cli.db")
-    code, (out,), _ = run("init", "--db", path)
+def db(fresh_db: str) -> str:
+    code, (out,), _ = run("init", "--db", fresh_db)
     assert code == 0 and len(out["admin_token"]) >= 40
-    return path
+    return fresh_db
 
 
 def test_init_prints_an_admin_token_that_the_store_knows(db: str) -> None:
-    service = Service(SQLiteStore(db))
-    assert service.picture.version == 0
+    with service_on(db) as service:
+        assert service.picture.version == 0
     code, _, err = run("init", "--db", db)
     assert code == 2 and "initialised already" in err
 
@@ -46,7 +45,8 @@ def test_party_and_token_commands_on_a_store(db: str) -> None:
     assert code == 0 and [p["id"] for p in parties] == ["alfa"]
     code, (made,), _ = run("token", "create", "alfa", "--role", "viewer", "--db", db)
     assert code == 0 and made["role"] == "viewer"
-    assert Service(SQLiteStore(db)).authenticate(made["token"]).party == "alfa"
+    with service_on(db) as service:
+        assert service.authenticate(made["token"]).party == "alfa"
 
 
 def test_party_create_refuses_a_bad_id_with_exit_2(db: str) -> None:
@@ -91,7 +91,8 @@ def test_import_geojson_features(db: str, tmp_path: Path) -> None:
     code, lines, err = run("import", str(file), "--db", db, "--as", "alfa")
     assert code == 0, err
     assert [(line["object"], line["id"]) for line in lines] == [("asset", "volcano"), ("zone", "nfa"), ("aor", "a1")]
-    summary = Service(SQLiteStore(db)).summary()
+    with service_on(db) as service:
+        summary = service.summary()
     assert (summary["assets"], summary["positions"], summary["zones"], summary["aors"]) == (1, 1, 1, 1)
 
 
@@ -113,13 +114,12 @@ def test_import_names_the_refused_feature(db: str, tmp_path: Path) -> None:
     assert code == 2 and "features.0.area.coordinates.0" in err
 
 
-def test_demo_loads_a_picture_and_prints_a_token_per_party(tmp_path: Path) -> None:
-    path = tmp_path / "demo.db"
-    code, (out,), _ = run("demo", "--db", str(path), "--no-serve")
+def test_demo_loads_a_picture_and_prints_a_token_per_party(fresh_db: str) -> None:
+    code, (out,), _ = run("demo", "--db", fresh_db, "--no-serve")
     assert code == 0 and set(out["tokens"]) == {"admin", "alfa", "bravo", "relief"}
-    service = Service(SQLiteStore(path))
-    bravo = service.authenticate(out["tokens"]["bravo"])
-    answer = service.check(bravo, {"position": "34.5520, 71.0130", "kind": "fires"})
+    with service_on(fresh_db) as service:
+        bravo = service.authenticate(out["tokens"]["bravo"])
+        answer = service.check(bravo, {"position": "34.5520, 71.0130", "kind": "fires"})
     assert answer["status"] == "conflict"
     assert {"party": "alfa", "disclosure": "hidden"} in answer["conflicts"]
 
@@ -162,7 +162,8 @@ def test_import_reads_tiny_coordinates_without_exponents(db: str, tmp_path: Path
     file = tmp_path / "tiny.geojson"
     file.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
     assert run("import", str(file), "--db", db, "--as", "alfa")[0] == 0
-    (asset,) = Service(SQLiteStore(db)).assets(Caller("alfa", Role.VIEWER))
+    with service_on(db) as service:
+        (asset,) = service.assets(Caller("alfa", Role.VIEWER))
     assert (asset["position"]["lat"], asset["position"]["lon"]) == (-0.00002, 0.00001)
 
 

@@ -1,4 +1,4 @@
-"""`deconflict activity`, `look` and `events`, used as an operator would: on a store path, in process.
+"""`deconflict activity`, `look` and `events`, used as an operator would: on a store (each ``--store`` selects), in process.
 
 Each command opens the store anew, as a restarted server does: a picture key is honoured only
 if nothing was written since it was issued, so the workflow below takes the fresh key that a
@@ -40,9 +40,9 @@ def fresh_key(stderr: str) -> str:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> str:
+def db(fresh_db: str, tmp_path: Path) -> str:
     """A store with alfa, bravo (a post near the activities below) and charlie (nothing nearby)."""
-    path = str(tmp_path / "cli.db")
+    path = fresh_db
     assert run("init", "--db", path)[0] == 0
     for party in ("alfa", "bravo", "charlie"):
         assert run("party", "create", party, party.title(), "--db", path)[0] == 0

@@ -50,7 +50,7 @@ from deconfliction.errors import Busy, InvalidInput, InvalidState, RateLimited
 from deconfliction.model import CheckKind
 from deconfliction.service import ROOT, Service
 from deconfliction.settings import Settings
-from deconfliction.stores import MemoryStore, SQLiteStore
+from deconfliction.stores import MemoryStore, open_store
 
 GEOD = Geod(ellps="WGS84")
 PROPERTY = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -387,9 +387,9 @@ def with_psi(app: FastAPI) -> FastAPI:
 
 
 @pytest.fixture
-def node(tmp_path: Path) -> Iterator[Node]:
+def node(fresh_db: str) -> Iterator[Node]:
     clock = ManualClock(T0)
-    store = SQLiteStore(tmp_path / "owner.db")
+    store = open_store(fresh_db)
     service, bravo = owner_service(store, clock)
     app = with_psi(create_app(service))
     app.state.psi = PsiNode(service, PsiSettings(party="alfa", burst=3, rate_per_hour=6))
@@ -471,8 +471,8 @@ def test_http_rate_limit_says_when_to_come_back(node: Node) -> None:
     assert node.ask(10.0 + FIRES_M + 40.0)["meets"]
 
 
-def test_a_node_offers_nothing_unless_told_what(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "none.db")
+def test_a_node_offers_nothing_unless_told_what(fresh_db: str) -> None:
+    store = open_store(fresh_db)
     service, bravo = owner_service(store)
     app = with_psi(create_app(service))
     app.state.psi = PsiNode(service, PsiSettings())
@@ -487,8 +487,8 @@ def test_a_node_offers_nothing_unless_told_what(tmp_path: Path) -> None:
     store.close()
 
 
-def test_a_node_offers_places_or_cells_from_a_file(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "file.db")
+def test_a_node_offers_places_or_cells_from_a_file(tmp_path: Path, fresh_db: str) -> None:
+    store = open_store(fresh_db)
     service, bravo = owner_service(store)
     places = tmp_path / "places.json"
     feature = {
@@ -546,10 +546,10 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def owner_node(tmp_path: Path) -> Iterator[tuple[str, str]]:
+def owner_node(tmp_path: Path, fresh_db: str) -> Iterator[tuple[str, str]]:
     """``deconflict serve`` in its own process, offering alfa's places from its store; yields (url, bravo's token)."""
-    db = tmp_path / "owner.db"
-    store = SQLiteStore(db)
+    db = fresh_db
+    store = open_store(db)
     _, bravo = owner_service(store)
     store.close()
     port, log = free_port(), tmp_path / "server.log"

@@ -1,34 +1,41 @@
-"""Scenario files are acceptance tests: every one must pass through `deconflict replay`."""
+"""Scenario files are acceptance tests: every one must pass through `deconflict replay`, on each store."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from deconfliction.replay import ScenarioError, load_scenario, run_scenario
-from deconfliction.stores import SQLiteStore
+from deconfliction.replay import ScenarioError, StepOutcome, load_scenario, run_scenario
+from deconfliction.stores import open_store
 from tests.conftest import scenario_files
 
 DECONFLICT = str(Path(sys.executable).parent / "deconflict")
 
 
+def play(scenario: dict[str, Any], db: str) -> list[StepOutcome]:
+    """Every step of ``scenario`` played into the store ``db``, which is closed after."""
+    with closing(open_store(db)) as store:
+        return list(run_scenario(scenario, store))
+
+
 @pytest.mark.parametrize("path", scenario_files(), ids=lambda p: p.name)
-def test_replay_scenario_passes_in_process(path: Path, tmp_path: Path) -> None:
-    outcomes = list(run_scenario(load_scenario(path), SQLiteStore(tmp_path / "replay.db")))
+def test_replay_scenario_passes_in_process(path: Path, fresh_db: str) -> None:
+    outcomes = play(load_scenario(path), fresh_db)
     failures = [(o.line["step"], f) for o in outcomes for f in o.failures]
     assert failures == []
     assert [o.line["step"] for o in outcomes] == list(range(1, len(outcomes) + 1))
 
 
 @pytest.mark.parametrize("path", scenario_files(), ids=lambda p: p.name)
-def test_replay_command_prints_one_json_line_per_step(path: Path) -> None:
-    run = subprocess.run([DECONFLICT, "replay", str(path)], capture_output=True, text=True, timeout=60)
+def test_replay_command_prints_one_json_line_per_step(path: Path, fresh_db: str) -> None:
+    run = subprocess.run([DECONFLICT, "replay", str(path), "--db", fresh_db], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     lines = [json.loads(line) for line in run.stdout.splitlines()]
     assert len(lines) == len(load_scenario(path)["steps"])
@@ -99,8 +106,8 @@ def test_replay_error_expectation_fails_when_the_step_is_accepted(tmp_path: Path
 OWN = Path(__file__).resolve().parents[1] / "scenarios"
 
 
-def _failures(scenario: dict[str, Any], tmp_path: Path) -> dict[int, list[str]]:
-    outcomes = run_scenario(scenario, SQLiteStore(tmp_path / "replay.db"))
+def _failures(scenario: dict[str, Any], fresh_db: str) -> dict[int, list[str]]:
+    outcomes = play(scenario, fresh_db)
     return {o.line["step"]: o.failures for o in outcomes if o.failures}
 
 
@@ -117,20 +124,20 @@ def _failures(scenario: dict[str, Any], tmp_path: Path) -> dict[int, list[str]]:
     ],
 )
 def test_replay_activity_expectations_fail_when_they_do_not_hold(
-    file: str, step: int, expect: dict[str, Any], message: str, tmp_path: Path
+    file: str, step: int, expect: dict[str, Any], message: str, fresh_db: str
 ) -> None:
     """Each new expectation can fail: the same files with one expectation turned wrong."""
     scenario = load_scenario(OWN / file)
     scenario["steps"][step - 1]["expect"] = expect
-    failures = _failures(scenario, tmp_path)
+    failures = _failures(scenario, fresh_db)
     assert list(failures) == [step]
     assert any(message in f for f in failures[step]), failures
 
 
-def test_replay_old_map_key_is_refused_and_the_latest_accepted(tmp_path: Path) -> None:
+def test_replay_old_map_key_is_refused_and_the_latest_accepted(fresh_db: str) -> None:
     """``key: {as_of_step: N}`` is the key from a look after step N; a change since then refuses it, ``latest`` does not."""
     scenario = load_scenario(OWN / "fires-notification.yaml")
-    lines = {o.line["step"]: o.line for o in run_scenario(scenario, SQLiteStore(tmp_path / "replay.db"))}
+    lines = {o.line["step"]: o.line for o in play(scenario, fresh_db)}
     old, fresh = lines[7]["error"], lines[9]
     assert old["code"] == "stale_picture" and [c["id"] for c in old["changed"]] == ["company-b"]
     assert old["key"].split("@")[1] == lines[8]["error"]["key"].split("@")[1]  # the same area, a newer version
@@ -209,21 +216,21 @@ steps:
 """
 
 
-def test_replay_a_plain_id_is_the_step_partys_own_and_proposer_slash_id_anyones(tmp_path: Path) -> None:
+def test_replay_a_plain_id_is_the_step_partys_own_and_proposer_slash_id_anyones(fresh_db: str) -> None:
     """north and relief each have a convoy-3: a plain id is the acting party's own, PROPOSER/ID names either."""
     scenario = yaml.safe_load(TWO_CONVOYS)
-    outcomes = list(run_scenario(scenario, SQLiteStore(tmp_path / "replay.db")))
+    outcomes = play(scenario, fresh_db)
     assert [(o.line["step"], f) for o in outcomes for f in o.failures] == []
     refused = outcomes[3].line["error"]
     assert (refused["code"], refused["field"]) == ("forbidden", "id"), "north's own convoy-3: it cannot answer it"
     assert [o.line.get("party") for o in outcomes[4:8]] == ["relief", "north", "relief", "relief"]
 
 
-def test_replay_a_plain_id_that_concerns_the_party_once_needs_no_proposer(tmp_path: Path) -> None:
+def test_replay_a_plain_id_that_concerns_the_party_once_needs_no_proposer(fresh_db: str) -> None:
     scenario = yaml.safe_load(TWO_CONVOYS)
     answer = {"as": "north", "acknowledge": {"activity": "convoy-3"}, "expect": {"state": "proposed"}}
     scenario["steps"] = [*scenario["steps"][:2], answer]
-    (*_, answered) = run_scenario(scenario, SQLiteStore(tmp_path / "replay.db"))
+    (*_, answered) = play(scenario, fresh_db)
     assert answered.failures == [] and answered.line["party"] == "relief" and list(answered.line["answers"]) == ["north"]
 
 
@@ -234,17 +241,17 @@ def test_replay_a_plain_id_that_concerns_the_party_once_needs_no_proposer(tmp_pa
         pytest.param({"tick": {}, "expect": {"state": {"convoy-3": "proposed"}}}, id="state-after-a-tick"),
     ],
 )
-def test_replay_a_plain_id_several_parties_use_is_ambiguous(tmp_path: Path, step: dict[str, Any]) -> None:
+def test_replay_a_plain_id_several_parties_use_is_ambiguous(fresh_db: str, step: dict[str, Any]) -> None:
     """aid is affected by both convoy-3s: the scenario must say whose (exit 2, naming both)."""
     scenario = yaml.safe_load(TWO_CONVOYS)
     scenario["steps"] = [*scenario["steps"][:3], step]
     ambiguous = r"step 4: .*'convoy-3' is ambiguous.*north/convoy-3, relief/convoy-3; write PROPOSER/ID"
     with pytest.raises(ScenarioError, match=ambiguous):
-        list(run_scenario(scenario, SQLiteStore(tmp_path / "replay.db")))
+        play(scenario, fresh_db)
 
 
-def test_replay_a_malformed_activity_name_is_the_steps_error(tmp_path: Path) -> None:
+def test_replay_a_malformed_activity_name_is_the_steps_error(fresh_db: str) -> None:
     scenario = yaml.safe_load(TWO_CONVOYS)
     scenario["steps"] = [*scenario["steps"][:3], {"as": "aid", "acknowledge": {"activity": "north/convoy-3/x"}}]
-    (*_, refused) = run_scenario(scenario, SQLiteStore(tmp_path / "replay.db"))
+    (*_, refused) = play(scenario, fresh_db)
     assert (refused.line["error"]["code"], refused.line["error"]["field"]) == ("invalid_input", "activity")

@@ -175,7 +175,8 @@ def serve(
     except DeconflictionError as exc:
         _fail(exc)
     err.print(f"deconfliction on http://{host}:{port}  (API docs at /docs), store {display_name(db)}")
-    _serve(service, host, port)
+    with closing(service.store):
+        _serve(service, host, port)
 
 
 @app.command()
@@ -191,21 +192,25 @@ def demo(
     path = db or str(Path(tempfile.mkdtemp(prefix="deconfliction-demo-")) / "demo.db")
     try:
         store = open_store(path)
-        if store.events(limit=1):
-            err.print(f"{display_name(path)} is not empty; the demo needs a fresh store")
-            raise typer.Exit(2)
-        service = Service(store, settings=_settings())
-        tokens = load_demo(service)
     except DeconflictionError as exc:
         _fail(exc)
-    url = f"http://{host}:{port}"
-    _print({"url": url, "db": display_name(path), "tokens": tokens})
-    err.print(f"demo picture loaded into {display_name(path)}; the console at {url}/ (sign in with a token below)")
-    err.print(f"the API docs at {url}/docs")
-    for who, made in tokens.items():
-        err.print(f"  {who:8} token: {made}", highlight=False)
-    if not no_serve:
-        _serve(service, host, port)
+    with closing(store):
+        try:
+            if store.events(limit=1):
+                err.print(f"{display_name(path)} is not empty; the demo needs a fresh store")
+                raise typer.Exit(2)
+            service = Service(store, settings=_settings())
+            tokens = load_demo(service)
+        except DeconflictionError as exc:
+            _fail(exc)
+        url = f"http://{host}:{port}"
+        _print({"url": url, "db": display_name(path), "tokens": tokens})
+        err.print(f"demo picture loaded into {display_name(path)}; the console at {url}/ (sign in with a token below)")
+        err.print(f"the API docs at {url}/docs")
+        for who, made in tokens.items():
+            err.print(f"  {who:8} token: {made}", highlight=False)
+        if not no_serve:
+            _serve(service, host, port)
 
 
 @party_app.command("create")
@@ -504,13 +509,12 @@ def replay(
         with tempfile.TemporaryDirectory(prefix="deconfliction-replay-") as tmp:
             try:
                 scenario = load_scenario(file)
-                store = open_store(db or Path(tmp) / "replay.db")
-                for outcome in run_scenario(scenario, store):
-                    _print(outcome.line)
-                    for failure in outcome.failures:
-                        failed = True
-                        err.print(f"{file}: step {outcome.line['step']}: {failure}", highlight=False)
-                store.close()
+                with closing(open_store(db or Path(tmp) / "replay.db")) as store:
+                    for outcome in run_scenario(scenario, store):
+                        _print(outcome.line)
+                        for failure in outcome.failures:
+                            failed = True
+                            err.print(f"{file}: step {outcome.line['step']}: {failure}", highlight=False)
             except ScenarioError as exc:
                 _fail(exc)
     raise typer.Exit(1 if failed else 0)

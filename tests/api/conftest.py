@@ -186,11 +186,10 @@ def running_api(db: Path | str) -> Iterator[Api]:
         store.close()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def bare_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
-    """The app with only a server admin token: no parties yet; every API test runs on both stores."""
-    db = tmp_path / "t.db" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    with running_api(db) as api:
+@pytest.fixture
+def bare_api(fresh_db: str) -> Iterator[Api]:
+    """The app with only a server admin token: no parties yet; every API test runs on each store ``--store`` selects."""
+    with running_api(fresh_db) as api:
         yield api
 
 

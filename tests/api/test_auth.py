@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from deconfliction.stores import POSTGRES_SCHEMES
 from tests.api.conftest import ALFA_LAND, ROLES, Api, add_parties, box, refusal, running_api
 
 NEAR_BORDER = box(71.0, 34.5, 71.05, 34.55)
@@ -252,7 +253,8 @@ def test_auth_viewer_can_ask_a_check(shared: Api) -> None:
 
 def _everything_stored(db: Path | str) -> bytes:
     """Every byte the store holds: the SQLite file and its WAL, or every table of the PostgreSQL database as text."""
-    if isinstance(db, Path):
+    if not str(db).startswith(POSTGRES_SCHEMES):
+        db = Path(db)
         files = [p for p in db.parent.iterdir() if p.name.startswith(db.name)]
         assert db.with_name(db.name + "-wal") in files
         return b"".join(p.read_bytes() for p in files)

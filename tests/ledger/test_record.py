@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from deconfliction.service import ROOT
-from deconfliction.stores import open_store
+from deconfliction.stores import POSTGRES_SCHEMES, open_store
 from tests.api.conftest import ALFA_LAND, BRAVO_LAND, Api, at, box, refusal
 from tests.ledger.rfc9162 import canonical, head_message, independent_consistency, independent_inclusion, mth, sha256
 
@@ -204,7 +204,7 @@ def test_the_head_is_signed_and_its_root_is_the_tree_of_every_entry(tokens: Api)
     assert head["root_hash"] == mth([leaf_bytes(e) for e in entries]).hex()
 
     # the key served is the node's key kept beside the store (in it, on PostgreSQL)
-    if isinstance(api.db, Path):
+    if not str(api.db).startswith(POSTGRES_SCHEMES):
         key = serialization.load_pem_private_key(Path(f"{api.db}.key").read_bytes(), password=None)
     else:
         with psycopg.connect(api.db) as db:
