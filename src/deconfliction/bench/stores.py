@@ -10,7 +10,9 @@ on), the same measurements of the service over the store:
 - recorded check latency p50/p99 on a picture of ``checks_size`` assets, no other load (each
   check is answered from memory and its record committed durably before the answer);
 - node start-up at ``startup_size`` assets: open the store and rebuild the picture, as
-  ``deconflict serve`` does.
+  ``deconflict serve`` does;
+- then the picture of a 10 km box as of an instant (``GET /v1/picture?area=...&as_of=...``):
+  PostgreSQL reads the assets ever in the box through its spatial index, SQLite the whole log.
 
 Not a test: it prints its figures and writes them to JSON.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import gc
 import json
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -33,9 +36,13 @@ from deconfliction.bench import ours
 from deconfliction.bench.run import machine
 from deconfliction.bench.servers import PostgisServer
 from deconfliction.bench.theatre import make_theatre
-from deconfliction.model import CheckKind
+from deconfliction.model import CheckKind, Role
+from deconfliction.service import Caller, Service
+from deconfliction.stores import open_store
 
 STORES = ("sqlite", "postgresql")
+AS_OF_BOX = "39.95,28.95,40.05,29.05"
+"""About 10 km across, on the theatre's border: an investigator's area."""
 
 
 @contextmanager
@@ -81,9 +88,19 @@ def run_stores(
         for store in STORES:
             console.log(f"{store}: {startup_size:,} assets, start-up")
             db = fresh(store, f"startup_{store}")
-            results["stores"][store]["load_s"] = ours.load_store(db, big)
+            out = results["stores"][store]
+            out["load_s"] = ours.load_store(db, big)
             gc.collect()
-            results["stores"][store]["startup_s"] = ours.startup_s(db)
+            started = time.perf_counter()
+            service = Service(open_store(db))
+            out["startup_s"] = time.perf_counter() - started
+            # An investigator's question of one area: the picture of a 10 km box as of the theatre's instant.
+            started = time.perf_counter()
+            seen = service.look(Caller("west", Role.LIAISON), AS_OF_BOX, as_of=big.now.isoformat())
+            out["as_of_area_s"] = time.perf_counter() - started
+            out["as_of_area_assets"] = len(seen["assets"])
+            service.store.close()
+            del service
             gc.collect()
     return results
 
@@ -106,6 +123,7 @@ def print_stores(results: dict[str, Any], console: Console) -> None:
     during = "those checks' p50 / p99"
     row(during, lambda r: f"{_ms(r['checks_during_ingest']['p50_us'])} / {_ms(r['checks_during_ingest']['p99_us'])}")
     row(f"start-up, {big} assets", lambda r: f"{r['startup_s']:.1f} s")
+    row(f"picture of a 10 km box as of an instant, {big} assets", lambda r: f"{r['as_of_area_s']:.2f} s")
     row(f"(writing the {big} assets' store, set-up)", lambda r: f"{r['load_s']:.0f} s")
     console.print(table)
 
