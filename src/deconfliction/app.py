@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -24,6 +24,7 @@ from deconfliction.api.stream import router as stream_router
 from deconfliction.console import mount_console
 from deconfliction.errors import DeconflictionError, RetryLater
 from deconfliction.service import Service
+from deconfliction.tak.gateway import Gateway, Listener
 
 log = logging.getLogger("deconfliction")
 
@@ -81,15 +82,21 @@ FOLLOW_WAIT_S = 1.0
 """Longest a node waits for a notification before it reads the log anyway (a lost one costs at most this)."""
 
 
-def create_app(service: Service) -> FastAPI:
-    """The HTTP API for ``service``; OpenAPI at ``/openapi.json`` and ``/docs``."""
+def create_app(service: Service, tak: Sequence[Listener] = ()) -> FastAPI:
+    """The HTTP API for ``service``; OpenAPI at ``/openapi.json`` and ``/docs``; with ``tak``, the TAK gateway's listeners."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ticker = asyncio.create_task(_tick(service))
         stopping = asyncio.Event()
         follower = asyncio.create_task(_follow(service, stopping))
+        gateway = Gateway(service, tak) if tak else None
+        if gateway is not None:
+            await gateway.start()
+            app.state.tak = gateway
         yield
+        if gateway is not None:
+            await gateway.stop()
         ticker.cancel()
         await _stop_following(service, follower, stopping)
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -30,6 +30,9 @@ from deconfliction.report import build_report, entries
 from deconfliction.service import ROOT, SWITCH_INTERVAL_S, Service
 from deconfliction.settings import Settings, settings_table
 from deconfliction.stores import display_name, open_store
+
+if TYPE_CHECKING:
+    from deconfliction.tak.gateway import Listener
 
 app = typer.Typer(help="deconflict: check every activity against every party's picture.", no_args_is_help=True)
 party_app = typer.Typer(help="Parties (admin).", no_args_is_help=True)
@@ -140,7 +143,7 @@ def migrate(
         _fail(exc)
 
 
-def _serve(service: Service, host: str, port: int) -> None:
+def _serve(service: Service, host: str, port: int, tak: Sequence[Listener] = ()) -> None:
     import gc
 
     import uvicorn
@@ -153,7 +156,8 @@ def _serve(service: Service, host: str, port: int) -> None:
     gc.freeze()
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     # Event streams never end by themselves: on shutdown, give open requests a few seconds, then close them.
-    uvicorn.run(create_app(service), host=host, port=port, log_level="info", timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+    app = create_app(service, tak)
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
 
 
 def _settings(**flags: Any) -> Settings:
@@ -168,15 +172,31 @@ def serve(
     db: Annotated[str, typer.Option("--db", help="Store: a SQLite file path or a postgresql:// URL.")] = "deconfliction.db",
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    tak: Annotated[
+        list[str] | None,
+        typer.Option("--tak", help="A TAK listener (CoT over TCP) for one party's network: PARTY:PORT; repeatable."),
+    ] = None,
+    tak_udp: Annotated[
+        list[str] | None, typer.Option("--tak-udp", help="A TAK listener over UDP (reports only): PARTY:PORT; repeatable.")
+    ] = None,
+    tak_tls: Annotated[
+        int | None,
+        typer.Option("--tak-tls", help="A TAK listener over TLS on this port; each device's certificate names its party."),
+    ] = None,
 ) -> None:
-    """Run the HTTP API (OpenAPI at /docs) on a store."""
+    """Run the HTTP API (OpenAPI at /docs) on a store, and the TAK gateway's listeners if asked (docs/tak.md)."""
+    from deconfliction.tak.gateway import Listener
+
     try:
+        listeners = [Listener.parse(t, "tcp") for t in tak or []] + [Listener.parse(t, "udp") for t in tak_udp or []]
+        if tak_tls is not None:
+            listeners.append(Listener.parse(str(tak_tls), "tls"))
         service = Service(open_store(db), settings=_settings())
     except DeconflictionError as exc:
         _fail(exc)
     err.print(f"deconfliction on http://{host}:{port}  (API docs at /docs), store {display_name(db)}")
     with closing(service.store):
-        _serve(service, host, port)
+        _serve(service, host, port, listeners)
 
 
 @app.command()

@@ -66,6 +66,7 @@ def report_event(report: Report, at: datetime, disclosure: Disclosure, kind: Ass
         "uncertainty_m": report.uncertainty_m,
         "stale_at": _iso(report.stale_at),
         "notation": report.notation,
+        "how": report.how,
         "disclosure": disclosure,
         "kind": kind,
     }
@@ -227,6 +228,7 @@ def _report(d: dict[str, Any]) -> Report:
         uncertainty_m=d["uncertainty_m"],
         stale_at=_time(d["stale_at"]),
         notation=d["notation"],
+        how=d.get("how"),  # reports written before CoT ingest have none
     )
 
 

@@ -271,6 +271,7 @@ class Report:
     uncertainty_m: float
     stale_at: datetime | None
     notation: str = "decimal"
+    how: str | None = None  # how the position was found, in CoT's words ("m-g": GPS; "h-e": entered by hand)
 
     def is_stale(self, now: datetime) -> bool:
         return self.stale_at is not None and self.stale_at <= now

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import secrets
 import threading
 from collections.abc import Mapping, Sequence
@@ -94,6 +95,7 @@ from deconfliction.stores import MemoryStore, Store
 from deconfliction.stores.base import sealed_parts
 
 MAX_UNCERTAINTY_M = 100_000.0
+_HOW = re.compile(r"^[a-z](-[a-z0-9]+)*$")
 MAX_RADIUS_M = 200_000.0
 MAX_ROUTE_WIDTH_M = 50_000.0
 AREA_TYPES = ("Polygon", "MultiPolygon")
@@ -265,7 +267,7 @@ class Service:
             raise NotFound(f"there is no party {caller.party!r}", field="party")
         return caller.party
 
-    def _admin(self, caller: Caller, party: str | None = None) -> None:
+    def require_admin(self, caller: Caller, party: str | None = None) -> None:
         """Server admins (no party) may do everything; a party's admin only manages that party's tokens."""
         if caller.role is not Role.ADMIN:
             raise Forbidden(f"only an admin may do this; this token's role is {caller.role.value}")
@@ -295,7 +297,7 @@ class Service:
         return caller
 
     def create_party(self, caller: Caller, body: Mapping[str, Any]) -> dict[str, Any]:
-        self._admin(caller)
+        self.require_admin(caller)
         body = _fields(body, "", ("id", "name", "stale_after_s"), ("id", "name"))
         party = Party(
             id=check_id(body["id"], "id"),
@@ -323,7 +325,7 @@ class Service:
 
     def create_token(self, caller: Caller, party: str | None, role: object) -> str:
         """A new random token for ``party`` (None: the server itself, admin only)."""
-        self._admin(caller, party)
+        self.require_admin(caller, party)
         chosen: Role = check_enum(Role, role, "role")
         if party is None and chosen not in (Role.ADMIN, Role.AUDITOR):
             raise InvalidInput("only the centre's admin and auditor tokens may belong to no party", field="role")
@@ -336,7 +338,7 @@ class Service:
         return token
 
     def put_territory(self, caller: Caller, party: str, area: object) -> dict[str, Any]:
-        self._admin(caller)
+        self.require_admin(caller)
         if party not in self.picture.parties:
             raise NotFound(f"there is no party {party!r}", field="party")
         territory = Territory(party, parse_geojson(area, "area", AREA_TYPES))
@@ -405,6 +407,9 @@ class Service:
         if asset.kind is AssetKind.UNIT:
             default = self.picture.parties[asset.party].stale_after_s
             stale_at = time + timedelta(seconds=parse_duration_s(body.get("stale_after_s", default), f"{prefix}stale_after_s"))
+        how = body.get("how")
+        if how is not None and (not isinstance(how, str) or not _HOW.match(how)):
+            raise InvalidInput(f"how {how!r} is not a CoT how code such as m-g or h-e", field=f"{prefix}how")
         return Report(
             party=asset.party,
             asset=asset.id,
@@ -414,6 +419,7 @@ class Service:
             uncertainty_m=max(uncertainty, parsed.precision_m),
             stale_at=stale_at,
             notation=parsed.notation,
+            how=how,
         )
 
     def _own_asset(self, party: str, asset_id: object, field: str) -> Asset:
@@ -433,7 +439,7 @@ class Service:
         party = self._liaison(caller)
         if len(bodies) > self.settings.max_batch:
             raise InvalidInput(f"{len(bodies)} reports is more than the {self.settings.max_batch} allowed at once", field=field)
-        allowed = ("asset", "position", "time", "uncertainty_m", "stale_after_s")
+        allowed = ("asset", "position", "time", "uncertainty_m", "stale_after_s", "how")
         with self._writing:
             now = self.clock.now()
             reports: list[Report] = []
@@ -471,13 +477,18 @@ class Service:
             ]
 
     def _report_fields(self, report: Report, border_: Border | None = None) -> dict[str, Any]:
-        return {
+        shown = {
             "time": report.time.isoformat(),
             "uncertainty_m": report.uncertainty_m,
             "stale_at": None if report.stale_at is None else report.stale_at.isoformat(),
             "notation": report.notation,
             **_show_readback(report.point, border_ or border(self.picture, report.point)),
         }
+        if report.how is not None:
+            shown["how"] = report.how
+            # A position someone typed or tapped is not a fix: the read-back says so, for the liaison to confirm.
+            shown["entered_by_hand"] = report.how.startswith("h-e")
+        return shown
 
     def withdraw_asset(self, caller: Caller, asset_id: str) -> dict[str, Any]:
         party = self._liaison(caller)

@@ -66,6 +66,30 @@ class Settings:
     tick_s: float = field(
         default=1.0, metadata=_meta("How often the server looks for deadlines passed, windows ended and AORs lapsed, seconds.")
     )
+    tak_refresh_s: float = field(
+        default=5.0,
+        metadata=_meta(
+            "TAK devices are sent the whole shared picture again this often (changes at once); what they were sent goes "
+            "stale after three times this, seconds."
+        ),
+    )
+    tak_max_message_bytes: int = field(default=65_536, metadata=_meta("Largest CoT message a TAK listener takes, bytes."))
+    tak_unknown_uids: str = field(
+        default="register",
+        metadata=_meta("A TAK uid the party has no asset for: register (a unit, with the party's default disclosure) or refuse."),
+    )
+    tak_unknown_ce_m: float = field(
+        default=0.0,
+        metadata=_meta(
+            "Uncertainty given to a TAK position whose ce is 9999999 (not known), metres; 0: such positions are refused."
+        ),
+    )
+    tak_tls_cert: str = field(default="", metadata=_meta("PEM certificate (chain) of the TAK TLS listener."))
+    tak_tls_key: str = field(default="", metadata=_meta("PEM private key of the TAK TLS listener."))
+    tak_tls_ca: str = field(
+        default="",
+        metadata=_meta("PEM CA that signs devices' client certificates; a certificate's organisation (O) names its party."),
+    )
     console_tiles_url: str = field(
         default="",
         metadata=_meta(

@@ -47,6 +47,7 @@ class Server:
     process: subprocess.Popen[bytes] | None = None
     settings: dict[str, str] = field(default_factory=dict)  # DECONFLICT_* variables for this server
     db_url: str | None = None  # a postgresql:// store instead of the file ``db``
+    args: list[str] = field(default_factory=list)  # more options for deconflict serve
 
     @property
     def url(self) -> str:
@@ -55,7 +56,7 @@ class Server:
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(DECONFLICT), "serve", "--db", self.db_url or str(self.db), "--port", str(self.port)],
+                [str(DECONFLICT), "serve", "--db", self.db_url or str(self.db), "--port", str(self.port), *self.args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**clean_env(), **self.settings},

@@ -30,6 +30,7 @@ from deconfliction.api.schemas import (
     TokenIn,
     ZoneIn,
 )
+from deconfliction.errors import NotFound
 from deconfliction.service import Caller, Service
 
 bearer = HTTPBearer(auto_error=False, description="A party token: Authorization: Bearer TOKEN")
@@ -233,6 +234,17 @@ def readback(svc: Svc, who: Who, position: Annotated[str, Query(examples=["42S X
     """Read a position in any notation back in canonical form, storing nothing."""
     del who
     return svc.read_position(position)
+
+
+@router.get("/tak", tags=["admin"])
+def tak(request: Request, svc: Svc, who: Who) -> Json:
+    """The TAK gateway (server admin): its listeners, the devices connected, what it took, refused and dropped."""
+    svc.require_admin(who)
+    gateway = getattr(request.app.state, "tak", None)
+    if gateway is None:
+        raise NotFound("this server has no TAK listeners: deconflict serve --tak PARTY:PORT")
+    status: Json = gateway.status()
+    return status
 
 
 @router.get("/cells", tags=["picture"])

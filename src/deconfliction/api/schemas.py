@@ -48,6 +48,9 @@ class ReportIn(Body):
     time: AwareDatetime | None = Field(None, description="When the position was taken; default now.")
     uncertainty_m: float | None = Field(None, description="Radius of the position's uncertainty, metres.")
     stale_after_s: float | None = Field(None, description="Units only: the report goes stale this long after its time.")
+    how: str | None = Field(
+        None, description="How the position was found, as CoT's how: m-g (GPS), h-e (entered by hand), ...", examples=["m-g"]
+    )
 
 
 class ReportBatchIn(Body):
