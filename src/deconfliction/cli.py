@@ -593,6 +593,18 @@ def bench_stores(
     err.print(f"results in {save(results, out)}")
 
 
+@app.command("bench-tak")
+def bench_tak(
+    devices: Annotated[int, typer.Option(min=1, help="Concurrent TAK connections.")] = 1000,
+    interval_s: Annotated[float, typer.Option(help="Each device sends its position this often, seconds.")] = 1.0,
+    duration_s: Annotated[float, typer.Option(help="How long the devices send, seconds.")] = 30.0,
+) -> None:
+    """Many TAK devices on one listener (loopback): events per second taken, connections dropped, report latency."""
+    from deconfliction.bench.tak import run_tak
+
+    _print(run_tak(devices=devices, interval_s=interval_s, duration_s=duration_s))
+
+
 @app.command()
 def readback(position: Annotated[str, typer.Argument(help="A position in any notation.")], db: Db = None) -> None:
     """Read a position back in canonical form (lat/lon, MGRS, and the border if --db has territories)."""

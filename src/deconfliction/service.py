@@ -434,8 +434,14 @@ class Service:
         """One position report: ``{asset, position, time?, uncertainty_m?, stale_after_s?}``."""
         return self.report_batch(caller, [body], field="")[0]
 
-    def report_batch(self, caller: Caller, bodies: Sequence[Mapping[str, Any]], field: str = "reports") -> list[dict[str, Any]]:
-        """Several reports, all or nothing: one bad report refuses the batch and names it."""
+    def report_batch(
+        self, caller: Caller, bodies: Sequence[Mapping[str, Any]], field: str = "reports", read_back: bool = True
+    ) -> list[dict[str, Any]]:
+        """Several reports, all or nothing: one bad report refuses the batch and names it.
+
+        Each is answered with its read-back (MGRS, the border), unless a caller that shows
+        nobody the answer (the TAK gateway) asks for none: then the list is empty.
+        """
         party = self._liaison(caller)
         if len(bodies) > self.settings.max_batch:
             raise InvalidInput(f"{len(bodies)} reports is more than the {self.settings.max_batch} allowed at once", field=field)
@@ -467,6 +473,8 @@ class Service:
                     for report, seq in zip(reports[start : start + APPLY_CHUNK], seqs[start:], strict=False):
                         self.picture.put_report(report, seq)
             self.feed.publish()
+            if not read_back:
+                return []
             lats = np.fromiter((r.point.lat for r in reports), float, len(reports))
             lons = np.fromiter((r.point.lon for r in reports), float, len(reports))
             found = borders(self.picture, lats, lons)
@@ -1365,8 +1373,10 @@ class Service:
 
     # ------------------------------------------------------------------ the event stream
 
-    def events(self, caller: Caller, after: int = 0, limit: int = 100) -> tuple[list[dict[str, Any]], int]:
-        """The log after ``after``, as the caller's party may see it: (events, the cursor to go on from).
+    def events(
+        self, caller: Caller, after: int = 0, limit: int = 100, types: Sequence[str] = ()
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The log after ``after`` (of ``types``, if given), as the caller's party may see it: (events, cursor to go on from).
 
         The cursor moves past events the caller may not see, so a stream never reads them twice.
         """
@@ -1374,7 +1384,7 @@ class Service:
         shown: list[dict[str, Any]] = []
         cursor = after
         while len(shown) < limit:
-            page = self.store.events(cursor, EVENT_PAGE)
+            page = self.store.events(cursor, EVENT_PAGE, types)
             if not page:
                 break
             for event in page:

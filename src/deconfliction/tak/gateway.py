@@ -24,7 +24,7 @@ import re
 import ssl
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -44,6 +44,10 @@ DEFAULT_TCP_PORT = 8087
 DEFAULT_TLS_PORT = 8089
 MESH_HEADER = b"\xbf\x01\xbf"  # TAK protocol version 1 over UDP: one TakMessage per datagram after this
 BATCH = 1000
+ALERTS = ("conflict.detected", "activity.escalated")
+"""The notices a party's devices are sent as alerts."""
+BACKLOG = 1024
+"""Connections waiting to be accepted: a thousand devices reconnecting at once after an outage must not be refused."""
 """Most reports written in one transaction."""
 PUBLISH_INTERVAL_S = 0.5
 """Changes are sent to devices at most this often: many reports a second become one update."""
@@ -115,6 +119,7 @@ class Gateway:
         self.service = service
         self.listeners = list(listeners)
         self.counts = Counts()
+        self.latency = Latency()
         self.devices: set[Device] = set()
         self._servers: list[asyncio.AbstractServer] = []
         self._transports: list[asyncio.BaseTransport] = []
@@ -146,7 +151,8 @@ class Gateway:
             def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, party: str | None = listener.party) -> Any:
                 return self._stream(party, reader, writer)
 
-            self._servers.append(await asyncio.start_server(handle, listener.host, listener.port, ssl=context))
+            server = await asyncio.start_server(handle, listener.host, listener.port, ssl=context, backlog=BACKLOG)
+            self._servers.append(server)
             log.info(
                 "TAK %s listener on %s:%d for %s",
                 listener.transport,
@@ -189,6 +195,7 @@ class Gateway:
                 for d in sorted(self.devices, key=lambda d: d.connected_at)
             ],
             "counts": self.counts.snapshot(),
+            "report_latency": self.latency.summary(),
         }
 
     # ---------------------------------------------------------------- one stream
@@ -280,6 +287,7 @@ class Gateway:
             log.info("TAK %s report of %s refused: %s", party, event.uid, exc)
             return
         body["name"] = event.callsign or event.uid
+        body["received"] = time.monotonic()
         self._queue(party, body)
 
     def _queue(self, party: str, item: dict[str, Any]) -> None:
@@ -311,11 +319,12 @@ class Gateway:
             if "withdraw" in item:
                 self._withdraw(caller, item["withdraw"])
             elif self._known(caller, item):
-                reports.append({k: v for k, v in item.items() if k != "name"})
+                reports.append(item)
         while reports:
             try:
-                self.service.report_batch(caller, reports, field="reports")
+                self.service.report_batch(caller, [_report_body(r) for r in reports], field="reports", read_back=False)
                 self.counts.add("reports", len(reports))
+                self.latency.note(reports)
                 return
             except RetryLater as exc:
                 self.counts.add(f"refused.{exc.code}", len(reports))
@@ -445,15 +454,13 @@ class Gateway:
         """Conflicts and escalations ``party`` is told of after ``cursor``, as alerts; and the new cursor."""
         alerts: list[CotEvent] = []
         while True:
-            shown, after = self.service.events(Caller(party, Role.VIEWER), cursor, 100)
+            shown, after = self.service.events(Caller(party, Role.VIEWER), cursor, 100, ALERTS)
             alerts += [a for e in shown if (a := self._alert(e, now)) is not None]
             if after == cursor:
                 return alerts, cursor
             cursor = after
 
     def _alert(self, shown: dict[str, Any], now: datetime) -> CotEvent | None:
-        if shown["type"] not in ("conflict.detected", "activity.escalated"):
-            return None
         data = shown["data"]
         key = (data.get("proposer", data.get("party")), data.get("activity", data.get("id")))
         activity = self.service.picture.activities.get(key)
@@ -494,6 +501,42 @@ class _Datagrams(asyncio.DatagramProtocol):
             counts.add("ignored")  # an answer needs a stream to come back on
             return
         self.gateway.take(self.party, event)
+
+
+def _report_body(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k not in ("name", "received")}
+
+
+class Latency:
+    """For the last reports: seconds from the CoT message read to the report applied (queryable by any check), and from
+    the device's own ``time`` to applied (the whole way, meaningful where the device's clock is right)."""
+
+    def __init__(self, keep: int = 100_000) -> None:
+        self._read: deque[float] = deque(maxlen=keep)
+        self._sent: deque[float] = deque(maxlen=keep)
+        self._lock = threading.Lock()
+
+    def note(self, reports: Sequence[dict[str, Any]]) -> None:
+        now, wall = time.monotonic(), time.time()
+        with self._lock:
+            self._read.extend(now - r["received"] for r in reports)
+            self._sent.extend(wall - datetime.fromisoformat(r["time"]).timestamp() for r in reports)
+
+    def summary(self) -> dict[str, Any]:
+        with self._lock:
+            read, sent = sorted(self._read), sorted(self._sent)
+        return {"reports": len(read), "from_read": _percentiles(read), "from_device_time": _percentiles(sent)}
+
+
+def _percentiles(ordered: list[float]) -> dict[str, float]:
+    """p50, p99 and max of sorted seconds, in milliseconds."""
+    if not ordered:
+        return {}
+
+    def at(q: float) -> float:
+        return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+    return {"p50_ms": at(0.50), "p99_ms": at(0.99), "max_ms": at(1.0)}
 
 
 def _linked(event: CotEvent) -> str:
