@@ -477,3 +477,55 @@ def test_the_gateway_status_is_for_the_server_admin(centre: Centre) -> None:
     }
     refused = httpx.get(centre.url + "/v1/tak", headers={"Authorization": f"Bearer {centre.tokens['bravo']}"}, timeout=10)
     assert refused.status_code == 403, json.dumps(refused.json())
+
+
+def test_a_device_that_negotiates_version_1_is_answered_and_sent_protobuf(centre: Centre) -> None:
+    request = ET.fromstring(sa("negotiate-1", 0.0, 0.0, type_="t-x-takp-q"))
+    detail = request.find("detail")
+    assert detail is not None
+    ET.SubElement(ET.SubElement(detail, "TakControl"), "TakRequest", version="1")
+
+    async def go() -> tuple[ET.Element, ET.Element]:
+        device = await Device.connect(f"tcp://127.0.0.1:{centre.tcp['bravo']}")
+        await device.send(ET.tostring(request))
+        response = await device.wait_for(lambda e: e.get("type") == "t-x-takp-r")
+        device.protobuf = True  # from here on the gateway writes TAK protocol version 1
+        clinic = await device.wait_for(uid_is("deconfliction.alfa.clinic"))
+        await device.close()
+        return response, clinic
+
+    response, clinic = asyncio.run(go())
+    assert response.find("detail/TakControl/TakResponse").get("status") == "true"  # type: ignore[union-attr]
+    assert point(clinic)[:2] == CLINIC
+
+
+def test_a_unit_entering_an_active_fire_mission_alerts_its_partys_devices(centre: Centre) -> None:
+    """charlie's fires are under way (overridden) where alfa's unit then reports itself: alfa's device is alerted."""
+    headers = {"Authorization": f"Bearer {centre.tokens['charlie']}"}
+    target = (34.7000, 71.2000)
+    now = datetime.now(UTC)
+    window = {"start": (now - timedelta(minutes=1)).isoformat(), "end": (now + timedelta(hours=1)).isoformat()}
+    body = {"id": "fm-1", "kind": "fires", "purpose": "registration", "volumes": [{"position": at(target), "window": window}]}
+
+    def with_key(path: str, data: dict[str, Any]) -> None:
+        refused = httpx.post(centre.url + path, json=data, headers=headers, timeout=10)
+        assert refused.status_code == 409, refused.text  # no picture key yet: the fresh one comes with the refusal
+        made = httpx.post(centre.url + path, json=data | {"key": refused.json()["error"]["key"]}, headers=headers, timeout=10)
+        assert made.is_success, made.text
+
+    with_key("/v1/activities", body)
+    with_key("/v1/activities/charlie/fm-1/activate", {"override": "troops in contact"})
+
+    async def go() -> ET.Element:
+        device = await Device.connect(f"tcp://127.0.0.1:{centre.tcp['alfa']}")
+        await asyncio.sleep(0.5)  # connected before the report: alerts are of what happens from now on
+        await device.send(sa("alfa-walker-1", *target, ce=5.0, callsign="Walker"))
+        alert = await device.wait_for(lambda e: e.get("type") == "b-a-deconflict-conflict")
+        await device.close()
+        return alert
+
+    alert = asyncio.run(go())
+    remarks = alert.findtext("detail/remarks") or ""
+    assert remarks.startswith("CONFLICT: charlie/fm-1 (fires) meets alfa: Walker"), remarks
+    lat, lon, _ = point(alert)
+    assert abs(lat - target[0]) < 0.01 and abs(lon - target[1]) < 0.01
