@@ -414,6 +414,7 @@ NO_SUCCESS_FOR_A_LIAISON = {
     ("POST", "/v1/parties"): "the server admin creates parties",
     ("POST", "/v1/parties/{party}/tokens"): "the server admin makes tokens",
     ("PUT", "/v1/territories/{party}"): "the server admin loads the border reference",
+    ("GET", "/v1/tak"): "the server admin reads the TAK gateway's status",
 }
 """Routes where a party's liaison is refused whatever the body: the walk reads their refusals only."""
 
