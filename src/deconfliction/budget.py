@@ -30,6 +30,18 @@ class Budget:
     def unlimited(self) -> bool:
         return self.rate_per_s <= 0
 
+    def check(self, party: str) -> None:
+        """Refuse (as :meth:`take` would) if ``party`` has nothing left, without spending."""
+        if self.unlimited:
+            return
+        with self._lock:
+            now = self.clock.now()
+            tokens, since = self._buckets.get(party, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + max(0.0, (now - since).total_seconds()) * self.rate_per_s)
+        if tokens < 1.0:
+            wait = (1.0 - tokens) / self.rate_per_s
+            raise RateLimited(f"{party} has used its {self.burst} {self.what}; the next is allowed in {math.ceil(wait)} s", wait)
+
     def take(self, party: str) -> None:
         """Spend one of ``party``'s, or refuse with when the next one is allowed."""
         if self.unlimited:

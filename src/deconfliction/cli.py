@@ -605,6 +605,26 @@ def bench_tak(
     _print(run_tak(devices=devices, interval_s=interval_s, duration_s=duration_s))
 
 
+@app.command("crash-campaign")
+def crash_campaign(
+    kills: Annotated[int, typer.Option(min=1, help="Rounds of traffic ended by SIGKILL.")] = 20,
+    clients: Annotated[int, typer.Option(min=1, help="Clients streaming reports and checks in each round.")] = 4,
+    min_s: Annotated[float, typer.Option(help="Shortest time before a kill, seconds.")] = 0.5,
+    max_s: Annotated[float, typer.Option(help="Longest time before a kill, seconds.")] = 3.0,
+    db: Annotated[
+        str | None, typer.Option("--db", help="A fresh store to run on (default a SQLite file in a temporary folder).")
+    ] = None,
+) -> None:
+    """Kill the server with SIGKILL mid-traffic, many times; after each restart every acknowledged write must be there."""
+    from deconfliction.bench.crash import BrokenPromise, run_crash
+
+    try:
+        _print(run_crash(kills=kills, clients=clients, min_s=min_s, max_s=max_s, db=db))
+    except BrokenPromise as exc:
+        err.print(f"broken: {exc}", markup=False)
+        raise typer.Exit(1) from exc
+
+
 @app.command()
 def readback(position: Annotated[str, typer.Argument(help="A position in any notation.")], db: Db = None) -> None:
     """Read a position back in canonical form (lat/lon, MGRS, and the border if --db has territories)."""

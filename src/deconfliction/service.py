@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import re
 import secrets
 import threading
@@ -50,6 +51,7 @@ from deconfliction.errors import (
     InvalidState,
     NotFound,
     OutOfOrder,
+    RateLimited,
     StalePicture,
     StoreError,
     Unauthenticated,
@@ -94,6 +96,7 @@ from deconfliction.settings import Settings
 from deconfliction.stores import MemoryStore, Store
 from deconfliction.stores.base import sealed_parts
 
+log = logging.getLogger("deconfliction.service")
 MAX_UNCERTAINTY_M = 100_000.0
 _HOW = re.compile(r"^[a-z](-[a-z0-9]+)*$")
 MAX_RADIUS_M = 200_000.0
@@ -212,6 +215,7 @@ class Service:
         self._store_lost_at: datetime | None = None  # when a check first found the store away, since it was last reached
         s = self.settings
         self.budget = Budget(s.check_rate_per_min / 60.0, s.check_burst, "checks", self.clock)  # checks and proposals
+        self.bad_tokens = Budget(s.bad_tokens_per_min / 60.0, s.bad_token_burst, "unknown tokens", self.clock)  # by address
         self.probes = ProbeWatch(s.probe_alarm_m, s.probe_checks, s.probe_window_s)
         # Start-up rebuilds the picture without noting changes: a picture key issued
         # before the restart cannot be honoured (superseded reports are not replayed).
@@ -286,13 +290,28 @@ class Service:
 
     # ------------------------------------------------------------------ admin
 
-    def authenticate(self, token: str | None) -> Caller:
+    def authenticate(self, token: str | None, client: str | None = None) -> Caller:
+        """The caller a bearer token stands for; ``client`` (its address) is throttled after many unknown tokens.
+
+        Once a client has presented ``bad_token_burst`` unknown tokens (refilled at
+        ``bad_tokens_per_min``), every token from it is refused with 429, known or not, so
+        guessing cannot go on at speed; the refusal is logged with the address.
+        """
         if not token:
             raise Unauthenticated("a bearer token is required: Authorization: Bearer TOKEN")
+        if client is not None:
+            try:
+                self.bad_tokens.check(client)
+            except RateLimited:
+                log.warning("token refused: %s presented too many unknown tokens", client)
+                raise
         # Looked up by its SHA-256: lookup timing depends on the hash, which an attacker
         # cannot steer towards a stored one, not on how much of a real token was guessed.
         caller = self._tokens.get(hash_token(token))
         if caller is None:
+            log.warning("unknown token refused (from %s)", client or "this process")
+            if client is not None:
+                self.bad_tokens.take(client)
             raise Unauthenticated("the token is not known to this service")
         return caller
 

@@ -51,6 +51,14 @@ class Settings:
         ),
     )
     check_burst: int = field(default=60, metadata=_meta("Checks and proposals a party may make at once."))
+    bad_tokens_per_min: float = field(
+        default=10.0,
+        metadata=_meta(
+            "Unknown tokens one client address may present per minute once its burst is spent; beyond, every token from "
+            "it is refused with 429 until the budget refills (a guessed token cannot get through); 0: no limit."
+        ),
+    )
+    bad_token_burst: int = field(default=20, metadata=_meta("Unknown tokens one client address may present at once."))
     probe_alarm_m: float = field(
         default=2000.0,
         metadata=_meta("An owner is told when one party's answers place its hidden asset within a circle this wide, metres."),

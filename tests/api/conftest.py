@@ -27,6 +27,7 @@ from fastapi.testclient import TestClient
 from deconfliction.app import create_app
 from deconfliction.clock import ManualClock
 from deconfliction.service import ROOT, Service
+from deconfliction.settings import Settings
 from deconfliction.stores import open_store
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -171,12 +172,16 @@ class Api:
 
 
 @contextmanager
-def running_api(db: Path | str) -> Iterator[Api]:
-    """The app over a fresh store at ``db`` (a SQLite path or a PostgreSQL URL), a manual clock at T0, an admin token."""
+def running_api(db: Path | str, settings: Settings | None = None) -> Iterator[Api]:
+    """The app over a fresh store at ``db`` (a SQLite path or a PostgreSQL URL), a manual clock at T0, an admin token.
+
+    Unknown tokens are not throttled unless ``settings`` say so: the module-wide services of
+    the refusal tests present hundreds of them from one address (the throttle has its own test).
+    """
     clock = ManualClock(T0)
     store = open_store(db)
     try:
-        service = Service(store, clock)
+        service = Service(store, clock, settings or Settings(bad_tokens_per_min=0))
         app = create_app(service)
         with TestClient(app) as client:
             api = Api(app, client, service, clock, db)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
+from deconfliction.settings import Settings
 from deconfliction.stores import POSTGRES_SCHEMES
 from tests.api.conftest import ALFA_LAND, ROLES, Api, add_parties, box, refusal, running_api
 
@@ -99,6 +101,18 @@ def test_auth_altered_token_is_unknown(shared: Api) -> None:
 
 
 # ---------------------------------------------------------------------------- the admin
+
+
+def test_auth_a_client_guessing_tokens_is_stopped_even_when_it_guesses_right(fresh_db: str) -> None:
+    """20 unknown tokens from one address, then 429 for any token from it (a right guess too), until the budget refills."""
+    with running_api(fresh_db, Settings()) as api:
+        real = api.tokens["admin"]
+        for i in range(20):
+            refusal(api.client.get("/v1/parties", headers={"Authorization": f"Bearer guess-{i}"}), 401, "unauthenticated")
+        stopped = api.client.get("/v1/parties", headers={"Authorization": f"Bearer {real}"})
+        assert refusal(stopped, 429, "rate_limited")["retry_after_s"] > 0 and stopped.headers["Retry-After"] == "6"
+        api.clock.advance_to(api.clock.now() + timedelta(seconds=6))  # 10 a minute: one more is allowed
+        assert api.client.get("/v1/parties", headers={"Authorization": f"Bearer {real}"}).status_code == 200
 
 
 def test_auth_admin_creates_parties_tokens_and_territories(bare_api: Api) -> None:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
+from starlette.requests import HTTPConnection
 
 from deconfliction.api.cells import MAX_CELLS, cells_geojson
 from deconfliction.api.grid import SPACINGS_M, grid_geojson
@@ -51,7 +52,12 @@ async def service(request: Request) -> Service:
 
 async def caller(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Caller:
     svc: Service = request.app.state.service
-    return svc.authenticate(None if credentials is None else credentials.credentials)
+    return svc.authenticate(None if credentials is None else credentials.credentials, client_of(request))
+
+
+def client_of(connection: HTTPConnection) -> str | None:
+    """The client's address, for throttling unknown tokens (behind a proxy: the proxy's, unless it is told otherwise)."""
+    return None if connection.client is None else connection.client.host
 
 
 Svc = Annotated[Service, Depends(service)]
@@ -214,7 +220,7 @@ async def check_fast(request: Request) -> Response:
     taken per check. tests/api runs every check test through it.
     """
     svc: Service = request.app.state.service
-    who = svc.authenticate(bearer_token(request.headers.get("authorization")))
+    who = svc.authenticate(bearer_token(request.headers.get("authorization")), client_of(request))
     try:
         data = CheckIn.model_validate_json(await request.body())
     except ValidationError as exc:

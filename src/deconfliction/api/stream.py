@@ -18,7 +18,7 @@ from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisco
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from deconfliction.api.routes import ERRORS, Who, bearer_token
+from deconfliction.api.routes import ERRORS, Who, bearer_token, client_of
 from deconfliction.errors import DeconflictionError, InvalidInput
 from deconfliction.service import Caller, Service
 
@@ -113,7 +113,7 @@ async def events_ws(websocket: WebSocket, cursor: int | None = None, limit: int 
         if token is None:
             first = json.loads(await websocket.receive_text())
             token = first.get("token") if isinstance(first, dict) else None
-        who = svc.authenticate(token)
+        who = svc.authenticate(token, client_of(websocket))
         start = _start(svc, cursor)
         await websocket.send_json({"seq": start, "type": "stream.opened", "data": {"cursor": start}})
         async for event in follow(svc, who, start, limit):
