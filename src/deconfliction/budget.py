@@ -30,17 +30,27 @@ class Budget:
     def unlimited(self) -> bool:
         return self.rate_per_s <= 0
 
+    def _left(self, party: str, now: datetime) -> float:
+        """What ``party`` has left at ``now``, refilled since it last spent; under the lock."""
+        tokens, since = self._buckets.get(party, (float(self.burst), now))
+        return min(float(self.burst), tokens + max(0.0, (now - since).total_seconds()) * self.rate_per_s)
+
+    def _refuse(self, party: str, tokens: float) -> RateLimited:
+        wait = (1.0 - tokens) / self.rate_per_s
+        return RateLimited(
+            f"{party} has used its {self.burst} {self.what}; one more is allowed every "
+            f"{1 / self.rate_per_s:g} s, the next in {math.ceil(wait)} s",
+            wait,
+        )
+
     def check(self, party: str) -> None:
         """Refuse (as :meth:`take` would) if ``party`` has nothing left, without spending."""
         if self.unlimited:
             return
         with self._lock:
-            now = self.clock.now()
-            tokens, since = self._buckets.get(party, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + max(0.0, (now - since).total_seconds()) * self.rate_per_s)
+            tokens = self._left(party, self.clock.now())
         if tokens < 1.0:
-            wait = (1.0 - tokens) / self.rate_per_s
-            raise RateLimited(f"{party} has used its {self.burst} {self.what}; the next is allowed in {math.ceil(wait)} s", wait)
+            raise self._refuse(party, tokens)
 
     def take(self, party: str) -> None:
         """Spend one of ``party``'s, or refuse with when the next one is allowed."""
@@ -48,14 +58,8 @@ class Budget:
             return
         with self._lock:
             now = self.clock.now()
-            tokens, since = self._buckets.get(party, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + max(0.0, (now - since).total_seconds()) * self.rate_per_s)
+            tokens = self._left(party, now)
             if tokens < 1.0:
                 self._buckets[party] = (tokens, now)
-                wait = (1.0 - tokens) / self.rate_per_s
-                raise RateLimited(
-                    f"{party} has used its {self.burst} {self.what}; one more is allowed every "
-                    f"{1 / self.rate_per_s:g} s, the next in {math.ceil(wait)} s",
-                    wait,
-                )
+                raise self._refuse(party, tokens)
             self._buckets[party] = (tokens - 1.0, now)

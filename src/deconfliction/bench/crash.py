@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from deconfliction.bench.ours import free_port
+from deconfliction.bench.ours import free_port, wait_until_serving
 from deconfliction.model import Role
 from deconfliction.service import ROOT, Caller, Service
 from deconfliction.stores import open_store
@@ -75,18 +75,12 @@ def start_server(db: str, port: int, log: Path) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
             [str(DECONFLICT), "serve", "--db", db, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env
         )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise BrokenPromise(f"the server did not start again (exit {process.returncode}); see {log}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    process.kill()
-    raise BrokenPromise(f"the server did not answer within 120 s of starting; see {log}")
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}", process, 120)
+    except RuntimeError as exc:
+        process.kill()
+        raise BrokenPromise(f"{exc}; see {log}") from exc
+    return process
 
 
 def _client(url: str, party: str, token: str, unit: str, stop: threading.Event, acked: Acknowledged) -> None:

@@ -219,6 +219,20 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Until ``url``'s /healthz answers 200; RuntimeError if the process exits first or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError(f"the server at {url} did not start (exit code {process.poll()})")
+        time.sleep(0.05)
+
+
 @contextmanager
 def server(path: Path, timeout_s: float = 600.0) -> Iterator[dict[str, Any]]:
     """``deconflict serve`` on the store, on a free loopback port; yields url, pid, start-up seconds, RSS."""
@@ -229,16 +243,7 @@ def server(path: Path, timeout_s: float = 600.0) -> Iterator[dict[str, Any]]:
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = started + timeout_s
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.perf_counter() > deadline or process.poll() is not None:
-                raise RuntimeError(f"the server did not start (exit code {process.poll()})")
-            time.sleep(0.05)
+        wait_until_serving(url, process, timeout_s)
         yield {"url": url, "pid": process.pid, "startup_s": time.perf_counter() - started, "rss_kib": rss_kib(process.pid)}
     finally:
         os.killpg(process.pid, signal.SIGTERM)

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from deconfliction.bench.ours import free_port
+from deconfliction.bench.ours import free_port, wait_until_serving
 from deconfliction.service import ROOT, Service
 from deconfliction.stores import SQLiteStore
 
@@ -95,7 +95,7 @@ def run_tak(*, devices: int, interval_s: float, duration_s: float) -> dict[str, 
                                   start_new_session=True)  # fmt: skip
         url = f"http://127.0.0.1:{http_port}"
         try:
-            _wait_up(url, server)
+            wait_until_serving(url, server, 60)
             load = asyncio.run(_load(tak_port, devices, interval_s, duration_s))
             started = time.monotonic()
             status = _settled(url, admin, load["sent"])
@@ -118,20 +118,6 @@ def run_tak(*, devices: int, interval_s: float, duration_s: float) -> dict[str, 
         "report_latency": status["report_latency"],
         "counts": status["counts"],
     }
-
-
-def _wait_up(url: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server exited with {server.returncode}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("the server did not start within 60 s")
 
 
 def _settled(url: str, admin: str, sent: int) -> dict[str, Any]:

@@ -16,7 +16,6 @@ decides; this module only draws it), as neutral atoms, freeform shapes, alerts.
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
@@ -237,7 +236,16 @@ def answer_event(asked: CotEvent, answer: Mapping[str, Any], now: datetime) -> C
         parts.append(f"{conflict['party']}: {what} ({conflict.get('disclosure')})")
     for gap in answer.get("gaps", []):
         parts.append(f"unknown: {gap.get('party')} {gap.get('reason', '')}".strip())
-    status = _element("deconflict", status=answer["status"], record=str(answer.get("record")), asked=asked.uid)
+    return _answer(asked, answer["status"], "; ".join(parts), now, record=str(answer.get("record")))
+
+
+def refusal_event(asked: CotEvent, reason: str, now: datetime) -> CotEvent:
+    """A check the service refused: the reason, at the point asked."""
+    return _answer(asked, "refused", reason, now)
+
+
+def _answer(asked: CotEvent, status: str, remarks: str, now: datetime, **more: str) -> CotEvent:
+    answered = _element("deconflict", status=status, asked=asked.uid, **more)
     return CotEvent(
         uid=_uid("answer", asked.uid),
         type=ANSWER,
@@ -247,23 +255,7 @@ def answer_event(asked: CotEvent, answer: Mapping[str, Any], now: datetime) -> C
         stale=now + timedelta(minutes=10),
         lat=asked.lat,
         lon=asked.lon,
-        detail=_detail(status, _contact(f"check: {answer['status']}"), _element("remarks", "; ".join(parts))),
-    )
-
-
-def refusal_event(asked: CotEvent, reason: str, now: datetime) -> CotEvent:
-    """A check the service refused: the reason, at the point asked."""
-    status = _element("deconflict", status="refused", asked=asked.uid)
-    return CotEvent(
-        uid=_uid("answer", asked.uid),
-        type=ANSWER,
-        how="m-g",
-        time=now,
-        start=now,
-        stale=now + timedelta(minutes=10),
-        lat=asked.lat if math.isfinite(asked.lat) else 0.0,
-        lon=asked.lon if math.isfinite(asked.lon) else 0.0,
-        detail=_detail(status, _contact("check: refused"), _element("remarks", reason)),
+        detail=_detail(answered, _contact(f"check: {status}"), _element("remarks", remarks)),
     )
 
 
