@@ -16,13 +16,14 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deconfliction import __version__
 from deconfliction.api.psi import router as psi_router
 from deconfliction.api.routes import check_fast, router
 from deconfliction.api.stream import router as stream_router
 from deconfliction.console import mount_console
-from deconfliction.errors import DeconflictionError, RetryLater
+from deconfliction.errors import DeconflictionError, RetryLater, TooLarge
 from deconfliction.service import Service
 from deconfliction.tak.gateway import Gateway, Listener
 
@@ -82,6 +83,41 @@ FOLLOW_WAIT_S = 1.0
 """Longest a node waits for a notification before it reads the log anyway (a lost one costs at most this)."""
 
 
+class BodyLimit:
+    """Refuses a request body past ``max_bytes`` with 413, by its Content-Length or while it streams in.
+
+    Written as a small ASGI wrapper rather than taken from a library: Starlette and uvicorn
+    read bodies of any size into memory, and no maintained middleware caps them.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    def _refusal(self, size: str) -> TooLarge:
+        return TooLarge(f"the request body is {size}; this server takes at most {self.max_bytes} bytes")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            exc = self._refusal(f"{int(declared)} bytes")
+            await JSONResponse({"error": exc.to_dict()}, status_code=exc.status)(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise self._refusal(f"more than {self.max_bytes} bytes")  # answered by the app's refusal handler
+            return message
+
+        await self.app(scope, limited, send)
+
+
 def create_app(service: Service, tak: Sequence[Listener] = ()) -> FastAPI:
     """The HTTP API for ``service``; OpenAPI at ``/openapi.json`` and ``/docs``; with ``tak``, the TAK gateway's listeners."""
 
@@ -108,6 +144,7 @@ def create_app(service: Service, tak: Sequence[Listener] = ()) -> FastAPI:
         "of responsibility. Answers are conflict, unknown or clear; silence is not clearance.",
     )
     app.state.service = service
+    app.add_middleware(BodyLimit, max_bytes=service.settings.max_body_bytes)
     app.include_router(router)
     app.include_router(stream_router)
     app.include_router(psi_router)
@@ -136,7 +173,11 @@ def create_app(service: Service, tak: Sequence[Listener] = ()) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        del request
+        if isinstance(exc.__cause__, DeconflictionError):  # refused while FastAPI read the body (BodyLimit)
+            return await refused(request, exc.__cause__)
+        if exc.status_code == 400:  # FastAPI's "error parsing the body": JSON too deeply nested for its reader
+            message = "the body could not be read as JSON (nested too deeply, or not JSON at all)"
+            return JSONResponse(error_body("invalid_input", message, None), status_code=422)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(error_body(code, str(exc.detail), None), status_code=exc.status_code, headers=exc.headers)
 

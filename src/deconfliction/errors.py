@@ -2,7 +2,8 @@
 
     DeconflictionError                 status  code
     ├── InvalidInput                   422     invalid_input (or a narrower code)
-    │   └── InvalidPosition            422     invalid_position
+    │   ├── InvalidPosition            422     invalid_position
+    │   └── TooLarge                   413     too_large
     ├── Unauthenticated                401     unauthenticated
     ├── Forbidden                      403     forbidden
     ├── NotFound                       404     not_found
@@ -67,6 +68,13 @@ class InvalidPosition(InvalidInput):
     """A position string could not be read unambiguously as one place on Earth."""
 
     code = "invalid_position"
+
+
+class TooLarge(InvalidInput):
+    """A request body larger than the service takes (``max_body_bytes``); nothing was read past the limit."""
+
+    status = 413
+    code = "too_large"
 
 
 class Unauthenticated(DeconflictionError):

@@ -51,6 +51,10 @@ class Settings:
         ),
     )
     check_burst: int = field(default=60, metadata=_meta("Checks and proposals a party may make at once."))
+    max_body_bytes: int = field(
+        default=8 * 2**20,
+        metadata=_meta("Largest request body the server reads, bytes (413 beyond); a batch of 10,000 reports is about 2 MB."),
+    )
     bad_tokens_per_min: float = field(
         default=10.0,
         metadata=_meta(

@@ -442,3 +442,28 @@ def test_errors_malformed_json_is_a_422_in_the_shape(shared: Api) -> None:
 def test_errors_body_not_json_is_a_422_in_the_shape(shared: Api) -> None:
     response = shared.post("/v1/reports", "alfa", content=b"asset=u1", headers={"Content-Type": "text/plain"})
     refusal(response, 422, "invalid_input")
+
+
+def _raw_post(api: Api, path: str, content: Any) -> Any:
+    headers = {"Authorization": f"Bearer {api.token('alfa')}", "Content-Type": "application/json"}
+    return api.client.post(path, content=content, headers=headers)
+
+
+def test_errors_a_body_past_the_limit_is_413_and_changes_nothing(shared: Api) -> None:
+    """By its Content-Length, and when it streams in without one (chunked): refused before the rest is read."""
+    version = shared.version()
+    huge = b'{"id": "x", "kind": "unit", "name": "' + b"a" * (9 * 2**20) + b'"}'
+    refusal(_raw_post(shared, "/v1/assets", huge), 413, "too_large")
+    chunks = (b"[" if i == 0 else b'"' + b"a" * 2**20 + b'",' for i in range(10))
+    assert "at most 8388608 bytes" in refusal(_raw_post(shared, "/v1/reports", chunks), 413, "too_large")["message"]
+    assert shared.version() == version
+
+
+@pytest.mark.parametrize("path", ["/v1/assets", "/v1/reports", "/v1/zones", "/v1/checks"])
+def test_errors_json_nested_past_reason_is_422_not_a_server_error(shared: Api, path: str) -> None:
+    version = shared.version()
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert refusal(_raw_post(shared, path, deep), 422, "invalid_input", None)["message"].startswith(
+        ("the body could not be read as JSON", "the body is not valid JSON")
+    )
+    assert shared.version() == version

@@ -64,4 +64,4 @@ def test_no_route_answers_a_server_error_or_off_its_schema(walked: Api) -> None:
 @pytest.mark.slow
 def test_every_role_meets_no_server_error_or_answer_off_its_schema(walked: Api) -> None:
     """The long walk, by hand: every role, 50 requests per operation."""
-    assert walk(walked, 50, ROLES) > 10_000
+    assert walk(walked, 50, ROLES) > 1_000
