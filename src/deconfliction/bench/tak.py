@@ -91,8 +91,8 @@ def run_tak(*, devices: int, interval_s: float, duration_s: float) -> dict[str, 
         command = [str(Path(sys.executable).parent / "deconflict"), "serve", "--db", str(db), "--port", str(http_port)]
         env = {**os.environ, "DECONFLICT_CHECK_RATE_PER_MIN": "0"}
         log = (Path(tmp) / "server.log").open("wb")
-        server = subprocess.Popen([*command, "--tak", f"{PARTY}:{tak_port}"], stdout=log, stderr=subprocess.STDOUT, env=env,
-                                  start_new_session=True)  # fmt: skip
+        command += ["--tak", f"{PARTY}:{tak_port}"]
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         url = f"http://127.0.0.1:{http_port}"
         try:
             wait_until_serving(url, server, 60)

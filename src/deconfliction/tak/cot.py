@@ -80,8 +80,15 @@ def _number(value: Coordinate, name: str, low: float, high: float) -> float:
     return number
 
 
-def _event(uid: str | None, type_: str | None, how: str | None, times: tuple[datetime, datetime, datetime],
-           point: tuple[Coordinate, Coordinate, Coordinate, Coordinate, Coordinate], detail: ET.Element) -> CotEvent:  # fmt: skip
+Point = tuple[Coordinate, Coordinate, Coordinate, Coordinate, Coordinate]
+"""lat, lon, hae, ce, le as the message gave them."""
+
+
+Times = tuple[datetime, datetime, datetime]
+"""time, start, stale."""
+
+
+def _event(uid: str | None, type_: str | None, how: str | None, times: Times, point: Point, detail: ET.Element) -> CotEvent:
     if not uid:
         raise CotError("no_uid", "the event has no uid")
     if not type_:
@@ -124,8 +131,8 @@ def from_xml(data: bytes) -> CotEvent:
     times = (_time(root.get("time"), "time"), _time(root.get("start"), "start"), _time(root.get("stale"), "stale"))
     lat, lon, hae, ce, le = (point.get(k) for k in ("lat", "lon", "hae", "ce", "le"))
     detail = root.find("detail")
-    return _event(root.get("uid"), root.get("type"), root.get("how"), times, (lat, lon, hae, ce, le),
-                  detail if detail is not None else ET.Element("detail"))  # fmt: skip
+    detail = detail if detail is not None else ET.Element("detail")
+    return _event(root.get("uid"), root.get("type"), root.get("how"), times, (lat, lon, hae, ce, le), detail)
 
 
 def _ms(value: int, name: str) -> datetime:

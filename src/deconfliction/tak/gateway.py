@@ -414,8 +414,9 @@ class Gateway:
                 await asyncio.sleep(PUBLISH_INTERVAL_S)  # changes coming fast are sent together
                 await woken.wait(refresh_s)
 
-    async def _send_picture(self, device: Device, view: dict[str, CotEvent], alerts: list[CotEvent], full: bool,
-                            now: datetime) -> None:  # fmt: skip
+    async def _send_picture(
+        self, device: Device, view: dict[str, CotEvent], alerts: list[CotEvent], full: bool, now: datetime
+    ) -> None:
         changed = list(alerts)
         for uid, event in view.items():
             signature = _signature(event)

@@ -176,8 +176,9 @@ def _rings(area: Mapping[str, Any]) -> Iterator[list[list[float]]]:
         yield [area["coordinates"]]
 
 
-def shape_events(uid: str, area: Mapping[str, Any], label: str, remarks: str, colour: int, now: datetime,
-                 stale_s: float) -> list[CotEvent]:  # fmt: skip
+def shape_events(
+    uid: str, area: Mapping[str, Any], label: str, remarks: str, colour: int, now: datetime, stale_s: float
+) -> list[CotEvent]:
     """A zone's or AOR's area as freeform drawings (``u-d-f``), one per ring or line, with their vertices as links."""
     made = []
     for i, ring in enumerate(_rings(area)):
@@ -224,8 +225,8 @@ def aor_events(shown: Mapping[str, Any], now: datetime, stale_s: float) -> list[
 def delete_event(uid: str, now: datetime) -> CotEvent:
     """Tells devices to drop an object the gateway sent before (it was withdrawn, or is no longer shown)."""
     link = _element("link", uid=uid, relation="none", type="none")
-    return CotEvent(DELETE, DELETE, now, now, now + timedelta(seconds=60), 0.0, 0.0, how="h-g-i-g-o",
-                    detail=_detail(link, _element("__forcedelete")))  # fmt: skip
+    detail = _detail(link, _element("__forcedelete"))
+    return CotEvent(DELETE, DELETE, now, now, now + timedelta(seconds=60), 0.0, 0.0, how="h-g-i-g-o", detail=detail)
 
 
 def answer_event(asked: CotEvent, answer: Mapping[str, Any], now: datetime) -> CotEvent:
