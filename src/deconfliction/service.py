@@ -186,6 +186,11 @@ def show_volume(v: Volume) -> dict[str, Any]:
     return shown
 
 
+def _ahead(time: datetime, now: datetime) -> dict[str, float]:
+    """``clock_ahead_s`` for a report timed after the server's clock (accepted within ``clock_skew_s``): marked, not trusted."""
+    return {"clock_ahead_s": round((time - now).total_seconds(), 3)} if time > now else {}
+
+
 def _show_readback(point: LatLon, b: Border) -> dict[str, Any]:
     return {"position": show_point(point), "border": {"territory": b.territory, "distance_m": b.distance_m}}
 
@@ -425,7 +430,10 @@ class Service:
             )
         if asset.kind is AssetKind.UNIT:
             default = self.picture.parties[asset.party].stale_after_s
-            stale_at = time + timedelta(seconds=parse_duration_s(body.get("stale_after_s", default), f"{prefix}stale_after_s"))
+            life = timedelta(seconds=parse_duration_s(body.get("stale_after_s", default), f"{prefix}stale_after_s"))
+            # A device whose clock runs ahead must not buy its report a longer life: it lasts from the earlier of its
+            # own time and the server's.
+            stale_at = min(time, now) + life
         how = body.get("how")
         if how is not None and (not isinstance(how, str) or not _HOW.match(how)):
             raise InvalidInput(f"how {how!r} is not a CoT how code such as m-g or h-e", field=f"{prefix}how")
@@ -499,7 +507,7 @@ class Service:
             found = borders(self.picture, lats, lons)
             version = self.picture.version
             return [
-                {"asset": r.asset, **self._report_fields(r, b), "picture_version": version}
+                {"asset": r.asset, **self._report_fields(r, b), **_ahead(r.time, now), "picture_version": version}
                 for r, b in zip(reports, found, strict=True)
             ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import mgrs
@@ -219,7 +220,10 @@ def test_report_time_in_the_future(api: Api, ahead_s: float, taken: bool) -> Non
     response = api.post("/v1/reports", "alfa", json={"asset": "u1", "position": "34.6, 71.1", "time": iso(at(ahead_s))})
     if taken:
         assert response.status_code == 201, response.text
-        assert response.json()["time"] == at(ahead_s).isoformat()
+        answer = response.json()
+        assert answer["time"] == at(ahead_s).isoformat() and answer["clock_ahead_s"] == ahead_s, "accepted, and marked"
+        life = datetime.fromisoformat(answer["stale_at"]) - api.clock.now()
+        assert life == timedelta(seconds=1800), "its life runs from the server's clock: a fast clock buys no freshness"
     else:
         error = refusal(response, 422, "invalid_input", "time")
         assert "ahead" in error["message"]
