@@ -467,3 +467,17 @@ def test_errors_json_nested_past_reason_is_422_not_a_server_error(shared: Api, p
         ("the body could not be read as JSON", "the body is not valid JSON")
     )
     assert shared.version() == version
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/v1/events?cursor=12.0&limit=1", {}),
+        ("/v1/events?limit=1", {"Last-Event-ID": "1e1"}),
+        ("/v1/ledger/entries?start=0.0", {}),
+    ],
+)
+def test_errors_a_whole_number_is_written_in_digits(shared: Api, path: str, headers: dict[str, str]) -> None:
+    """Found by the long hostile walk: "12.0" was read as cursor 12. A number that is not plainly whole is refused."""
+    response = shared.client.get(path, headers={"Authorization": f"Bearer {shared.token('alfa')}", **headers})
+    assert "whole number" in refusal(response, 422, "invalid_input")["message"]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 import pydantic_core
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import ValidationError
+from pydantic import BeforeValidator, Field, ValidationError
 from starlette.requests import HTTPConnection
 
 from deconfliction.api.cells import MAX_CELLS, cells_geojson
@@ -58,6 +59,21 @@ async def caller(request: Request, credentials: Annotated[HTTPAuthorizationCrede
 def client_of(connection: HTTPConnection) -> str | None:
     """The client's address, for throttling unknown tokens (behind a proxy: the proxy's, unless it is told otherwise)."""
     return None if connection.client is None else connection.client.host
+
+
+def _whole(value: object) -> object:
+    """A number in a URL or a header is written in digits: "12.0" or "1e3" is refused, not read as some whole number."""
+    if isinstance(value, str) and not re.fullmatch(r"-?[0-9]+", value.strip()):
+        raise ValueError("must be a whole number, in digits")
+    return value
+
+
+Whole = Annotated[int, BeforeValidator(_whole)]
+"""An integer parameter (query, header) that only digits spell."""
+Count = Annotated[int, Field(ge=0), BeforeValidator(_whole)]
+"""The same, 0 or more."""
+Positive = Annotated[int, Field(ge=1), BeforeValidator(_whole)]
+"""The same, 1 or more."""
 
 
 Svc = Annotated[Service, Depends(service)]
@@ -267,7 +283,7 @@ def cells(
 def grid(
     who: Who,
     area: Annotated[str, Query(description="A box: west,south,east,north in degrees.", examples=["70.9,34.5,71.1,34.6"])],
-    spacing_m: Annotated[int, Query(description=f"The spacing of the lines: one of {SPACINGS_M} metres.")] = 1000,
+    spacing_m: Annotated[Whole, Query(description=f"The spacing of the lines: one of {SPACINGS_M} metres.")] = 1000,
 ) -> Json:
     """MGRS grid lines inside a box (the UTM zone of its centre), labelled, as GeoJSON; pure arithmetic, reads nothing stored."""
     del who
@@ -368,22 +384,22 @@ def ledger_heads(svc: Svc, who: Who) -> list[Json]:
 def ledger_entries(
     svc: Svc,
     who: Who,
-    start: Annotated[int, Query(ge=0, description="The first entry, from 0.")] = 0,
-    end: Annotated[int | None, Query(ge=0, description="The entry after the last (exclusive); pages of 1000.")] = None,
+    start: Annotated[Count, Query(description="The first entry, from 0.")] = 0,
+    end: Annotated[Count | None, Query(description="The entry after the last (exclusive); pages of 1000.")] = None,
 ) -> Json:
     """Entries as hashed (``leaf_hex``) and decoded (``event``), with the sealed parts the caller may read."""
     return svc.ledger_entries(who, start, end)
 
 
 @router.get("/ledger/proof/inclusion", tags=["ledger"])
-def inclusion_proof(svc: Svc, who: Who, index: Annotated[int, Query()], tree_size: Annotated[int, Query()]) -> Json:
+def inclusion_proof(svc: Svc, who: Who, index: Annotated[Whole, Query()], tree_size: Annotated[Whole, Query()]) -> Json:
     """RFC 9162 section 2.1.3 audit path of entry ``index`` in the tree of ``tree_size`` entries."""
     del who
     return svc.inclusion_proof(index, tree_size)
 
 
 @router.get("/ledger/proof/consistency", tags=["ledger"])
-def consistency_proof(svc: Svc, who: Who, first: Annotated[int, Query()], second: Annotated[int, Query()]) -> Json:
+def consistency_proof(svc: Svc, who: Who, first: Annotated[Whole, Query()], second: Annotated[Whole, Query()]) -> Json:
     """RFC 9162 section 2.1.4 proof that the tree of ``first`` entries is a prefix of the tree of ``second``."""
     del who
     return svc.consistency_proof(first, second)

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisco
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from deconfliction.api.routes import ERRORS, Who, bearer_token, client_of
+from deconfliction.api.routes import ERRORS, Positive, Who, Whole, bearer_token, client_of
 from deconfliction.errors import DeconflictionError, InvalidInput
 from deconfliction.service import Caller, Service
 
@@ -65,9 +65,9 @@ def _sse(event: dict[str, Any] | None) -> bytes:
 async def events(
     request: Request,
     who: Who,
-    cursor: Annotated[int | None, Query(description="Go on after this event's sequence number; default: from now.")] = None,
-    last_event_id: Annotated[int | None, Header(description="Set by EventSource on reconnection; wins over cursor.")] = None,
-    limit: Annotated[int | None, Query(ge=1, description="Close the stream after this many events.")] = None,
+    cursor: Annotated[Whole | None, Query(description="Go on after this event's sequence number; default: from now.")] = None,
+    last_event_id: Annotated[Whole | None, Header(description="Set by EventSource on reconnection; wins over cursor.")] = None,
+    limit: Annotated[Positive | None, Query(description="Close the stream after this many events.")] = None,
 ) -> StreamingResponse:
     """Server-Sent Events: what the caller's party may see, as it happens, resumable from a cursor.
 
@@ -89,7 +89,7 @@ def recent(
     request: Request,
     who: Who,
     since: Annotated[str, Query(description="An instant (ISO 8601 with a zone): the events from then on.")],
-    limit: Annotated[int, Query(description="At most this many (1 to 1000), oldest first.")] = 1000,
+    limit: Annotated[Whole, Query(description="At most this many (1 to 1000), oldest first.")] = 1000,
 ) -> dict[str, Any]:
     """The events from an instant on, as the caller may see them, in one JSON answer (a console's timeline).
 
