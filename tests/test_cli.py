@@ -173,3 +173,17 @@ def test_check_area_file_that_is_not_json_exits_2(db: str, tmp_path: Path) -> No
     bad.write_text("{not json")
     code, out, err = run("check", "--area", str(bad), "--kind", "fires", "--db", db, "--as", "alfa")
     assert code == 2 and out == [] and "cannot read" in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--tak", "alfa"], "give PARTY:PORT"),
+        (["--tak", "alfa:99999"], "the port must be 1 to 65535"),
+        (["--tak", "nobody:18087"], "there is no party 'nobody'"),
+        (["--tak-udp", "nobody:18087"], "(not_found, --tak-udp)"),
+    ],
+)
+def test_serve_refuses_a_tak_listener_it_cannot_open_before_listening(db: str, flags: list[str], says: str) -> None:
+    code, out, err = run("serve", "--db", db, *flags)
+    assert code == 2 and out == [] and says in err

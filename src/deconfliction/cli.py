@@ -185,13 +185,14 @@ def serve(
     ] = None,
 ) -> None:
     """Run the HTTP API (OpenAPI at /docs) on a store, and the TAK gateway's listeners if asked (docs/tak.md)."""
-    from deconfliction.tak.gateway import Listener
+    from deconfliction.tak.gateway import Listener, check_parties
 
     try:
         listeners = [Listener.parse(t, "tcp") for t in tak or []] + [Listener.parse(t, "udp") for t in tak_udp or []]
         if tak_tls is not None:
             listeners.append(Listener.parse(str(tak_tls), "tls"))
         service = Service(open_store(db), settings=_settings())
+        check_parties(service, listeners)
     except DeconflictionError as exc:
         _fail(exc)
     err.print(f"deconfliction on http://{host}:{port}  (API docs at /docs), store {display_name(db)}")

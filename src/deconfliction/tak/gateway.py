@@ -77,6 +77,14 @@ class Listener:
         return cls(transport, int(port), party or None)
 
 
+def check_parties(service: Service, listeners: Sequence[Listener]) -> None:
+    """Refuse a listener for a party the centre does not have (before anything listens)."""
+    for listener in listeners:
+        if listener.party is not None and listener.party not in service.picture.parties:
+            flag = "--tak" if listener.transport == "tcp" else f"--tak-{listener.transport}"
+            raise NotFound(f"there is no party {listener.party!r} to take TAK traffic for", field=flag)
+
+
 class Counts:
     """What the gateway took, refused and dropped, by reason; written from the loop and from writer threads."""
 
@@ -137,9 +145,8 @@ class Gateway:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        check_parties(self.service, self.listeners)
         for listener in self.listeners:
-            if listener.party is not None and listener.party not in self.service.picture.parties:
-                raise NotFound(f"there is no party {listener.party!r} to take TAK traffic for", field="--tak")
             if listener.transport == "udp":
                 assert listener.party is not None
                 datagrams = functools.partial(_Datagrams, self, listener.party)
