@@ -192,8 +192,12 @@ def serve(
         if tak_tls is not None:
             listeners.append(Listener.parse(str(tak_tls), "tls"))
         service = Service(open_store(db), settings=_settings())
+    except DeconflictionError as exc:
+        _fail(exc)
+    try:
         check_parties(service, listeners)
     except DeconflictionError as exc:
+        service.store.close()
         _fail(exc)
     err.print(f"deconfliction on http://{host}:{port}  (API docs at /docs), store {display_name(db)}")
     with closing(service.store):
