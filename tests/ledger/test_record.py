@@ -315,7 +315,7 @@ def secrets(tokens: Api) -> dict[str, Any]:
         "alfa", "ghost-7q", "unit", name="Kestrel Patrol", position=f"{UNIT_AT[0]}, {UNIT_AT[1]}", disclosure="hidden"
     )
     api.advance(1)
-    report = api.report("alfa", "ghost-7q", f"{UNIT_NOW[0]}, {UNIT_NOW[1]}", uncertainty_m=35)
+    report = api.report("alfa", "ghost-7q", f"{UNIT_NOW[0]}, {UNIT_NOW[1]}", uncertainty_m=35, how="h-g-i-g-o")
     coarse = api.asset(
         "alfa", "crow-site", "site", name="Crow Site", position=f"{COARSE_AT[0]}, {COARSE_AT[1]}", disclosure="coarse"
     )
@@ -327,7 +327,7 @@ def secrets(tokens: Api) -> dict[str, Any]:
     api.advance(1)
     api.ok("DELETE", "/v1/assets/ghost-7q/position", "alfa")
     numbers = [*UNIT_AT, *UNIT_NOW, *COARSE_AT, *ZONE]
-    exact = [repr(v) for v in numbers] + ["ghost-7q", "Kestrel Patrol", "shadow-zone", "Nightjar Zone"]
+    exact = [repr(v) for v in numbers] + ["ghost-7q", "Kestrel Patrol", "shadow-zone", "Nightjar Zone", "h-g-i-g-o"]
     mgrs = [p["position"]["mgrs"] for p in (unit, report, coarse)]
     rendered = [f"{v:.4f}" for v in numbers] + [f"{v:.5f}" for v in numbers] + mgrs + [m.replace(" ", "") for m in mgrs]
     return {"exact": exact, "rendered": rendered, "answer": answer}

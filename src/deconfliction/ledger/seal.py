@@ -102,7 +102,7 @@ def _conflict(d: dict[str, Any], party: str | None) -> list[tuple[tuple[str, ...
 
 
 RULES: dict[str, Rule] = {
-    "report.accepted": _not_exact(["lat", "lon", "uncertainty_m", "notation"], ["asset"]),
+    "report.accepted": _not_exact(["lat", "lon", "uncertainty_m", "notation", "how"], ["asset"]),
     "asset.registered": _not_exact([], ["id", "name", "kind"]),
     "asset.withdrawn": _not_exact([], ["id"]),
     "position.withdrawn": _not_exact([], ["id"]),
