@@ -124,7 +124,8 @@ class SQLiteStore:
                     self._db.executemany("INSERT OR REPLACE INTO latest VALUES (?, ?)", newest_reports(rows).items())
                     self._db.execute("COMMIT")
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    if self._db.in_transaction:  # SQLite rolls back by itself on some errors (a full disk)
+                        self._db.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
                 raise StoreError(f"the store could not take the write: {exc}") from exc
