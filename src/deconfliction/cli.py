@@ -287,6 +287,21 @@ def token_create(
     _print({"token": made, "party": party, "role": role})
 
 
+@token_app.command("revoke")
+def token_revoke(
+    revoked: Annotated[str, typer.Argument(metavar="TOKEN", help="The token to revoke, as it was given out.")],
+    db: Db = None,
+    server: Server = None,
+    token: Token = None,
+) -> None:
+    """Revoke a token: from now on it opens nothing, and streams opened with it end."""
+    try:
+        with _client(db, server, token, None) as client:
+            _print(client.revoke_token(revoked))
+    except DeconflictionError as exc:
+        _fail(exc)
+
+
 @app.command()
 def check(
     position: Annotated[str | None, typer.Argument(help="Any notation: '34.55, 71.015', MGRS, UTM, DMS.")] = None,

@@ -22,6 +22,7 @@ class Client(Protocol):
     def create_party(self, body: dict[str, Any]) -> dict[str, Any]: ...
     def parties(self) -> list[dict[str, Any]]: ...
     def create_token(self, party: str, role: str) -> str: ...
+    def revoke_token(self, token: str) -> dict[str, Any]: ...
     def put_territory(self, party: str, area: dict[str, Any]) -> dict[str, Any]: ...
     def register_asset(self, body: dict[str, Any]) -> dict[str, Any]: ...
     def declare_zone(self, body: dict[str, Any]) -> dict[str, Any]: ...
@@ -112,6 +113,9 @@ class HttpClient:
 
     def create_token(self, party: str, role: str) -> str:
         return str(self._call("POST", f"/parties/{party}/tokens", {"role": role})["token"])
+
+    def revoke_token(self, token: str) -> dict[str, Any]:
+        return dict(self._call("POST", "/tokens/revoke", {"token": token}))
 
     def put_territory(self, party: str, area: dict[str, Any]) -> dict[str, Any]:
         return dict(self._call("PUT", f"/territories/{party}", {"area": area}))
@@ -216,6 +220,9 @@ class LocalClient:
 
     def create_token(self, party: str, role: str) -> str:
         return self.service.create_token(ROOT, party, role)
+
+    def revoke_token(self, token: str) -> dict[str, Any]:
+        return self.service.revoke_token(ROOT, {"token": token})
 
     def put_territory(self, party: str, area: dict[str, Any]) -> dict[str, Any]:
         return self.service.put_territory(ROOT, party, area)

@@ -234,6 +234,8 @@ class Service:
         if event.type == "token.created":
             d = event.data
             self._tokens[d["hash"]] = Caller(d["party"], Role(d["role"]))
+        elif event.type == "token.revoked":
+            self._tokens.pop(event.data["hash"], None)
         else:
             ev.apply(self.picture, event)
 
@@ -360,6 +362,24 @@ class Service:
         with self._writing:
             self._commit([Event("token.created", self.clock.now(), caller.party, data)])
         return token
+
+    def revoke_token(self, caller: Caller, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``{"token"}``: from now on it opens nothing and its streams end (an admin of its party, or the server's)."""
+        if caller.role is not Role.ADMIN:
+            raise Forbidden(f"only an admin may revoke a token; this token's role is {caller.role.value}")
+        token = _fields(body, "", ("token",), ("token",))["token"]
+        held = self._tokens.get(hash_token(str(token))) if isinstance(token, str) else None
+        if held is None:
+            raise NotFound("this service holds no such token (revoked already, or never made)", field="token")
+        self.require_admin(caller, held.party)
+        data = {"hash": hash_token(token), "party": held.party, "role": held.role.value}
+        with self._writing:
+            self._commit([Event("token.revoked", self.clock.now(), caller.party, data)])
+        return {"revoked": True, "party": held.party, "role": held.role.value}
+
+    def holds(self, token: str | None) -> bool:
+        """Whether ``token`` still opens anything: an open stream asks at each wake, and ends once it is revoked."""
+        return token is not None and hash_token(token) in self._tokens
 
     def put_territory(self, caller: Caller, party: str, area: object) -> dict[str, Any]:
         self.require_admin(caller)

@@ -11,8 +11,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from deconfliction.errors import Unauthenticated
+from deconfliction.service import Service
 from deconfliction.settings import Settings
-from deconfliction.stores import POSTGRES_SCHEMES
+from deconfliction.stores import POSTGRES_SCHEMES, open_store
 from tests.api.conftest import ALFA_LAND, ROLES, Api, add_parties, box, refusal, running_api
 
 NEAR_BORDER = box(71.0, 34.5, 71.05, 34.55)
@@ -289,3 +291,25 @@ def test_auth_tokens_are_stored_only_as_hashes(api: Api) -> None:
         assert token.encode() not in stored, f"the {who} token is stored in clear"
         # ...while its hash is there: the bytes read are the store's
         assert hashlib.sha256(token.encode()).hexdigest().encode() in stored, who
+
+
+def test_auth_a_revoked_token_opens_nothing_at_once_and_its_stream_ends(api: Api) -> None:
+    """alfa's admin revokes alfa's viewer token: the next request with it is 401, and a stream opened with it ends."""
+    viewer = api.token("alfa:viewer")
+    assert api.get("/v1/parties", "alfa:viewer").status_code == 200
+    with api.client.stream("GET", "/v1/events?cursor=0", headers={"Authorization": f"Bearer {viewer}"}) as stream:
+        lines = stream.iter_lines()
+        assert next(lines).startswith("id: ")  # stream.opened
+        revoked = api.ok("POST", "/v1/tokens/revoke", "alfa:admin", 200, json={"token": viewer})
+        assert revoked == {"revoked": True, "party": "alfa", "role": "viewer"}
+        list(lines)  # the stream ends by itself once the token is revoked (one that did not would hang here)
+    refusal(api.get("/v1/parties", "alfa:viewer"), 401, "unauthenticated")
+    refusal(api.post("/v1/tokens/revoke", "alfa:admin", json={"token": viewer}), 404, "not_found", "token")
+    refusal(api.post("/v1/tokens/revoke", "bravo:admin", json={"token": api.token("alfa")}), 403, "forbidden")
+    refusal(api.post("/v1/tokens/revoke", "alfa", json={"token": api.token("alfa:auditor")}), 403, "forbidden")
+    restarted = Service(open_store(api.db), api.clock)
+    try:
+        with pytest.raises(Unauthenticated):
+            restarted.authenticate(viewer)  # and after a restart: the revocation is in the log
+    finally:
+        restarted.store.close()

@@ -376,6 +376,7 @@ def own_volume(c: Ctx) -> dict[str, Any]:
 BODIES: dict[str, Values] = {
     "PartyIn": lambda c: [{"id": "charlie", "name": "Charlie"}],
     "TokenIn": lambda c: [{"role": "viewer"}],
+    "TokenRevokeIn": lambda c: [{"token": "not-a-token-of-this-service"}],  # the walk must not revoke its own
     "TerritoryIn": lambda c: [{"area": BRAVO_LAND if c.party == "bravo" else ALFA_LAND}],
     "DefaultDisclosureIn": lambda c: [{"disclosure": "exact"}],
     "GrantIn": lambda c: [{"grantee": c.other, "what": "unit", "level": "coarse"}],
@@ -415,6 +416,7 @@ NO_SUCCESS_FOR_A_LIAISON = {
     ("POST", "/v1/parties/{party}/tokens"): "the server admin makes tokens",
     ("PUT", "/v1/territories/{party}"): "the server admin loads the border reference",
     ("GET", "/v1/tak"): "the server admin reads the TAK gateway's status",
+    ("POST", "/v1/tokens/revoke"): "admins revoke tokens",
 }
 """Routes where a party's liaison is refused whatever the body: the walk reads their refusals only."""
 

@@ -30,6 +30,7 @@ from deconfliction.api.schemas import (
     ReportIn,
     TerritoryIn,
     TokenIn,
+    TokenRevokeIn,
     ZoneIn,
 )
 from deconfliction.errors import NotFound
@@ -134,6 +135,12 @@ def probes(svc: Svc, who: Who, asker: Annotated[str | None, Query(description="O
 def create_token(party: str, data: TokenIn, svc: Svc, who: Who) -> Json:
     """A new token for a party with a role (admin). The token is shown once; only its hash is kept."""
     return {"token": svc.create_token(who, party, data.role), "party": party, "role": data.role}
+
+
+@router.post("/tokens/revoke", tags=["admin"])
+def revoke_token(data: TokenRevokeIn, svc: Svc, who: Who) -> Json:
+    """Revoke a token (an admin of its party, or the server admin): it opens nothing from now on, open streams end."""
+    return svc.revoke_token(who, body(data))
 
 
 @router.put("/territories/{party}", tags=["admin"])

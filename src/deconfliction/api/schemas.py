@@ -27,6 +27,10 @@ class TokenIn(Body):
     role: Literal["admin", "liaison", "viewer", "auditor"]
 
 
+class TokenRevokeIn(Body):
+    token: str = Field(description="The token to revoke, as it was given out.")
+
+
 class TerritoryIn(Body):
     area: GeoJSON = Field(description="GeoJSON Polygon or MultiPolygon, lon/lat.")
 

@@ -28,11 +28,16 @@ KEEPALIVE_S = 15.0
 router = APIRouter(prefix="/v1", responses=ERRORS, tags=["events"])
 
 
-async def follow(svc: Service, who: Caller, cursor: int, limit: int | None) -> AsyncIterator[dict[str, Any] | None]:
-    """Events after ``cursor`` as ``who`` may see them, then live; None when a keep-alive is due."""
+async def follow(
+    svc: Service, who: Caller, cursor: int, limit: int | None, token: str | None
+) -> AsyncIterator[dict[str, Any] | None]:
+    """Events after ``cursor`` as ``who`` may see them, then live; None when a keep-alive is due.
+
+    The stream ends as soon as ``token`` is revoked: the revocation's commit wakes it.
+    """
     sent = 0
     with svc.feed.subscribe() as woken:
-        while limit is None or sent < limit:
+        while (limit is None or sent < limit) and svc.holds(token):
             page = 100 if limit is None else min(100, limit - sent)
             events, cursor = await run_in_threadpool(svc.events, who, cursor, page)
             for event in events:
@@ -75,10 +80,11 @@ async def events(
     """
     svc: Service = request.app.state.service
     start = _start(svc, last_event_id if last_event_id is not None else cursor)
+    token = bearer_token(request.headers.get("authorization"))
 
     async def body() -> AsyncIterator[bytes]:
         yield _sse({"seq": start, "type": "stream.opened", "data": {"cursor": start}})
-        async for event in follow(svc, who, start, limit):
+        async for event in follow(svc, who, start, limit, token):
             yield _sse(event)
 
     return StreamingResponse(body(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
@@ -116,7 +122,7 @@ async def events_ws(websocket: WebSocket, cursor: int | None = None, limit: int 
         who = svc.authenticate(token, client_of(websocket))
         start = _start(svc, cursor)
         await websocket.send_json({"seq": start, "type": "stream.opened", "data": {"cursor": start}})
-        async for event in follow(svc, who, start, limit):
+        async for event in follow(svc, who, start, limit, token):
             await websocket.send_json(event if event is not None else {"type": "keep-alive"})
         await websocket.close()
     except DeconflictionError as exc:

@@ -109,6 +109,7 @@ RULES: dict[str, Rule] = {
     "zone.declared": _not_exact(["area", "width_m"], ["id", "name", "kind", "window", "altitude_m"]),
     "zone.withdrawn": _not_exact([], ["id"]),
     "token.created": lambda d, party: [((), ["hash"])],
+    "token.revoked": lambda d, party: [((), ["hash"])],
     "grant.given": lambda d, party: [((*_named(d.get("party")), *_named(d.get("grantee"))), ["grantee", "what", "level"])],
     "grant.withdrawn": lambda d, party: [((*_named(d.get("party")), *_named(d.get("grantee"))), ["grantee", "what"])],
     "check.asked": _check,
