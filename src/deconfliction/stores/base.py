@@ -245,3 +245,54 @@ def event_from_row(seq: int, type_: str, time: str, party: str | None, data: str
 
 def new_signing_key() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.generate()
+
+
+ROW_COLUMNS = "seq, type, time, party, subject, data, sealed, leaf"
+"""The columns of an event row, in :class:`Row`'s order."""
+EVENT_COLUMNS = "seq, type, time, party, data, sealed"
+"""The columns :func:`event_from_row` takes."""
+
+
+class SqlReads:
+    """The reads both SQL stores make alike, written once in the store's placeholder style (``MARK``).
+
+    A store gives ``_read`` (one query on its reading connection, errors as
+    :class:`~deconfliction.errors.StoreError`) and the column its heads are ordered by.
+    """
+
+    MARK: str  # "?" (SQLite) or "%s" (psycopg)
+    HEADS_ORDER: str  # the column that keeps heads in the order they were added
+
+    def _read(self, query: str, args: Sequence[Any]) -> list[Any]:
+        raise NotImplementedError
+
+    def _marks(self, count: int) -> str:
+        return ", ".join([self.MARK] * count)
+
+    def _whole_history(self, until: int) -> Iterator[Event]:
+        """Every picture event up to entry ``until``, read a page of sequence numbers at a time."""
+        m = self.MARK
+        query = f"""
+            SELECT {EVENT_COLUMNS} FROM events
+            WHERE seq > {m} AND seq <= {m} AND type NOT IN ({self._marks(len(RECORD_ONLY))}) ORDER BY seq
+        """
+        for start in range(0, until, HISTORY_PAGE):
+            rows = self._read(query, (start, min(until, start + HISTORY_PAGE), *RECORD_ONLY))
+            yield from (event_from_row(*row) for row in rows)
+
+    def events(self, after: int = 0, limit: int = 1000, types: Sequence[str] = ()) -> list[Event]:
+        m = self.MARK
+        where = f"seq > {m}" + (f" AND type IN ({self._marks(len(types))})" if types else "")
+        query = f"SELECT {EVENT_COLUMNS} FROM events WHERE {where} ORDER BY seq LIMIT {m}"
+        return [event_from_row(*row) for row in self._read(query, (after, *types, limit))]
+
+    def rows(self, start: int, end: int) -> list[Row]:
+        query = f"SELECT {ROW_COLUMNS} FROM events WHERE seq > {self.MARK} AND seq <= {self.MARK} ORDER BY seq"
+        return [Row(*row) for row in self._read(query, (start, end))]
+
+    def last_seq(self) -> int:
+        return int(self._read("SELECT COALESCE(MAX(seq), 0) FROM events", ())[0][0])
+
+    def heads(self) -> list[dict[str, Any]]:
+        rows = self._read(f"SELECT {', '.join(HEAD_FIELDS)} FROM heads ORDER BY {self.HEADS_ORDER}", ())
+        return [dict(zip(HEAD_FIELDS, row, strict=True)) for row in rows]

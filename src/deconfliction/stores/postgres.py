@@ -43,23 +43,22 @@ from deconfliction.ledger.merkle import MerkleTree
 from deconfliction.model import Event
 from deconfliction.stores import display_name
 from deconfliction.stores.base import (
+    EVENT_COLUMNS,
     HEAD_FIELDS,
-    HISTORY_PAGE,
     RECORD_ONLY,
+    ROW_COLUMNS,
     SUPERSEDED,
     GroupCommit,
     Row,
+    SqlReads,
     event_from_row,
     new_signing_key,
     rows_for,
 )
 
 SCHEMA_VERSION = 2
-_EVENT = "seq, type, time, party, data, sealed"
-_REBUILDS = "type NOT IN ({})".format(", ".join(f"'{t}'" for t in RECORD_ONLY))
-"""The events that rebuild a picture; written out, so that the partial index ``events_picture`` serves the query."""
-_PICTURE = f"subject IS NULL AND {_REBUILDS}"
-"""Of those, the events about no asset."""
+_PICTURE = "subject IS NULL AND type NOT IN ({})".format(", ".join(f"'{t}'" for t in RECORD_ONLY))
+"""The events about no asset that rebuild a picture; written out, so that the partial index ``events_picture`` serves it."""
 _TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -95,7 +94,6 @@ CREATE INDEX IF NOT EXISTS events_picture ON events (seq) WHERE {_PICTURE};
 -- The current position of every asset, for GIS clients reading the database.
 CREATE INDEX IF NOT EXISTS latest_geom ON latest USING GIST (geom);
 """
-_COLUMNS = "seq, type, time, party, subject, data, sealed, leaf"
 SCHEMA_LOCK = 0x6465636F6E66  # "deconf": the advisory lock under which a node makes or migrates the schema
 WITHDRAWN = ("asset.withdrawn", "position.withdrawn")
 """The events that take an asset's position off the picture (and out of ``latest``)."""
@@ -105,11 +103,14 @@ LOAD_BATCH = 10_000
 """Rows fetched at a time while a node loads the log: memory stays flat whatever the log's length."""
 
 
-class PostgresStore:
+class PostgresStore(SqlReads):
     """``PostgresStore("postgresql://user:password@host:5432/db")``: the event log in PostgreSQL.
 
     Every commit is durable as PostgreSQL makes it (``synchronous_commit`` on, its default).
     """
+
+    MARK = "%s"
+    HEADS_ORDER = "id"
 
     def __init__(self, url: str) -> None:
         self.path = url  # what the CLI and errors name the store by; the password stays out of messages
@@ -206,7 +207,7 @@ class PostgresStore:
     def catch_up(self) -> list[Event]:
         """What other nodes wrote since this node last read, in order; their leaves join this node's tree."""
         with self._lock:
-            query = f"SELECT {_COLUMNS} FROM events WHERE seq > %s ORDER BY seq"
+            query = f"SELECT {ROW_COLUMNS} FROM events WHERE seq > %s ORDER BY seq"
             rows = [Row(*row) for row in self._read(query, (self._last,))]
             for r in rows:
                 self._tree.append(r.leaf)
@@ -274,9 +275,7 @@ class PostgresStore:
         with every event about no asset (parties, zones, AORs, activities, grants).
         """
         if area is None:
-            yield from self._pages(
-                f"SELECT {_EVENT} FROM events WHERE seq > %s AND seq <= %s AND {_REBUILDS} ORDER BY seq", until
-            )
+            yield from self._whole_history(until)
             return
         query = f"""
             WITH near AS MATERIALIZED (
@@ -290,15 +289,10 @@ class PostgresStore:
                 SELECT (SELECT seq FROM events e WHERE e.subject = near.subject AND e.type = %s AND e.seq <= %s
                         ORDER BY e.seq DESC LIMIT 1) FROM near
             )
-            SELECT {_EVENT} FROM events WHERE seq IN (SELECT seq FROM chosen) ORDER BY seq
+            SELECT {EVENT_COLUMNS} FROM events WHERE seq IN (SELECT seq FROM chosen) ORDER BY seq
         """
         args = (*area, SUPERSEDED, until, until, until, SUPERSEDED, SUPERSEDED, until)
         yield from (event_from_row(*row) for row in self._read(query, args))
-
-    def _pages(self, query: str, until: int) -> Iterator[Event]:
-        """``query``'s events (``seq > %s AND seq <= %s``), read a page of sequence numbers at a time."""
-        for start in range(0, until, HISTORY_PAGE):
-            yield from (event_from_row(*row) for row in self._read(query, (start, min(until, start + HISTORY_PAGE))))
 
     def _read(self, query: str, args: Sequence[Any]) -> list[Any]:
         try:
@@ -307,21 +301,6 @@ class PostgresStore:
                 return self._read_connection().execute(query, args).fetchall()
         except psycopg.Error as exc:
             raise StoreError(f"cannot read the store: {exc}") from exc
-
-    def events(self, after: int = 0, limit: int = 1000, types: Sequence[str] = ()) -> list[Event]:
-        where, args = "seq > %s", [after]
-        if types:
-            where += " AND type = ANY(%s)"
-            args.append(list(types))  # type: ignore[arg-type]
-        query = f"SELECT seq, type, time, party, data, sealed FROM events WHERE {where} ORDER BY seq LIMIT %s"
-        return [event_from_row(*row) for row in self._read(query, (*args, limit))]
-
-    def rows(self, start: int, end: int) -> list[Row]:
-        query = f"SELECT {_COLUMNS} FROM events WHERE seq > %s AND seq <= %s ORDER BY seq"
-        return [Row(*row) for row in self._read(query, (start, end))]
-
-    def last_seq(self) -> int:
-        return int(self._read("SELECT COALESCE(MAX(seq), 0) FROM events", ())[0][0])
 
     def add_head(self, head: dict[str, Any]) -> None:
         with self._lock:
@@ -332,10 +311,6 @@ class PostgresStore:
                 )
             except psycopg.Error as exc:
                 raise StoreError(f"the store could not keep the tree head: {exc}") from exc
-
-    def heads(self) -> list[dict[str, Any]]:
-        rows = self._read("SELECT tree_size, root_hash, timestamp, signature FROM heads ORDER BY id", ())
-        return [dict(zip(HEAD_FIELDS, row, strict=True)) for row in rows]
 
     def signing_key(self, create: bool = True) -> Ed25519PrivateKey:
         """The key kept in the database (PKCS#8 PEM), made on first use unless ``create`` is False.
@@ -419,7 +394,7 @@ def write_rows(db: psycopg.Connection[Any], rows: Sequence[Row], events: Sequenc
     """
     geometries = [geometry_of(e) for e in events]
     with db.cursor() as cursor:
-        with cursor.copy(f"COPY events ({_COLUMNS}, geom) FROM STDIN") as copy:
+        with cursor.copy(f"COPY events ({ROW_COLUMNS}, geom) FROM STDIN") as copy:
             for r, geometry in zip(rows, geometries, strict=True):
                 copy.write_row((r.seq, r.type, r.time, r.party, r.subject, r.data, r.sealed, r.leaf, geometry))
         positions: Positions = {}

@@ -25,9 +25,10 @@ from deconfliction.stores.base import (
     HEAD_FIELDS,
     HISTORY_PAGE,
     RECORD_ONLY,
+    ROW_COLUMNS,
     SUPERSEDED,
     GroupCommit,
-    Row,
+    SqlReads,
     event_from_row,
     new_signing_key,
     newest_reports,
@@ -58,15 +59,17 @@ CREATE TABLE IF NOT EXISTS heads (
     signature TEXT NOT NULL
 );
 """
-_COLUMNS = "seq, type, time, party, subject, data, sealed, leaf"
 
 
-class SQLiteStore:
+class SQLiteStore(SqlReads):
     """``SQLiteStore("picture.db")``: the event log in one file.
 
     WAL with ``synchronous=FULL``: a write is acknowledged only after its transaction
     reached the disk, so a ``kill -9`` (or a power cut) after a 2xx loses nothing.
     """
+
+    MARK = "?"
+    HEADS_ORDER = "rowid"
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -118,7 +121,7 @@ class SQLiteStore:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     self._db.executemany(
-                        f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        f"INSERT INTO events ({ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         [(r.seq, r.type, r.time, r.party, r.subject, r.data, r.sealed, r.leaf) for r in rows],
                     )
                     self._db.executemany("INSERT OR REPLACE INTO latest VALUES (?, ?)", newest_reports(rows).items())
@@ -156,14 +159,7 @@ class SQLiteStore:
 
     def history(self, until: int, area: Box | None = None) -> Iterator[Event]:
         """Every picture event up to entry ``until``: no spatial index here, so ``area`` leaves nothing out."""
-        skip = ",".join("?" * len(RECORD_ONLY))
-        query = f"""
-            SELECT seq, type, time, party, data, sealed FROM events
-            WHERE seq > ? AND seq <= ? AND type NOT IN ({skip}) ORDER BY seq
-        """
-        for start in range(0, until, HISTORY_PAGE):
-            rows = self._read(query, (start, min(until, start + HISTORY_PAGE), *RECORD_ONLY))
-            yield from (event_from_row(*row) for row in rows)
+        return self._whole_history(until)
 
     def _read(self, query: str, args: Sequence[Any]) -> list[Any]:
         try:
@@ -171,20 +167,6 @@ class SQLiteStore:
                 return self._reader.execute(query, args).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the store: {exc}") from exc
-
-    def events(self, after: int = 0, limit: int = 1000, types: Sequence[str] = ()) -> list[Event]:
-        where, args = "seq > ?", [after, *types]
-        if types:
-            where += f" AND type IN ({','.join('?' * len(types))})"
-        query = f"SELECT seq, type, time, party, data, sealed FROM events WHERE {where} ORDER BY seq LIMIT ?"
-        return [event_from_row(*row) for row in self._read(query, (*args, limit))]
-
-    def rows(self, start: int, end: int) -> list[Row]:
-        query = f"SELECT {_COLUMNS} FROM events WHERE seq > ? AND seq <= ? ORDER BY seq"
-        return [Row(*row) for row in self._read(query, (start, end))]
-
-    def last_seq(self) -> int:
-        return int(self._read("SELECT COALESCE(MAX(seq), 0) FROM events", ())[0][0])
 
     def add_head(self, head: dict[str, Any]) -> None:
         with self._lock:
@@ -195,10 +177,6 @@ class SQLiteStore:
                 )
             except sqlite3.Error as exc:
                 raise StoreError(f"the store could not keep the tree head: {exc}") from exc
-
-    def heads(self) -> list[dict[str, Any]]:
-        rows = self._read("SELECT tree_size, root_hash, timestamp, signature FROM heads ORDER BY rowid", ())
-        return [dict(zip(HEAD_FIELDS, row, strict=True)) for row in rows]
 
     def signing_key(self, create: bool = True) -> Ed25519PrivateKey:
         """The key in ``<db>.key`` (PKCS#8 PEM, readable by the owner only), made on first use unless ``create`` is False."""
