@@ -47,6 +47,11 @@ def test_party_and_token_commands_on_a_store(db: str) -> None:
     assert code == 0 and made["role"] == "viewer"
     with service_on(db) as service:
         assert service.authenticate(made["token"]).party == "alfa"
+    assert run("token", "revoke", made["token"], "--db", db)[:2] == (0, [{"revoked": True, "party": "alfa", "role": "viewer"}])
+    with service_on(db) as service:
+        assert not service.holds(made["token"])
+    code, _, err = run("token", "revoke", made["token"], "--db", db)
+    assert code == 2 and "no such token" in err
 
 
 def test_party_create_refuses_a_bad_id_with_exit_2(db: str) -> None:

@@ -247,21 +247,13 @@ def party_create(
     token: Token = None,
 ) -> None:
     """Create a party."""
-    try:
-        with _client(db, server, token, None) as client:
-            _print(client.create_party({"id": party_id, "name": name}))
-    except DeconflictionError as exc:
-        _fail(exc)
+    _run(db, server, token, None, lambda c: c.create_party({"id": party_id, "name": name}))
 
 
 @party_app.command("list")
 def party_list(db: Db = None, server: Server = None, token: Token = None) -> None:
     """List the parties."""
-    try:
-        with _client(db, server, token, None) as client:
-            _print(client.parties())
-    except DeconflictionError as exc:
-        _fail(exc)
+    _run(db, server, token, None, lambda c: c.parties())
 
 
 @token_app.command("create")
@@ -295,11 +287,7 @@ def token_revoke(
     token: Token = None,
 ) -> None:
     """Revoke a token: from now on it opens nothing, and streams opened with it end."""
-    try:
-        with _client(db, server, token, None) as client:
-            _print(client.revoke_token(revoked))
-    except DeconflictionError as exc:
-        _fail(exc)
+    _run(db, server, token, None, lambda c: c.revoke_token(revoked))
 
 
 @app.command()
