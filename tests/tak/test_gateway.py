@@ -208,7 +208,7 @@ class Device:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
-        self.protobuf = False
+        self.protobuf = False  # what this device writes; it reads either
 
     @classmethod
     async def connect(cls, url: str, **tls: str) -> Device:
@@ -220,9 +220,13 @@ class Device:
         await self.writer.drain()
 
     async def _read_one(self) -> ET.Element:
-        if not self.protobuf:
-            return ET.fromstring(await self.reader.readuntil(b"</event>"))
+        """The next event on the stream, XML or protobuf (a gateway writes XML until the device speaks protobuf),
+        with the encoding it came in as ``via``."""
         head = await self.reader.readexactly(1)
+        if head == b"<":
+            event = ET.fromstring(head + await self.reader.readuntil(b"</event>"))
+            event.set("via", "xml")
+            return event
         assert head == b"\xbf", head
         length = bytearray(await self.reader.readexactly(1))
         while length[-1] & 0x80:
@@ -233,7 +237,7 @@ class Device:
             shift += 7
         message = takproto.parse_proto(bytearray(head + bytes(length) + await self.reader.readexactly(size)))
         e = message.cotEvent
-        event = ET.Element("event", uid=e.uid, type=e.type)
+        event = ET.Element("event", uid=e.uid, type=e.type, via="protobuf")
         ET.SubElement(event, "point", lat=repr(e.lat), lon=repr(e.lon), ce=repr(e.ce))
         detail = ET.fromstring(f"<detail>{e.detail.xmlDetail}</detail>")
         event.append(detail)
@@ -337,7 +341,8 @@ def test_a_protobuf_device_is_understood_and_answered_in_protobuf(centre: Centre
         device = await Device.connect(f"tcp://127.0.0.1:{centre.tcp['bravo']}")
         device.protobuf = True
         await device.send(sa("bravo-proto-1", 34.6100, 70.9100, ce=7.0))
-        clinic = await device.wait_for(uid_is("deconfliction.alfa.clinic"))
+        # Sent in XML until the gateway has read the device's protobuf, then again (a full refresh) in protobuf.
+        clinic = await device.wait_for(lambda e: uid_is("deconfliction.alfa.clinic")(e) and e.get("via") == "protobuf")
         await device.close()
         return clinic
 
@@ -489,8 +494,10 @@ def test_a_device_that_negotiates_version_1_is_answered_and_sent_protobuf(centre
         device = await Device.connect(f"tcp://127.0.0.1:{centre.tcp['bravo']}")
         await device.send(ET.tostring(request))
         response = await device.wait_for(lambda e: e.get("type") == "t-x-takp-r")
-        device.protobuf = True  # from here on the gateway writes TAK protocol version 1
-        clinic = await device.wait_for(uid_is("deconfliction.alfa.clinic"))
+        device.protobuf = True  # from here on both sides write TAK protocol version 1
+        after: list[ET.Element] = []
+        clinic = await device.wait_for(lambda e: after.append(e) is None and e.get("uid") == "deconfliction.alfa.clinic")
+        assert {e.get("via") for e in after} == {"protobuf"}, "nothing in XML after the switch"
         await device.close()
         return response, clinic
 

@@ -112,12 +112,19 @@ class Device:
     connected_at: float = field(default_factory=time.time)
     sent: dict[str, bytes] = field(default_factory=dict)  # uid -> what was sent (times aside), to send only changes
 
-    async def send(self, events: Sequence[CotEvent]) -> None:
-        if not events:
-            return
-        encode = to_xml if self.encoding is Encoding.XML else to_proto
-        self.writer.write(b"".join(frame(Message(self.encoding, encode(e))) for e in events))
-        await asyncio.wait_for(self.writer.drain(), DRAIN_TIMEOUT_S)
+    async def send(self, events: Sequence[CotEvent], then: Encoding | None = None) -> None:
+        """Write ``events`` in the device's encoding; with ``then``, switch to it before anything else can be written."""
+        if events:
+            encode = to_xml if self.encoding is Encoding.XML else to_proto
+            self.writer.write(b"".join(frame(Message(self.encoding, encode(e))) for e in events))
+        if then is not None:
+            self.encoding = then
+        if events:
+            await asyncio.wait_for(self.writer.drain(), DRAIN_TIMEOUT_S)
+
+
+View = dict[str, tuple[CotEvent, bytes]]
+"""A party's view: by uid, the event and what decides whether a device has it already (:func:`_signature`)."""
 
 
 class Gateway:
@@ -128,7 +135,6 @@ class Gateway:
         self.listeners = list(listeners)
         self.counts = Counts()
         self.latency = Latency()
-        self.devices: set[Device] = set()
         self._servers: list[asyncio.AbstractServer] = []
         self._transports: list[asyncio.BaseTransport] = []
         self._pending: dict[str, list[dict[str, Any]]] = {}
@@ -185,7 +191,7 @@ class Gateway:
             server.close()
         for transport in self._transports:
             transport.close()
-        for device in list(self.devices):
+        for device in self.devices():
             device.writer.close()
         for task in [*self._writers.values(), *self._publishers.values()]:
             task.cancel()
@@ -193,13 +199,17 @@ class Gateway:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 5)
 
+    def devices(self) -> list[Device]:
+        """Every device connected now, whatever its party."""
+        return [d for party in self._devices.values() for d in party]
+
     def status(self) -> dict[str, Any]:
         """``GET /v1/tak``: the listeners, the devices connected, and the counts."""
         return {
             "listeners": [{"transport": x.transport, "port": x.port, "party": x.party} for x in self.listeners],
             "devices": [
                 {"party": d.party, "peer": d.peer, "encoding": d.encoding.value, "connected_at": d.connected_at}
-                for d in sorted(self.devices, key=lambda d: d.connected_at)
+                for d in sorted(self.devices(), key=lambda d: d.connected_at)
             ],
             "counts": self.counts.snapshot(),
             "report_latency": self.latency.summary(),
@@ -225,7 +235,6 @@ class Gateway:
             writer.close()
             return
         device = Device(found, peer, writer)
-        self.devices.add(device)
         self.counts.add("connections")
         self._join(device)
         splitter = Splitter(self.service.settings.tak_max_message_bytes)
@@ -242,8 +251,7 @@ class Gateway:
         except (ConnectionError, TimeoutError, ssl.SSLError):
             self.counts.add("closed.connection_lost")
         finally:
-            self.devices.discard(device)
-            self._devices.get(device.party, set()).discard(device)
+            self._devices[device.party].discard(device)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
@@ -269,9 +277,9 @@ class Gateway:
         """TAK protocol negotiation: a device asking for version 1 gets it, and both sides switch to protobuf."""
         request = event.detail.find("TakControl/TakRequest")
         accepted = request is not None and request.get("version") == "1"
-        await device.send([tr.negotiation_response(accepted, self.service.clock.now())])
-        if accepted:
-            device.encoding = Encoding.PROTOBUF
+        # The answer goes in XML; anything after it (the publisher may write while this one drains) in protobuf.
+        then = Encoding.PROTOBUF if accepted else None
+        await device.send([tr.negotiation_response(accepted, self.service.clock.now())], then=then)
 
     # ---------------------------------------------------------------- in: reports and withdrawals
 
@@ -421,12 +429,9 @@ class Gateway:
                 await asyncio.sleep(PUBLISH_INTERVAL_S)  # changes coming fast are sent together
                 await woken.wait(refresh_s)
 
-    async def _send_picture(
-        self, device: Device, view: dict[str, CotEvent], alerts: list[CotEvent], full: bool, now: datetime
-    ) -> None:
+    async def _send_picture(self, device: Device, view: View, alerts: list[CotEvent], full: bool, now: datetime) -> None:
         changed = list(alerts)
-        for uid, event in view.items():
-            signature = _signature(event)
+        for uid, (event, signature) in view.items():
             if full or device.sent.get(uid) != signature:
                 changed.append(event)
                 device.sent[uid] = signature
@@ -442,8 +447,11 @@ class Gateway:
             return
         self.counts.add("out.events", len(changed))
 
-    def _view(self, party: str, now: datetime) -> dict[str, CotEvent]:
-        """What ``party`` may see of the others, as CoT (its own objects are on its devices already)."""
+    def _view(self, party: str, now: datetime) -> View:
+        """What ``party`` may see of the others, as CoT with each event's signature, made once for all its devices.
+
+        Its own objects are on its devices already.
+        """
         viewer = Caller(party, Role.VIEWER)
         stale_s = 3 * self.service.settings.tak_refresh_s
         events: list[CotEvent] = []
@@ -456,7 +464,7 @@ class Gateway:
         for shown in self.service.aors(viewer):
             if shown["party"] != party:
                 events += tr.aor_events(shown, now, stale_s)
-        return {e.uid: e for e in events}
+        return {e.uid: (e, _signature(e)) for e in events}
 
     def _alerts(self, party: str, cursor: int, now: datetime) -> tuple[list[CotEvent], int]:
         """Conflicts and escalations ``party`` is told of after ``cursor``, as alerts; and the new cursor."""
