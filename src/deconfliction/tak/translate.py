@@ -105,6 +105,17 @@ def check_of(event: CotEvent) -> dict[str, Any]:
 # ---------------------------------------------------------------- out
 
 
+Place = tuple[float, float]
+"""lat, lon."""
+
+
+def _made(
+    uid: str, type_: str, at: Place, now: datetime, lasts: timedelta, detail: ET.Element, how: str = "m-g", ce: float = UNKNOWN
+) -> CotEvent:
+    """An event the gateway makes now, good for ``lasts``."""
+    return CotEvent(uid, type_, now, now, now + lasts, at[0], at[1], how=how, ce=ce, detail=detail)
+
+
 def _detail(*children: ET.Element) -> ET.Element:
     detail = ET.Element("detail")
     detail.extend(children)
@@ -145,20 +156,8 @@ def asset_events(shown: Mapping[str, Any], now: datetime, stale_s: float) -> lis
     # Neutral: a partner is not this device's own force (blue), and not hostile; its own icon keeps them apart.
     type_ = "a-n-G-I" if shown["kind"] == "site" else "a-n-G-U"
     remarks = f"{shown['party']} {shown['kind']}, {shown['disclosure']}" + (" (stale)" if shown.get("stale") else "")
-    return [
-        CotEvent(
-            uid=_uid(shown["party"], shown["id"]),
-            type=type_,
-            how="m-g",
-            time=now,
-            start=now,
-            stale=now + timedelta(seconds=stale_s),
-            lat=lat,
-            lon=lon,
-            ce=ce,
-            detail=_detail(_contact(f"{shown['party']}: {shown['name']}"), _element("remarks", remarks)),
-        )
-    ]
+    detail = _detail(_contact(f"{shown['party']}: {shown['name']}"), _element("remarks", remarks))
+    return [_made(_uid(shown["party"], shown["id"]), type_, (lat, lon), now, timedelta(seconds=stale_s), detail, ce=ce)]
 
 
 def _rings(area: Mapping[str, Any]) -> Iterator[list[list[float]]]:
@@ -189,19 +188,9 @@ def shape_events(
             _element("strokeWeight", value="3.0"),
             _element("fillColor", value=str(colour & 0x00FFFFFF | 0x40000000)),
         ]
-        made.append(
-            CotEvent(
-                uid=uid if i == 0 else f"{uid}.{i}",
-                type="u-d-f",
-                how="h-e",
-                time=now,
-                start=now,
-                stale=now + timedelta(seconds=stale_s),
-                lat=lat,
-                lon=lon,
-                detail=_detail(*links, *style, _contact(label), _element("remarks", remarks)),
-            )
-        )
+        detail = _detail(*links, *style, _contact(label), _element("remarks", remarks))
+        part = uid if i == 0 else f"{uid}.{i}"
+        made.append(_made(part, "u-d-f", (lat, lon), now, timedelta(seconds=stale_s), detail, how="h-e"))
     return made
 
 
@@ -226,7 +215,7 @@ def delete_event(uid: str, now: datetime) -> CotEvent:
     """Tells devices to drop an object the gateway sent before (it was withdrawn, or is no longer shown)."""
     link = _element("link", uid=uid, relation="none", type="none")
     detail = _detail(link, _element("__forcedelete"))
-    return CotEvent(DELETE, DELETE, now, now, now + timedelta(seconds=60), 0.0, 0.0, how="h-g-i-g-o", detail=detail)
+    return _made(DELETE, DELETE, (0.0, 0.0), now, timedelta(seconds=60), detail, how="h-g-i-g-o")
 
 
 def answer_event(asked: CotEvent, answer: Mapping[str, Any], now: datetime) -> CotEvent:
@@ -247,36 +236,18 @@ def refusal_event(asked: CotEvent, reason: str, now: datetime) -> CotEvent:
 
 def _answer(asked: CotEvent, status: str, remarks: str, now: datetime, **more: str) -> CotEvent:
     answered = _element("deconflict", status=status, asked=asked.uid, **more)
-    return CotEvent(
-        uid=_uid("answer", asked.uid),
-        type=ANSWER,
-        how="m-g",
-        time=now,
-        start=now,
-        stale=now + timedelta(minutes=10),
-        lat=asked.lat,
-        lon=asked.lon,
-        detail=_detail(answered, _contact(f"check: {status}"), _element("remarks", remarks)),
-    )
+    detail = _detail(answered, _contact(f"check: {status}"), _element("remarks", remarks))
+    return _made(_uid("answer", asked.uid), ANSWER, (asked.lat, asked.lon), now, timedelta(minutes=10), detail)
 
 
 def alert_event(uid: str, text: str, lat: float, lon: float, now: datetime) -> CotEvent:
     """A notice the party is told of (a conflict, an escalation), at the activity's centre."""
-    return CotEvent(
-        uid=_uid("alert", uid),
-        type=CONFLICT,
-        how="m-g",
-        time=now,
-        start=now,
-        stale=now + timedelta(hours=1),
-        lat=lat,
-        lon=lon,
-        detail=_detail(_contact(text[:60]), _element("remarks", text)),
-    )
+    detail = _detail(_contact(text[:60]), _element("remarks", text))
+    return _made(_uid("alert", uid), CONFLICT, (lat, lon), now, timedelta(hours=1), detail)
 
 
 def negotiation_response(accepted: bool, now: datetime) -> CotEvent:
     """``t-x-takp-r``: whether the device may switch to TAK protocol version 1 (protobuf) on this stream."""
     control = _element("TakControl")
     control.append(_element("TakResponse", status="true" if accepted else "false"))
-    return CotEvent("protouid", "t-x-takp-r", now, now, now + timedelta(minutes=1), 0.0, 0.0, how="m-g", detail=_detail(control))
+    return _made("protouid", "t-x-takp-r", (0.0, 0.0), now, timedelta(minutes=1), _detail(control))
