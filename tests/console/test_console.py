@@ -32,6 +32,18 @@ def sign_in(page: Any, served: Served, who: str = "bravo") -> None:
     page.wait_for_selector('#live[data-state="live"]')
 
 
+def relief_moves_clinic(served: Served, position: str) -> httpx.Response:
+    """relief reports its clinic at ``position`` through the API, as another client would, while the page is open."""
+    moved = httpx.post(
+        f"{served.url}/v1/reports",
+        headers={"Authorization": f"Bearer {served.tokens['relief']}"},
+        json={"asset": "clinic", "position": position},
+        timeout=10,
+    )
+    assert moved.status_code == 201, moved.text
+    return moved
+
+
 def on_map(page: Any, layer: str, **attrs: str) -> Any:
     """The map's elements of one layer (SVG paths and markers), narrowed by data-* attributes."""
     selector = f'#map [data-layer="{layer}"]' + "".join(f'[data-{k}="{v}"]' for k, v in attrs.items())
@@ -153,13 +165,7 @@ def test_a_report_posted_through_the_api_appears_without_reloading(page: Any, se
     assert page.locator("#live").inner_text().strip() == "● live"
     clinic = page.locator('#list-assets [data-id="clinic"]')
     assert "42S XD 92340 41782" in clinic.inner_text()
-    moved = httpx.post(
-        f"{served.url}/v1/reports",
-        headers={"Authorization": f"Bearer {served.tokens['relief']}"},
-        json={"asset": "clinic", "position": "34.7100, 71.1100"},
-        timeout=10,
-    )
-    assert moved.status_code == 201, moved.text
+    moved = relief_moves_clinic(served, "34.7100, 71.1100")
     mgrs = moved.json()["position"]["mgrs"]
     page.locator('#list-assets [data-id="clinic"]', has_text=mgrs).wait_for()
     assert on_map(page, "asset", id="clinic").count() == 1
@@ -216,13 +222,7 @@ def test_a_lost_connection_says_so_and_catches_up_from_its_cursor(page: Any, ser
     expect(live).to_contain_text(f"reconnecting… (resuming after event {cursor})")
     shot(page, served, "reconnecting")
     served.server.start()
-    moved = httpx.post(
-        f"{served.url}/v1/reports",
-        headers={"Authorization": f"Bearer {served.tokens['relief']}"},
-        json={"asset": "clinic", "position": "34.7200, 71.1200"},
-        timeout=10,
-    )
-    assert moved.status_code == 201, moved.text
+    moved = relief_moves_clinic(served, "34.7200, 71.1200")
     expect(live).to_have_attribute("data-state", "live", timeout=15_000)
     expect(page.locator('#list-assets [data-id="clinic"]')).to_contain_text(moved.json()["position"]["mgrs"])
     # It asked for the events after the last one it had seen, so nothing written meanwhile is lost.
@@ -354,13 +354,7 @@ def test_the_timeline_shows_a_report_and_a_check_as_focusable_marks(page: Any, s
     report = page.locator('#timeline-svg [data-kind="report"]')
     expect(report.first).to_be_attached()  # written before this page signed in
     before = report.count()
-    moved = httpx.post(
-        f"{served.url}/v1/reports",
-        headers={"Authorization": f"Bearer {served.tokens['relief']}"},
-        json={"asset": "clinic", "position": "34.7150, 71.1150"},
-        timeout=10,
-    )
-    assert moved.status_code == 201, moved.text
+    relief_moves_clinic(served, "34.7150, 71.1150")
     expect(report).to_have_count(before + 1)
     newest = report.last.get_attribute("aria-label")
     assert "report" in newest and "relief/clinic" in newest
