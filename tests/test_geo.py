@@ -23,6 +23,7 @@ from shapely.geometry import LineString, MultiPolygon, Polygon
 from deconfliction import geo
 from deconfliction.errors import InvalidInput, InvalidPosition
 from deconfliction.geo import LatLon, LocalPlane
+from tests.fuzz.invariants import holds_for
 
 GEOD = Geod(ellps="WGS84")
 BANDS = "CDEFGHJKLMNPQRSTUVWX"  # MGRS/UTM latitude bands, 8° each from 80°S
@@ -390,30 +391,17 @@ def test_parse_position_reads_back_decimal_exactly(lat: float, lon: float) -> No
 @settings(max_examples=300, deadline=None)
 @given(text=st.text())
 def test_parse_position_refuses_arbitrary_text_only_with_invalid_position(text: str) -> None:
-    try:
-        parsed = geo.parse_position(text)
-    except InvalidPosition as err:
-        assert err.field == "position"
-        assert err.message
-        return
-    assert -90.0 <= parsed.point.lat <= 90.0
-    assert -180.0 <= parsed.point.lon <= 180.0
-    assert parsed.notation in {"decimal", "dms", "mgrs", "utm"}
+    holds_for(text)  # refused with InvalidPosition, or read as a place that reads back the same (tests/fuzz/invariants.py)
 
 
-_POSITION_ALPHABET = st.sampled_from([*"0123456789 NSEWXDZIO.,-+°'\"", "''", "″", "′", "º"])
+_POSITION_ALPHABET = st.sampled_from([*"0123456789 NSEWXDZIO.,-+°'\"", "''", "″", "′", "º", "٣", "４"])
 
 
 @settings(max_examples=300, deadline=None)
 @given(text=st.lists(_POSITION_ALPHABET, max_size=24).map("".join))
 def test_parse_position_refuses_position_like_text_only_with_invalid_position(text: str) -> None:
-    # st.text() rarely builds anything close to a position; this alphabet does.
-    try:
-        parsed = geo.parse_position(text)
-    except InvalidPosition:
-        return
-    assert -90.0 <= parsed.point.lat <= 90.0
-    assert -180.0 <= parsed.point.lon <= 180.0
+    # st.text() rarely builds anything close to a position; this alphabet does. atheris goes further: tests/fuzz.
+    holds_for(text)
 
 
 # ---------------------------------------------------------------------------- 5. LocalPlane
@@ -948,3 +936,27 @@ def test_a_line_that_turns_back_on_itself_lies_inside_its_buffer() -> None:
     line = LineString([(1809.1, 448.3), (-2539.3, 448.3), (-1669.6, 448.3), (1809.1, -1279.4), (1809.1, 448.3)])
     grown = buffered(line, 900.0)
     assert all(grown.contains(line.interpolate(i / 100, normalized=True)) for i in range(101))
+
+
+def test_parse_geojson_holds_an_area_to_its_cap_on_the_ellipsoid() -> None:
+    """A 0.1° box at 34.6° N is about 102 km²: taken under a cap of 103 km², refused under 101, naming the area."""
+    small = {"type": "Polygon", "coordinates": [[[71.1, 34.6], [71.2, 34.6], [71.2, 34.7], [71.1, 34.7], [71.1, 34.6]]]}
+    assert 101 < geo.area_km2(geo.parse_geojson(small, "area", ("Polygon",))) < 103
+    assert geo.parse_geojson(small, "area", ("Polygon",), max_area_km2=103).area > 0
+    with pytest.raises(InvalidInput, match=r"covers 10\d km², more than the 101 km² allowed") as refused:
+        geo.parse_geojson(small, "area", ("Polygon",), max_area_km2=101)
+    assert refused.value.field == "area"
+
+
+@pytest.mark.parametrize(
+    ("text", "reference"),
+    [
+        pytest.param("S0.3W0.0000000080802", "30M ZE 33974 66795", id="a-millimetre-sliver-west-of-the-meridian"),
+        pytest.param("56, 3", "32V JH 26049 22336", id="on-the-edge-of-norways-32V"),
+    ],
+)
+def test_an_mgrs_square_that_barely_touches_its_zone_reads_back(text: str, reference: str) -> None:
+    """Found by atheris: a place on or just inside a zone's edge, in a square whose centre lies in the next
+    zone. The reference the read-back writes must be one the parser takes, at the same place."""
+    assert geo.to_mgrs(geo.parse_position(text).point) == reference
+    holds_for(text)

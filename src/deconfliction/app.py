@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deconfliction import __version__
 from deconfliction.api.psi import router as psi_router
-from deconfliction.api.routes import check_fast, router
+from deconfliction.api.routes import check_fast, log_refusal, router
 from deconfliction.api.stream import router as stream_router
 from deconfliction.console import mount_console
 from deconfliction.errors import DeconflictionError, RetryLater, TooLarge
@@ -154,7 +154,7 @@ def create_app(service: Service, tak: Sequence[Listener] = ()) -> FastAPI:
 
     @app.exception_handler(DeconflictionError)
     async def refused(request: Request, exc: DeconflictionError) -> JSONResponse:
-        del request
+        log_refusal(request, exc)
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))} if isinstance(exc, RetryLater) else None
         return JSONResponse({"error": exc.to_dict()}, status_code=exc.status, headers=headers)
 

@@ -634,6 +634,36 @@ def crash_campaign(
 
 
 @app.command()
+def soak(
+    minutes: Annotated[float, typer.Option(min=0.05, help="How long the load runs.")] = 30.0,
+    reports_per_s: Annotated[float, typer.Option(min=4, help="Single position reports a second (batches come on top).")] = 100.0,
+    checks_per_s: Annotated[float, typer.Option(min=4, help="Point checks a second.")] = 100.0,
+    units: Annotated[int, typer.Option(min=8, help="Units per force in the picture, besides the demo's.")] = 2000,
+    sample_s: Annotated[
+        float, typer.Option(min=0.5, help="Read the server's memory and descriptors this often, seconds.")
+    ] = 10.0,
+    out: Annotated[Path | None, typer.Option(help="Write the samples and the verdict here as JSON.")] = None,
+) -> None:
+    """A sustained mix of reports, checks and event streams; memory, descriptors and check p99 watched until it ends."""
+    from deconfliction.bench.soak import Plan, run_soak
+
+    def progress(sample: dict[str, Any]) -> None:
+        err.print(
+            f"{sample['t_s']:>7.0f} s  rss {sample['rss_mib']} MiB  fds {sample['fds']}  entries {sample['entries']}  "
+            f"checks p99 {sample['check_p99_ms']} ms  failures {sample['failure_count']}"
+        )
+
+    plan = Plan(minutes=minutes, reports_per_s=reports_per_s, checks_per_s=checks_per_s, units=units, sample_s=sample_s)
+    result = run_soak(plan, progress)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1) + "\n")
+    _print({key: value for key, value in result.items() if key != "samples"})
+    if result["broken"]:
+        raise typer.Exit(1)
+
+
+@app.command()
 def readback(position: Annotated[str, typer.Argument(help="A position in any notation.")], db: Db = None) -> None:
     """Read a position back in canonical form (lat/lon, MGRS, and the border if --db has territories)."""
     try:

@@ -270,7 +270,7 @@ def apply(picture: Picture, event: Event) -> None:
         case "aor.lapsed":
             picture.lapses_noticed.add((d["party"], d["id"]))
         case "probe.suspected":
-            picture.probes.append({**d, "noticed_at": event.time.isoformat(), "record": seq})
+            picture.probes[d["party"]].append({**d, "noticed_at": event.time.isoformat(), "record": seq})
         case "activity.proposed":
             picture.put_activity(activity_of(d, event.time), seq)
         case t if t in TRANSITIONS:

@@ -51,7 +51,6 @@ from deconfliction.errors import (
     InvalidState,
     NotFound,
     OutOfOrder,
-    RateLimited,
     StalePicture,
     StoreError,
     Unauthenticated,
@@ -302,21 +301,16 @@ class Service:
 
         Once a client has presented ``bad_token_burst`` unknown tokens (refilled at
         ``bad_tokens_per_min``), every token from it is refused with 429, known or not, so
-        guessing cannot go on at speed; the refusal is logged with the address.
+        guessing cannot go on at speed. The API logs every refusal with the address.
         """
         if not token:
             raise Unauthenticated("a bearer token is required: Authorization: Bearer TOKEN")
         if client is not None:
-            try:
-                self.bad_tokens.check(client)
-            except RateLimited:
-                log.warning("token refused: %s presented too many unknown tokens", client)
-                raise
+            self.bad_tokens.check(client)
         # Looked up by its SHA-256: lookup timing depends on the hash, which an attacker
         # cannot steer towards a stored one, not on how much of a real token was guessed.
         caller = self._tokens.get(hash_token(token))
         if caller is None:
-            log.warning("unknown token refused (from %s)", client or "this process")
             if client is not None:
                 self.bad_tokens.take(client)
             raise Unauthenticated("the token is not known to this service")
@@ -649,7 +643,8 @@ class Service:
             ]
 
     def probes_seen(self, caller: Caller, asker: str | None = None) -> list[dict[str, Any]]:
-        """Signs that another party is mapping the caller's hidden assets, newest first (the centre sees all).
+        """Signs that another party is mapping the caller's hidden assets, newest first (the centre sees all); the
+        newest ``PROBES_KEPT`` per owner, the older ones are in the record.
 
         Only ever the owner's: an asker is not told that its checks were noticed, nor which of them hit.
         """
@@ -658,11 +653,9 @@ class Service:
         if asker is not None:
             check_id(asker, "asker")
         with self._reading:
-            return [
-                dict(p)
-                for p in reversed(self.picture.probes)
-                if caller.party in (None, p["party"]) and asker in (None, p["asker"])
-            ]
+            owners = self.picture.probes.keys() if caller.party is None else [caller.party]
+            notices = [dict(p) for owner in owners for p in self.picture.probes.get(owner, ()) if asker in (None, p["asker"])]
+        return sorted(notices, key=lambda p: p["record"], reverse=True)
 
     # ------------------------------------------------------------------ zones and AORs
 
@@ -681,7 +674,7 @@ class Service:
             if width is None:
                 raise InvalidInput("a route needs width_m, its full width in metres", field="width_m")
         else:
-            geometry = parse_geojson(body["area"], "area", AREA_TYPES)
+            geometry = self._area(body["area"], "area", AREA_TYPES)
             if body.get("width_m") is not None:
                 raise InvalidInput("width_m is for routes only", field="width_m")
             width = 0.0
@@ -704,6 +697,10 @@ class Service:
         shown = self._show_zone(zone, party)
         assert shown is not None
         return {**shown, "picture_version": self.picture.version}
+
+    def _area(self, value: object, field: str, allowed: Sequence[str]) -> BaseGeometry:
+        """A GeoJSON area a party writes or asks about, held to ``max_area_km2`` (territories, the admin's, are not)."""
+        return parse_geojson(value, field, allowed, self.settings.max_area_km2)
 
     def _window(self, value: object, field: str = "window") -> Window | None:
         if value is None:
@@ -756,7 +753,7 @@ class Service:
         aor = Aor(
             party=party,
             id=check_id(body["id"], "id"),
-            geometry=parse_geojson(body["area"], "area", AREA_TYPES),
+            geometry=self._area(body["area"], "area", AREA_TYPES),
             freshness_s=parse_duration_s(body["freshness_s"], "freshness_s"),
         )
         with self._writing:
@@ -893,7 +890,7 @@ class Service:
         else:
             if body.get("radius_m") is not None:
                 raise InvalidInput("radius_m goes with a position, not an area", field="radius_m")
-            geometry = parse_geojson(body["area"], "area", AREA_TYPES)
+            geometry = self._area(body["area"], "area", AREA_TYPES)
         now = self.clock.now()
         window = self._window(body.get("window")) or Window(now, now)
         if window.end < now - timedelta(seconds=self.settings.clock_skew_s):
@@ -1185,7 +1182,7 @@ class Service:
         else:
             if "radius_m" in body:
                 raise InvalidInput("radius_m goes with a position", field=f"{field}.radius_m")
-            geometry = parse_geojson(body["area"], f"{field}.area", (*AREA_TYPES, "LineString"))
+            geometry = self._area(body["area"], f"{field}.area", (*AREA_TYPES, "LineString"))
             radius = 0.0
             if geometry.geom_type == "LineString":
                 if "width_m" not in body:
@@ -1362,7 +1359,7 @@ class Service:
                 lapsed = aor.lapsed_since(now)
                 if aor.confirmed_at is not None and lapsed is not None and key not in self.picture.lapses_noticed:
                     events.append(Event("aor.lapsed", now, None, {"party": aor.party, "id": aor.id, "since": lapsed.isoformat()}))
-            events += [Event("probe.suspected", now, None, probe.as_json()) for probe in self.probes.take_due()]
+            events += [Event("probe.suspected", now, None, probe.as_json()) for probe in self.probes.take_due(now)]
             if events:
                 self._commit(events)
         self.ledger_head()  # published while there are writes: signs only when the tree grew and the last is old

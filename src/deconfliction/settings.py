@@ -35,6 +35,13 @@ class Settings:
     )
     coarse_resolution: int = field(default=7, metadata=_meta("H3 resolution shown for coarse assets (7: cells of about 5 km²)."))
     max_batch: int = field(default=10_000, metadata=_meta("Most reports in one batch."))
+    max_area_km2: float = field(
+        default=500_000.0,
+        metadata=_meta(
+            "Largest area a zone, AOR, activity or check may cover, km² (422 beyond): more than any theatre, "
+            "less than a ring read the long way round the globe."
+        ),
+    )
     deadline_fires_s: float = field(default=600.0, metadata=_meta("Time affected parties have to answer fires, seconds."))
     deadline_air_s: float = field(default=1800.0, metadata=_meta("Time affected parties have to answer air, seconds."))
     deadline_patrol_s: float = field(default=3600.0, metadata=_meta("Time affected parties have to answer a patrol, seconds."))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -105,8 +106,12 @@ def test_auth_altered_token_is_unknown(shared: Api) -> None:
 # ---------------------------------------------------------------------------- the admin
 
 
-def test_auth_a_client_guessing_tokens_is_stopped_even_when_it_guesses_right(fresh_db: str) -> None:
-    """20 unknown tokens from one address, then 429 for any token from it (a right guess too), until the budget refills."""
+def test_auth_a_client_guessing_tokens_is_stopped_even_when_it_guesses_right(
+    fresh_db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """20 unknown tokens from one address, then 429 for any token from it (a right guess too), until the budget refills.
+    Every refusal is logged as a warning with the address, the route and the reason, and never the token."""
+    caplog.set_level(logging.INFO, logger="deconfliction")
     with running_api(fresh_db, Settings()) as api:
         real = api.tokens["admin"]
         for i in range(20):
@@ -115,6 +120,20 @@ def test_auth_a_client_guessing_tokens_is_stopped_even_when_it_guesses_right(fre
         assert refusal(stopped, 429, "rate_limited")["retry_after_s"] > 0 and stopped.headers["Retry-After"] == "6"
         api.clock.advance_to(api.clock.now() + timedelta(seconds=6))  # 10 a minute: one more is allowed
         assert api.client.get("/v1/parties", headers={"Authorization": f"Bearer {real}"}).status_code == 200
+    refusals = [r for r in caplog.records if r.getMessage().startswith("refused ")]
+    assert len(refusals) == 21 and all(r.levelno == logging.WARNING for r in refusals)
+    assert refusals[0].getMessage().startswith("refused GET /v1/parties from testclient: 401 unauthenticated")
+    assert refusals[-1].getMessage().startswith("refused GET /v1/parties from testclient: 429 rate_limited")
+    assert not any(real in r.getMessage() or "guess-" in r.getMessage() for r in caplog.records), "no token in the log"
+
+
+def test_auth_a_forbidden_write_and_a_bad_field_are_logged(shared: Api, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="deconfliction")
+    refusal(send(shared, "alfa:viewer", "report"), 403, "forbidden", None)
+    shared.call("POST", "/v1/checks", "alfa", json={"kind": "fires", "position": "somewhere"})
+    forbidden, invalid = (r for r in caplog.records if r.getMessage().startswith("refused "))
+    assert forbidden.levelno == logging.WARNING and "POST /v1/reports from testclient: 403 forbidden" in forbidden.getMessage()
+    assert invalid.levelno == logging.INFO and "422 invalid_position" in invalid.getMessage()
 
 
 def test_auth_admin_creates_parties_tokens_and_territories(bare_api: Api) -> None:

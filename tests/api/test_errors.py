@@ -231,6 +231,12 @@ REFUSALS = [
     case("alfa", "POST", "/v1/checks", {"kind": "fires", "area": SELF_CROSSING}, "area", id="self-crossing-check"),
     case("alfa", "POST", "/v1/aors", {"id": "a9", "area": SELF_CROSSING, "freshness_s": 60}, "area", id="self-crossing-aor"),
     case("admin", "PUT", "/v1/territories/alfa", {"area": SELF_CROSSING}, "area", id="self-crossing-territory"),
+    # -- areas past max_area_km2 (500,000 km²): a box of 10 degrees (about 1.1 million km² here), and a
+    # ring meant to cross the antimeridian that, read as written, goes the long way round the globe
+    case("alfa", "POST", "/v1/zones", zone(area=box(65.0, 30.0, 75.0, 40.0)), "area", id="huge-zone"),
+    case("alfa", "POST", "/v1/zones", zone(area=box(-179.5, 10.0, 179.5, 10.5)), "area", id="antimeridian-the-long-way"),
+    case("alfa", "POST", "/v1/checks", {"kind": "fires", "area": box(65.0, 30.0, 75.0, 40.0)}, "area", id="huge-check"),
+    case("alfa", "POST", "/v1/aors", {"id": "a9", "area": box(65.0, 30.0, 75.0, 40.0), "freshness_s": 60}, "area", id="huge-aor"),
     case(
         "alfa",
         "POST",
@@ -274,6 +280,12 @@ REFUSALS = [
     case("alfa", "POST", "/v1/assets", {"id": "Post One", "kind": "site"}, "id", id="id-not-lowercase"),
     case("alfa", "POST", "/v1/assets", {"id": "a9", "kind": "site", "name": "x" * 201}, "name", id="name-too-long"),
     case("admin", "POST", "/v1/parties", {"id": "ALFA", "name": "Alfa"}, "id", id="party-id-upper"),
+    # ids that look like others: a Cyrillic о, a fullwidth ｕ, a zero-width joiner, a ligature
+    case("alfa", "POST", "/v1/assets", {"id": "p\u043est", "kind": "site"}, "id", id="id-cyrillic-o"),
+    case("alfa", "POST", "/v1/reports", report(asset="\uff551"), "asset", "not_found", id="id-fullwidth-u"),
+    case("alfa", "POST", "/v1/assets", {"id": "u\u200d1", "kind": "site"}, "id", id="id-zero-width-joiner"),
+    case("alfa", "POST", "/v1/zones", zone(id="\ufb01re-line"), "id", id="id-ligature"),
+    case("admin", "POST", "/v1/parties", {"id": "\u0430lfa", "name": "Alfa"}, "id", id="party-id-cyrillic-a"),
     # -- bodies that are not objects
     case("alfa", "POST", "/v1/reports", [report()], None, id="body-is-a-list"),
     case("alfa", "POST", "/v1/reports/batch", {"reports": {"asset": "u1"}}, "reports", id="batch-not-a-list"),

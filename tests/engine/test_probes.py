@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from shapely.geometry import Point
 
-from deconfliction.engine.probes import ProbeWatch, Sighting
+from deconfliction.engine.probes import MAX_REMEMBERED, ProbeWatch, Sighting
 from deconfliction.geo import LatLon
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -38,8 +38,8 @@ def test_answers_that_meet_are_a_sign_told_again_each_time_the_circle_halves() -
     assert watch.observe([seen(0.0, 1000.0, hit=True, at_s=2)]) == [], "narrower, but not half as wide: told already"
     (again,) = watch.observe([seen(0.0, -1450.0, hit=True, at_s=3)])
     assert again.narrowed_to_m is not None and again.narrowed_to_m <= first.narrowed_to_m / 2 and again.hits == 4
-    assert [p.signs for p in watch.take_due()] == [("narrowing",), ("narrowing",)]
-    assert watch.take_due() == []
+    assert [p.signs for p in watch.take_due(T0)] == [("narrowing",), ("narrowing",)]
+    assert watch.take_due(T0) == []
 
 
 def test_misses_before_the_first_hit_narrow_it() -> None:
@@ -69,6 +69,20 @@ def test_many_distinct_checks_near_are_a_sign_repeats_are_not() -> None:
 def test_checks_older_than_the_window_are_not_counted() -> None:
     watch = ProbeWatch(alarm_m=1.0, checks=3, window_s=60)
     assert watch.observe([seen(3000.0, 100.0 * i, hit=False, at_s=100.0 * i) for i in range(5)]) == []
+
+
+def test_trails_idle_for_a_window_are_forgotten_and_what_is_kept_is_bounded() -> None:
+    """A node runs for months: what it remembers of askers' checks must not grow with them."""
+    watch = ProbeWatch(alarm_m=1.0, checks=10_000, window_s=3600)
+    watch.observe([seen(3000.0, float(i % 3000), hit=False, at_s=i) for i in range(5000)])
+    (trail,) = watch._trails.values()
+    assert len(trail.recent) == MAX_REMEMBERED and len(trail.misses) == MAX_REMEMBERED
+    watch.observe([seen(3000.0, 1.0, hit=False, at_s=9000)])  # much later: the checks of an hour before it are gone
+    assert len(trail.recent) == 1
+    watch.take_due(T0 + timedelta(seconds=9000 + 3500))
+    assert len(watch) == 1, "checked near within the window: kept"
+    watch.take_due(T0 + timedelta(seconds=9000 + 3500 + 301))  # looked for again a twelfth of a window on
+    assert len(watch) == 0, "idle for a whole window: forgotten"
 
 
 def test_a_unit_that_moved_starts_a_new_trail() -> None:

@@ -34,9 +34,38 @@ def data() -> list[bytes]:
     return entries(MAX_ROOTS)
 
 
+def new_tree(held_from: int | None) -> MerkleTree:
+    """A tree that keeps every level (``None``), or, as a store's does, only blocks of 2**held_from leaves and up,
+    reading the leaf hashes below that from a list standing for the store (the tree's own appends fill it)."""
+    if held_from is None:
+        return MerkleTree()
+    stored: list[bytes] = []
+    tree = MerkleTree(stored=lambda start, end: b"".join(stored[start:end]), held_from=held_from)
+    append, extend = tree.append, tree.extend
+
+    def appended(leaf: bytes) -> None:
+        stored.append(leaf)  # committed before the tree hears of it, as in a store
+        append(leaf)
+
+    def extended(leaves: list[bytes]) -> None:
+        stored.extend(leaves)
+        extend(leaves)
+
+    tree.append, tree.extend = appended, extended  # type: ignore[method-assign]
+    return tree
+
+
+KINDS = pytest.mark.parametrize("held_from", [None, 2, 3], ids=["every level kept", "blocks of 4", "blocks of 8"])
+
+
+@pytest.fixture(scope="module", params=[None, 2], ids=["every level kept", "blocks of 4 from the store"])
+def kept_from(request: pytest.FixtureRequest) -> int | None:
+    return request.param  # type: ignore[no-any-return]
+
+
 @pytest.fixture(scope="module")
-def tree(data: list[bytes]) -> MerkleTree:
-    made = MerkleTree()
+def tree(data: list[bytes], kept_from: int | None) -> MerkleTree:
+    made = new_tree(kept_from)
     for entry in data:
         made.append(leaf_hash(entry))
     return made
@@ -120,8 +149,8 @@ def test_the_certificate_transparency_vectors() -> None:
 # ---------------------------------------------------------------- the module against the definitions
 
 
-def test_roots_of_every_size_up_to_70_match_mth(tree: MerkleTree, data: list[bytes]) -> None:
-    grown = MerkleTree()
+def test_roots_of_every_size_up_to_70_match_mth(tree: MerkleTree, data: list[bytes], kept_from: int | None) -> None:
+    grown = new_tree(kept_from)
     for n in range(MAX_ROOTS + 1):
         expected = mth(data[:n])
         assert tree.root(n) == expected, n  # a past size of the full tree
@@ -155,12 +184,13 @@ def test_every_consistency_proof_up_to_40_is_proof_and_verifies(tree: MerkleTree
             assert verify_consistency(m, n, first, second, proof), (m, n)
 
 
+@KINDS
 @settings(max_examples=40, deadline=None)
-@given(st.integers(min_value=1, max_value=1500).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n - 1))))
-def test_inclusion_proofs_of_larger_trees(case: tuple[int, int]) -> None:
+@given(case=st.integers(min_value=1, max_value=1500).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n - 1))))
+def test_inclusion_proofs_of_larger_trees(case: tuple[int, int], held_from: int | None) -> None:
     n, m = case
     data = entries(n)
-    tree = MerkleTree()
+    tree = new_tree(held_from)
     for entry in data:
         tree.append(leaf_hash(entry))
     proof = tree.inclusion_proof(m, n)
@@ -169,12 +199,13 @@ def test_inclusion_proofs_of_larger_trees(case: tuple[int, int]) -> None:
     assert verify_inclusion(tree.leaf(m), m, n, proof, tree.root())
 
 
+@KINDS
 @settings(max_examples=40, deadline=None)
-@given(st.integers(min_value=2, max_value=1500).flatmap(lambda n: st.tuples(st.integers(1, n - 1), st.just(n))))
-def test_consistency_proofs_of_larger_trees(case: tuple[int, int]) -> None:
+@given(case=st.integers(min_value=2, max_value=1500).flatmap(lambda n: st.tuples(st.integers(1, n - 1), st.just(n))))
+def test_consistency_proofs_of_larger_trees(case: tuple[int, int], held_from: int | None) -> None:
     m, n = case
     data = entries(n)
-    tree = MerkleTree()
+    tree = new_tree(held_from)
     for entry in data:
         tree.append(leaf_hash(entry))
     proof = tree.consistency_proof(m, n)
@@ -290,12 +321,13 @@ def test_a_negative_index_fails(tree: MerkleTree) -> None:
         assert not verify_inclusion(tree.leaf(n - 1), -1, n, path, tree.root(n)), n
 
 
+@KINDS
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=5))
-def test_extending_a_tree_in_chunks_makes_the_tree_appending_makes(chunks: list[int]) -> None:
+@given(chunks=st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=5))
+def test_extending_a_tree_in_chunks_makes_the_tree_appending_makes(chunks: list[int], held_from: int | None) -> None:
     """A store opening adds its leaves in chunks: every root and proof must be as if each had been appended."""
     leaves = [leaf_hash(e) for e in entries(sum(chunks))]
-    appended, extended = MerkleTree(), MerkleTree()
+    appended, extended = MerkleTree(), new_tree(held_from)
     for leaf in leaves:
         appended.append(leaf)
     at = 0
@@ -305,8 +337,9 @@ def test_extending_a_tree_in_chunks_makes_the_tree_appending_makes(chunks: list[
     assert len(extended) == len(appended)
     for n in range(len(leaves) + 1):
         assert extended.root(n) == appended.root(n) == mth(entries(n))
-    if leaves:
-        assert extended.inclusion_proof(len(leaves) - 1, len(leaves)) == appended.inclusion_proof(len(leaves) - 1, len(leaves))
+    for index in range(len(leaves)):
+        assert extended.inclusion_proof(index, len(leaves)) == appended.inclusion_proof(index, len(leaves))
+        assert extended.leaf(index) == appended.leaf(index)
     extended.append(leaf_hash(b"after"))
     appended.append(leaf_hash(b"after"))
     assert extended.root() == appended.root()

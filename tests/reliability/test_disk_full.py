@@ -24,12 +24,16 @@ from tests.stores.test_store import T0
 ALFA, BRAVO = Caller("alfa", Role.LIAISON), Caller("bravo", Role.LIAISON)
 
 
+def needs_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root (CI runs as root)")
+
+
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
+    needs_root()
     folder = tmp_path / "disk"
     folder.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)], capture_output=True, text=True)
     if mounted.returncode != 0:  # a container without the right to mount: say so rather than fail
         pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")

@@ -10,6 +10,7 @@ import pytest
 
 from deconfliction.clock import ManualClock
 from deconfliction.errors import StoreError
+from deconfliction.ledger.merkle import MerkleTree
 from deconfliction.model import Event, Role
 from deconfliction.service import ROOT, Caller, Service
 from deconfliction.stores import SQLiteStore, Store, open_store
@@ -39,6 +40,26 @@ def test_store_events_filter_by_type_and_position(store: Store) -> None:
     store.append([report("a", 1), Event("check.asked", T0, "blue", {}), report("a", 2)])
     assert [e.seq for e in store.events(types=["check.asked"])] == [2]
     assert [e.seq for e in store.events(after=1, limit=1)] == [2]
+
+
+def test_the_record_tree_reads_old_blocks_from_the_store_and_proves_as_a_whole_tree_would(store: Store) -> None:
+    """A store's tree keeps only blocks of 1,024 entries and up in memory: a proof about an entry in an
+    old block, a past root, and the tree rebuilt on opening must all be what a tree holding every hash gives."""
+    whole = MerkleTree()
+    for chunk in range(5):
+        store.append([report(f"a{chunk}", n) for n in range(500)])
+    for row in store.rows(0, store.last_seq()):
+        whole.append(row.leaf)
+    size = len(whole)
+    assert len(store.tree) == size == 2500
+    for index in (0, 777, 1023, 1024, 2047, 2048, 2499):
+        assert store.tree.leaf(index) == whole.leaf(index)
+        assert store.tree.inclusion_proof(index, size) == whole.inclusion_proof(index, size), index
+        past = max(index + 1, 2100)  # a proof against an older head
+        assert store.tree.inclusion_proof(index, past) == whole.inclusion_proof(index, past), index
+    for first in (1, 1000, 1024, 1500, 2048):
+        assert store.tree.root(first) == whole.root(first)
+        assert store.tree.consistency_proof(first, size) == whole.consistency_proof(first, size), first
 
 
 def test_store_refuses_data_json_cannot_hold(store: Store) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Annotated, Any, Literal
 
@@ -33,7 +34,7 @@ from deconfliction.api.schemas import (
     TokenRevokeIn,
     ZoneIn,
 )
-from deconfliction.errors import NotFound
+from deconfliction.errors import DeconflictionError, NotFound
 from deconfliction.service import Caller, Service
 
 bearer = HTTPBearer(auto_error=False, description="A party token: Authorization: Bearer TOKEN")
@@ -60,6 +61,19 @@ async def caller(request: Request, credentials: Annotated[HTTPAuthorizationCrede
 def client_of(connection: HTTPConnection) -> str | None:
     """The client's address, for throttling unknown tokens (behind a proxy: the proxy's, unless it is told otherwise)."""
     return None if connection.client is None else connection.client.host
+
+
+log = logging.getLogger("deconfliction")
+
+ABUSE = frozenset({401, 403, 413, 429})
+"""Refusals that may be someone trying what they should not: logged as warnings, the others as information."""
+
+
+def log_refusal(connection: HTTPConnection, exc: DeconflictionError) -> None:
+    """Every refusal, with the client's address, what it asked and why; never its token."""
+    asked = f"{connection.scope.get('method', 'WEBSOCKET')} {connection.url.path}"
+    level = logging.WARNING if exc.status in ABUSE else logging.INFO
+    log.log(level, "refused %s from %s: %s %s: %s", asked, client_of(connection), exc.status, exc.code, exc)
 
 
 def _whole(value: object) -> object:

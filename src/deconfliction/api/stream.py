@@ -18,7 +18,7 @@ from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisco
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from deconfliction.api.routes import ERRORS, Positive, Who, Whole, bearer_token, client_of
+from deconfliction.api.routes import ERRORS, Positive, Who, Whole, bearer_token, client_of, log_refusal
 from deconfliction.errors import DeconflictionError, InvalidInput
 from deconfliction.service import Caller, Service
 
@@ -126,6 +126,7 @@ async def events_ws(websocket: WebSocket, cursor: int | None = None, limit: int 
             await websocket.send_json(event if event is not None else {"type": "keep-alive"})
         await websocket.close()
     except DeconflictionError as exc:
+        log_refusal(websocket, exc)
         await websocket.send_json({"error": exc.to_dict()})
         await websocket.close(code=1008)
     except (json.JSONDecodeError, UnicodeDecodeError):

@@ -8,6 +8,7 @@ activities proposed on it live here too: they are part of what a proposer must h
 
 from __future__ import annotations
 
+from collections import defaultdict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -21,6 +22,9 @@ from deconfliction.engine.changes import Changed, ChangeLog
 from deconfliction.engine.index import Outline, PointIndex, ShapeIndex
 from deconfliction.geo import degrees_envelope
 from deconfliction.model import Activity, ActivityState, Aor, Asset, Disclosure, Party, Report, Territory, Zone, ZoneKind
+
+PROBES_KEPT = 1_000
+"""Probe notices kept in the picture per owner, newest; older ones are in the record (``probe.suspected``)."""
 
 Key = tuple[str, str]
 
@@ -49,7 +53,9 @@ class Picture:
         self.aors: ShapeIndex[Key, Aor] = ShapeIndex()
         self.lapses_noticed: set[Key] = set()  # AORs whose lapse was announced since their last confirmation
         self.grants: dict[tuple[str, str, str], Disclosure] = {}  # (owner, grantee, unit|site|zone): level granted
-        self.probes: list[dict[str, Any]] = []  # owners' notices of probing, oldest first: nothing on the map, no version
+        # Owners' notices of probing, oldest first, the newest PROBES_KEPT per owner (the record has them all):
+        # nothing on the map, no version.
+        self.probes: defaultdict[str, deque[dict[str, Any]]] = defaultdict(lambda: deque(maxlen=PROBES_KEPT))
         self.territories: ShapeIndex[str, Territory] = ShapeIndex()
         self.outlines: dict[str, Outline] = {}  # each territory's boundary, for border distances
         self.activities: dict[Key, Activity] = {}  # by (proposer, id): each party names its own activities

@@ -47,8 +47,9 @@ from deconfliction.geo import LatLon, LocalPlane
 from deconfliction.geo import buffered as geo_buffered
 from deconfliction.model import CheckQuery, Disclosure
 
-MAX_REMEMBERED = 10_000
-"""Most checks remembered per asker and asset for counting (the oldest go first)."""
+MAX_REMEMBERED = 1_000
+"""Most checks remembered per asker and asset (the oldest go first): a party that made a thousand checks
+near one hidden asset has long been reported; remembering more would only cost memory."""
 NARROWER = 0.75
 """How much narrower than the narrowest single answer the answers together must place an asset to be a sign."""
 
@@ -174,9 +175,11 @@ class _Trail:
     reported_width_m: float = float("inf")
     reported_checks: int = 0
 
-    def take(self, s: Sighting) -> None:
+    def take(self, s: Sighting, window: timedelta) -> None:
         self.last_at = max(self.last_at, s.at)
         self.closest_m = min(self.closest_m, s.distance_m)
+        while self.recent and self.recent[0][0] < s.at - window:
+            self.recent.popleft()  # counted only within the window: older ones would only take memory
         if s.near:
             self.recent.append((s.at, s.place))
         if s.hit:
@@ -223,6 +226,7 @@ class ProbeWatch:
         self._trails: dict[tuple[str, str, str], _Trail] = {}
         self._due: list[Probe] = []
         self._lock = threading.Lock()
+        self._swept: datetime | None = None
 
     def observe(self, seen: Iterable[Sighting]) -> list[Probe]:
         """Take what some answers told their askers; the probes they reveal are returned and kept until :meth:`take_due`."""
@@ -233,18 +237,28 @@ class ProbeWatch:
                 trail = self._trails.get(key)
                 if trail is None or trail.point != s.point:  # the asset moved: what was learnt of it is old
                     trail = self._trails[key] = _Trail(s.point, s.at, s.at)
-                trail.take(s)
+                trail.take(s, self.window)
                 probe = self._judge(s, trail)
                 if probe is not None:
                     probes.append(probe)
             self._due.extend(probes)
         return probes
 
-    def take_due(self) -> list[Probe]:
-        """The probes observed since the last call, oldest first."""
+    def take_due(self, now: datetime) -> list[Probe]:
+        """The probes observed since the last call, oldest first; trails idle for a whole window are forgotten
+        (their checks no longer count), looked for every twelfth of a window."""
         with self._lock:
             due, self._due = self._due, []
+            if self._swept is None or now - self._swept > self.window / 12:
+                self._swept = now
+                idle = [key for key, trail in self._trails.items() if trail.last_at < now - self.window]
+                for key in idle:
+                    del self._trails[key]
         return due
+
+    def __len__(self) -> int:
+        """Trails kept: one per asking party and asset it has checked near."""
+        return len(self._trails)
 
     def _judge(self, s: Sighting, trail: _Trail) -> Probe | None:
         signs = []

@@ -2,15 +2,17 @@
 
 Written here rather than taken from a library: the few Python Certificate Transparency
 packages verify proofs but do not keep a growing tree, and this one must answer proofs
-at a million entries in well under a millisecond. Hashes of complete, aligned subtrees
-are kept per level (two hashes per leaf in all), so any subtree hash the RFC's recursive
-definitions ask for is assembled from O(log n) of them.
+at a million entries in about a millisecond. Hashes of complete, aligned subtrees are kept
+per level, so any subtree hash the RFC's recursive definitions ask for is assembled from
+O(log n) of them; a store's tree keeps them only for blocks of 1,024 leaves and up, and
+reads a block's leaves back from the store when a proof goes inside it.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -31,12 +33,50 @@ def _split(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
-class MerkleTree:
-    """``tree.append(leaf_hash(entry))`` in log order; ``root(n)``, ``inclusion_proof(i, n)``, ``consistency_proof(m, n)``."""
+HELD_FROM = 10
+"""A store's tree keeps in memory the hashes of subtrees of 2**10 = 1,024 entries and up (a sixteenth of a
+byte an entry); below that it reads a block's leaf hashes from the store when a proof asks for them."""
 
-    def __init__(self) -> None:
-        self._levels: list[bytearray] = [bytearray()]  # level k: hashes of the complete subtrees of 2**k leaves
+LeafReader = Callable[[int, int], bytes]
+"""``stored(start, end)``: the leaf hashes of entries ``start`` to ``end - 1``, concatenated."""
+
+
+def _level_above(below: bytes | bytearray) -> bytes:
+    """The hashes of each pair of hashes in ``below`` (an odd last one left out: it completes no subtree)."""
+    pair = 2 * HASH_SIZE
+    return b"".join(
+        node_hash(below[at : at + HASH_SIZE], below[at + HASH_SIZE : at + pair]) for at in range(0, len(below) - HASH_SIZE, pair)
+    )
+
+
+def _levels_over(leaves: bytes) -> list[bytes]:
+    """Each level of complete, aligned subtrees over ``leaves``, from the leaves up."""
+    levels = [leaves]
+    while len(levels[-1]) >= 2 * HASH_SIZE:
+        levels.append(_level_above(levels[-1]))
+    return levels
+
+
+class MerkleTree:
+    """``tree.append(leaf_hash(entry))`` in log order; ``root(n)``, ``inclusion_proof(i, n)``, ``consistency_proof(m, n)``.
+
+    Without ``stored``, every level is kept (two hashes a leaf). With it (a store's tree), only the
+    subtrees of ``2**held_from`` leaves and up are kept, with the leaves of the block not yet complete:
+    a node that runs for months would otherwise hold 64 bytes for every entry ever written. A proof
+    about an entry in a complete block reads that block's leaf hashes through ``stored``; a few blocks
+    are cached, as they never change.
+    """
+
+    def __init__(self, stored: LeafReader | None = None, held_from: int = HELD_FROM) -> None:
+        self._low = held_from if stored is not None else 0
+        self._block = 1 << self._low
+        self._stored = stored
+        self._levels: list[bytearray] = [bytearray()]  # level j: hashes of the complete subtrees of 2**(low + j) leaves
+        # The leaves after the last complete block, and where they start: one tuple, replaced whole, so a
+        # reader in another thread always sees a pair that belongs together.
+        self._tail: tuple[int, bytes] = (0, b"")
         self._size = 0
+        self._complete_block = functools.lru_cache(maxsize=32)(self._read_block)
 
     def __len__(self) -> int:
         return self._size
@@ -44,10 +84,21 @@ class MerkleTree:
     def append(self, leaf: bytes) -> None:
         """Add a leaf hash. The size grows only once every subtree the leaf completes is hashed, so a
         reader in another thread (a head being signed) never sees a size whose hashes are not there yet."""
-        index = self._size
-        self._levels[0] += leaf
+        start, tail = self._tail
+        tail += leaf
+        if len(tail) < self._block * HASH_SIZE:
+            self._tail = (start, tail)
+        else:
+            self._push(_levels_over(tail)[-1])
+            self._tail = (start + self._block, b"")
+        self._size += 1
+
+    def _push(self, block_hash: bytes) -> None:
+        """A complete block's hash joins level 0, and every subtree it completes is hashed on up."""
+        index = len(self._levels[0]) // HASH_SIZE
+        self._levels[0] += block_hash
         level = 0
-        while index % 2 == 1:  # this leaf completed a subtree: keep its hash one level up
+        while index % 2 == 1:  # this block completed a subtree: keep its hash one level up
             below = self._levels[level]
             if len(self._levels) == level + 1:
                 self._levels.append(bytearray())
@@ -55,29 +106,56 @@ class MerkleTree:
             self._levels[level + 1] += node_hash(below[at : at + HASH_SIZE], below[at + HASH_SIZE : at + 2 * HASH_SIZE])
             index //= 2
             level += 1
-        self._size += 1
 
     def extend(self, leaves: Sequence[bytes]) -> None:
         """Add many leaf hashes (a store opening): level by level, each new subtree hashed once, as ``append`` would."""
-        self._levels[0] += b"".join(leaves)
+        start, tail = self._tail
+        joined = tail + b"".join(leaves)
+        step = self._block * HASH_SIZE
+        complete = len(joined) // step * step
+        if self._low:
+            self._levels[0] += b"".join(_levels_over(joined[at : at + step])[-1] for at in range(0, complete, step))
+        else:
+            self._levels[0] += joined[:complete]
         level = 0
         while True:
             below = self._levels[level]
             if len(self._levels) == level + 1:
                 self._levels.append(bytearray())
-            done, complete = len(self._levels[level + 1]) // HASH_SIZE, len(below) // (2 * HASH_SIZE)
-            if done == complete:
+            done = len(self._levels[level + 1]) // HASH_SIZE
+            if done == len(below) // (2 * HASH_SIZE):
                 break
-            step = 2 * HASH_SIZE
-            self._levels[level + 1] += b"".join(
-                node_hash(below[at : at + HASH_SIZE], below[at + HASH_SIZE : at + step])
-                for at in range(done * step, complete * step, step)
-            )
+            self._levels[level + 1] += _level_above(below[done * 2 * HASH_SIZE :])
             level += 1
+        self._tail = (start + complete // HASH_SIZE, joined[complete:])
         self._size += len(leaves)
 
     def leaf(self, index: int) -> bytes:
-        return bytes(self._levels[0][index * HASH_SIZE : (index + 1) * HASH_SIZE])
+        self._check_size(index + 1, "index + 1")
+        at = (index % self._block) * HASH_SIZE
+        return self._inside(index >> self._low, index + 1)[0][at : at + HASH_SIZE]
+
+    def _read_block(self, block: int) -> list[bytes]:
+        """The levels inside a complete block, from its leaf hashes as the store holds them."""
+        assert self._stored is not None
+        first = block * self._block
+        leaves = self._stored(first, first + self._block)
+        if len(leaves) != self._block * HASH_SIZE:
+            raise ValueError(
+                f"the store holds {len(leaves) // HASH_SIZE} leaf hashes for entries {first} to {first + self._block - 1}"
+            )
+        return _levels_over(leaves)
+
+    def _inside(self, block: int, end: int) -> list[bytes]:
+        """The levels inside block ``block`` up to entry ``end - 1``: the block being filled from memory, a
+        complete one from the store (or, without one, level 0)."""
+        start, tail = self._tail
+        if block * self._block >= start:
+            return _levels_over(tail[: (end - start) * HASH_SIZE])
+        if self._stored is None:
+            return [bytes(self._levels[0][block * HASH_SIZE : (block + 1) * HASH_SIZE])]
+        levels: list[bytes] = self._complete_block(block)
+        return levels
 
     def _hash(self, start: int, end: int) -> bytes:
         """MTH(D[start:end])."""
@@ -86,8 +164,11 @@ class MerkleTree:
             return EMPTY_ROOT
         if n & (n - 1) == 0 and start % n == 0:
             level = n.bit_length() - 1
-            at = (start >> level) * HASH_SIZE
-            return bytes(self._levels[level][at : at + HASH_SIZE])
+            if level >= self._low:  # whole blocks: kept in memory
+                at = (start >> level) * HASH_SIZE
+                return bytes(self._levels[level - self._low][at : at + HASH_SIZE])
+            at = ((start % self._block) >> level) * HASH_SIZE
+            return self._inside(start >> self._low, end)[level][at : at + HASH_SIZE]
         k = _split(n)
         return node_hash(self._hash(start, start + k), self._hash(start + k, end))
 

@@ -293,6 +293,11 @@ class SqlReads:
     def last_seq(self) -> int:
         return int(self._read("SELECT COALESCE(MAX(seq), 0) FROM events", ())[0][0])
 
+    def leaves(self, start: int, end: int) -> bytes:
+        """The leaf hashes of entries ``start`` to ``end - 1``, one after another: the tree's blocks not kept in memory."""
+        rows = self._read(f"SELECT leaf FROM events WHERE seq > {self.MARK} AND seq <= {self.MARK} ORDER BY seq", (start, end))
+        return b"".join(bytes(leaf) for (leaf,) in rows)
+
     def heads(self) -> list[dict[str, Any]]:
         rows = self._read(f"SELECT {', '.join(HEAD_FIELDS)} FROM heads ORDER BY {self.HEADS_ORDER}", ())
         return [dict(zip(HEAD_FIELDS, row, strict=True)) for row in rows]

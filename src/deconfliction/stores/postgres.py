@@ -129,7 +129,7 @@ class PostgresStore(SqlReads):
             # Streams read the log while writers append: through a connection of their own.
             self._reader = psycopg.connect(url, autocommit=True)
             opened.append(self._reader)
-            self._tree = MerkleTree()
+            self._tree = MerkleTree(stored=self.leaves)
             with self._db.cursor(name="leaves") as cursor, self._db.transaction():
                 cursor.itersize = LOAD_BATCH
                 cursor.execute("SELECT leaf FROM events ORDER BY seq")
@@ -178,31 +178,45 @@ class PostgresStore(SqlReads):
         with self._lock:
             self._open_or_fail()
             rows = rows_for(events, self._last + 1)
-            try:
-                db = self._writer()
-                with db.transaction():
-                    # One writer at a time across every node on the database; readers are not blocked.
-                    db.execute("LOCK TABLE events IN EXCLUSIVE MODE")
-                    row = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
-                    if row is not None and int(row[0]) < self._last:
-                        raise StoreError(
-                            f"the database holds {row[0]} entries, fewer than the {self._last} this node has read: it "
-                            "lost acknowledged writes (a failover to a standby that was behind?). Nothing was written; "
-                            "compare the signed heads (deconflict ledger verify), then restart the nodes"
-                        )
-                    if row is None or int(row[0]) != self._last:
-                        raise Behind(
-                            f"another node wrote first (the log ends at {row[0] if row else '?'}, this node has read "
-                            f"to {self._last}); nothing was written: ask again in a moment"
-                        )
-                    write_rows(db, rows, events)
-                    db.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(rows[-1].seq)))  # sent at commit
-            except psycopg.Error as exc:
-                raise StoreError(f"the store could not take the write: {exc}") from exc
+            for attempt in (1, 2):
+                committing = False
+                try:
+                    db = self._writer()
+                    with db.transaction():
+                        self._write(db, rows, events)
+                        committing = True
+                    break
+                except psycopg.OperationalError as exc:
+                    # A connection cut before the commit was sent (the database restarted, or failed over, since
+                    # the last write) committed nothing: write again on a new one. Cut during the commit, the
+                    # write may have landed: never asked twice, the caller hears the store failed.
+                    if attempt == 1 and self._db.broken and not committing:
+                        continue
+                    raise StoreError(f"the store could not take the write: {exc}") from exc
+                except psycopg.Error as exc:
+                    raise StoreError(f"the store could not take the write: {exc}") from exc
             for r in rows:
                 self._tree.append(r.leaf)
             self._last += len(rows)
         return [r.seq for r in rows]
+
+    def _write(self, db: psycopg.Connection[Any], rows: Sequence[Row], events: Sequence[Event]) -> None:
+        # One writer at a time across every node on the database; readers are not blocked.
+        db.execute("LOCK TABLE events IN EXCLUSIVE MODE")
+        row = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        if row is not None and int(row[0]) < self._last:
+            raise StoreError(
+                f"the database holds {row[0]} entries, fewer than the {self._last} this node has read: it "
+                "lost acknowledged writes (a failover to a standby that was behind?). Nothing was written; "
+                "compare the signed heads (deconflict ledger verify), then restart the nodes"
+            )
+        if row is None or int(row[0]) != self._last:
+            raise Behind(
+                f"another node wrote first (the log ends at {row[0] if row else '?'}, this node has read "
+                f"to {self._last}); nothing was written: ask again in a moment"
+            )
+        write_rows(db, rows, events)
+        db.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(rows[-1].seq)))  # sent at commit
 
     def catch_up(self) -> list[Event]:
         """What other nodes wrote since this node last read, in order; their leaves join this node's tree."""
@@ -295,10 +309,18 @@ class PostgresStore(SqlReads):
         yield from (event_from_row(*row) for row in self._read(query, args))
 
     def _read(self, query: str, args: Sequence[Any]) -> list[Any]:
+        """A read; asked again once on a new connection if the one it used was cut (a failover, a restart of the
+        database: its sessions are terminated and the next use finds out). A read changes nothing, so asking
+        twice is safe; a write is never retried, as it may have committed."""
         try:
             with self._reading:
                 self._open_or_fail()
-                return self._read_connection().execute(query, args).fetchall()
+                try:
+                    return self._read_connection().execute(query, args).fetchall()
+                except psycopg.OperationalError:
+                    if not self._reader.broken:
+                        raise
+                    return self._read_connection().execute(query, args).fetchall()
         except psycopg.Error as exc:
             raise StoreError(f"cannot read the store: {exc}") from exc
 

@@ -7,8 +7,11 @@ entry without its write. The node's signing key lives beside the file (``<db>.ke
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -87,7 +90,7 @@ class SQLiteStore(SqlReads):
             # own transaction half-written).
             self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._reading = threading.Lock()
-            self._tree = MerkleTree()
+            self._tree = MerkleTree(stored=self.leaves)
             leaves = self._db.execute("SELECT leaf FROM events ORDER BY seq")
             while chunk := leaves.fetchmany(HISTORY_PAGE):
                 self._tree.extend([leaf for (leaf,) in chunk])
@@ -131,7 +134,7 @@ class SQLiteStore(SqlReads):
                         self._db.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
-                raise StoreError(f"the store could not take the write: {exc}") from exc
+                raise StoreError(f"the store could not take the write: {self._cause(exc)}") from exc
             for r in rows:
                 self._tree.append(r.leaf)
             self._last += len(rows)
@@ -176,7 +179,19 @@ class SQLiteStore(SqlReads):
                     tuple(head[f] for f in HEAD_FIELDS),
                 )
             except sqlite3.Error as exc:
-                raise StoreError(f"the store could not keep the tree head: {exc}") from exc
+                raise StoreError(f"the store could not keep the tree head: {self._cause(exc)}") from exc
+
+    def _cause(self, exc: sqlite3.Error) -> str:
+        """What stopped a write. SQLite says only "disk I/O error" when the kernel has made the disk read-only
+        (a failing disk, ``errors=remount-ro``), and the mount still says rw; writing a file beside the store
+        tells, and an operator needs to know."""
+        try:
+            with tempfile.TemporaryFile(dir=Path(self.path).parent):
+                pass
+        except OSError as probe:
+            if probe.errno == errno.EROFS:
+                return f"the file system holding {self.path} has turned read-only; repair it, then restart the node ({exc})"
+        return str(exc)
 
     def signing_key(self, create: bool = True) -> Ed25519PrivateKey:
         """The key in ``<db>.key`` (PKCS#8 PEM, readable by the owner only), made on first use unless ``create`` is False."""
@@ -191,13 +206,36 @@ class SQLiteStore(SqlReads):
                 return key
             key = new_signing_key()
             pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(pem)
-            return key
+            _write_durably(path, pem)
+            return self.signing_key(create=False)  # another process may have made it first: theirs is the key
         except (OSError, ValueError) as exc:
             raise StoreError(f"cannot read or make the signing key {path}: {exc}") from exc
 
     def close(self) -> None:
         self._reader.close()
         self._db.close()
+
+
+def _write_durably(path: Path, content: bytes) -> None:
+    """Make ``path`` whole or not at all, on the disk before it is used, and never over one that exists.
+
+    The key signs heads that are handed out: a key lost with the page cache (a power cut, a disk that
+    turned read-only) would leave heads nobody can check again. So: write a file of its own, fsync it,
+    link it in place (which fails if another process got there first), fsync the folder.
+    """
+    draft = path.with_name(f"{path.name}.{os.getpid()}.draft")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+    finally:
+        draft.unlink(missing_ok=True)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
