@@ -11,15 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 FUZZ = ROOT / "tests" / "fuzz"
 RUNS = 30_000
 
 
 def test_atheris_finds_no_text_the_parser_misreads(tmp_path: Path) -> None:
-    pytest.importorskip("atheris")
     corpus = tmp_path / "corpus"  # libFuzzer writes what it learns to the first folder: not the seeds'
     shutil.copytree(FUZZ / "seeds", corpus)
     fuzzed = subprocess.run(
