@@ -326,7 +326,10 @@ def to_mgrs(point: LatLon) -> str | None:
     """MGRS at 1 m precision with the usual spaces, or None where MGRS is undefined."""
     try:
         ref = _MGRS.toMGRS(point.lat, point.lon, MGRSPrecision=5)
-    except Exception:  # mgrs cannot format the poles' edge cases; the read-back says so
+        # Within a centimetre south of the equator mgrs rounds the northing up to 10,000 km and writes a
+        # reference it cannot read itself (atheris found it; tests/fuzz): no MGRS is better than that one.
+        _MGRS.toLatLon(ref)
+    except Exception:  # mgrs cannot format the poles' edge cases either; the read-back says so
         return None
     head = 3 if ref[:2].isdigit() else 1  # UPS references have no zone number
     return f"{ref[:head]} {ref[head : head + 2]} {ref[head + 2 : -5]} {ref[-5:]}"
