@@ -77,6 +77,9 @@ class MerkleTree:
         self._tail: tuple[int, bytes] = (0, b"")
         self._size = 0
         self._complete_block = functools.lru_cache(maxsize=32)(self._read_block)
+        # The levels over the ``count`` leaves of the block being filled, which starts at ``start``: a root
+        # assembles several subtrees of it, and would otherwise hash its leaves once for each.
+        self._tail_levels: tuple[tuple[int, int], list[bytes]] = ((0, 0), [b""])
 
     def __len__(self) -> int:
         return self._size
@@ -132,8 +135,12 @@ class MerkleTree:
 
     def leaf(self, index: int) -> bytes:
         self._check_size(index + 1, "index + 1")
+        start, tail = self._tail
+        if index >= start:  # in the block being filled: no level to hash
+            at = (index - start) * HASH_SIZE
+            return tail[at : at + HASH_SIZE]
         at = (index % self._block) * HASH_SIZE
-        return self._inside(index >> self._low, index + 1)[0][at : at + HASH_SIZE]
+        return self._inside(index >> self._low)[0][at : at + HASH_SIZE]
 
     def _read_block(self, block: int) -> list[bytes]:
         """The levels inside a complete block, from its leaf hashes as the store holds them."""
@@ -146,16 +153,23 @@ class MerkleTree:
             )
         return _levels_over(leaves)
 
-    def _inside(self, block: int, end: int) -> list[bytes]:
-        """The levels inside block ``block`` up to entry ``end - 1``: the block being filled from memory, a
-        complete one from the store (or, without one, level 0)."""
+    def _inside(self, block: int) -> list[bytes]:
+        """The levels inside block ``block``: the block being filled from memory (as far as it goes), a complete
+        one from the store (or, without one, level 0)."""
         start, tail = self._tail
         if block * self._block >= start:
-            return _levels_over(tail[: (end - start) * HASH_SIZE])
+            # Over every leaf held, not just up to ``end``: more leaves change no complete subtree before them, so
+            # each subtree a root or proof asks for comes from one hashing. Entries never change, so (start,
+            # count) names the same leaves for ever; the pair is replaced whole.
+            key, levels = self._tail_levels
+            if key != (start, len(tail)):
+                levels = _levels_over(tail)
+                self._tail_levels = ((start, len(tail)), levels)
+            return levels
         if self._stored is None:
             return [bytes(self._levels[0][block * HASH_SIZE : (block + 1) * HASH_SIZE])]
-        levels: list[bytes] = self._complete_block(block)
-        return levels
+        complete: list[bytes] = self._complete_block(block)
+        return complete
 
     def _hash(self, start: int, end: int) -> bytes:
         """MTH(D[start:end])."""
@@ -168,7 +182,7 @@ class MerkleTree:
                 at = (start >> level) * HASH_SIZE
                 return bytes(self._levels[level - self._low][at : at + HASH_SIZE])
             at = ((start % self._block) >> level) * HASH_SIZE
-            return self._inside(start >> self._low, end)[level][at : at + HASH_SIZE]
+            return self._inside(start >> self._low)[level][at : at + HASH_SIZE]
         k = _split(n)
         return node_hash(self._hash(start, start + k), self._hash(start + k, end))
 
