@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -103,6 +104,7 @@ class BodyLimit:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             exc = self._refusal(f"{int(declared)} bytes")
+            log_refusal(HTTPConnection(scope), exc)  # answered here, before the app: logged as the app's refusals are
             await JSONResponse({"error": exc.to_dict()}, status_code=exc.status)(scope, receive, send)
             return
         seen = 0

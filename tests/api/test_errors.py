@@ -8,6 +8,7 @@ refusal changes nothing, and each case checks that the picture version did not m
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -461,14 +462,19 @@ def _raw_post(api: Api, path: str, content: Any) -> Any:
     return api.client.post(path, content=content, headers=headers)
 
 
-def test_errors_a_body_past_the_limit_is_413_and_changes_nothing(shared: Api) -> None:
-    """By its Content-Length, and when it streams in without one (chunked): refused before the rest is read."""
+def test_errors_a_body_past_the_limit_is_413_and_changes_nothing(shared: Api, caplog: pytest.LogCaptureFixture) -> None:
+    """By its Content-Length, and when it streams in without one (chunked): refused before the rest is read, and
+    logged as a warning either way."""
+    caplog.set_level(logging.INFO, logger="deconfliction")
     version = shared.version()
     huge = b'{"id": "x", "kind": "unit", "name": "' + b"a" * (9 * 2**20) + b'"}'
     refusal(_raw_post(shared, "/v1/assets", huge), 413, "too_large")
     chunks = (b"[" if i == 0 else b'"' + b"a" * 2**20 + b'",' for i in range(10))
     assert "at most 8388608 bytes" in refusal(_raw_post(shared, "/v1/reports", chunks), 413, "too_large")["message"]
     assert shared.version() == version
+    logged = [r for r in caplog.records if "413 too_large" in r.getMessage()]
+    assert [r.levelno for r in logged] == [logging.WARNING] * 2
+    assert logged[0].getMessage().startswith("refused POST /v1/assets from ")
 
 
 @pytest.mark.parametrize("path", ["/v1/assets", "/v1/reports", "/v1/zones", "/v1/checks"])
