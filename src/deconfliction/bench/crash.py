@@ -22,7 +22,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -33,13 +32,12 @@ from typing import Any
 
 import httpx
 
-from deconfliction.bench.ours import free_port, wait_until_serving
+from deconfliction.bench.ours import DECONFLICT, free_port, start_serving
 from deconfliction.model import Role
 from deconfliction.service import ROOT, Caller, Service
 from deconfliction.stores import open_store
 
 PARTIES = ("alfa", "bravo")
-DECONFLICT = Path(sys.executable).parent / "deconflict"
 
 
 @dataclass
@@ -70,17 +68,11 @@ def prepare(db: str) -> dict[str, str]:
 
 
 def start_server(db: str, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DECONFLICT_CHECK_RATE_PER_MIN": "0"}
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [str(DECONFLICT), "serve", "--db", db, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env
-        )
+    """The server on the store; one that does not come back after a kill breaks the campaign's promise."""
     try:
-        wait_until_serving(f"http://127.0.0.1:{port}", process, 120)
+        return start_serving(db, port, log)
     except RuntimeError as exc:
-        process.kill()
-        raise BrokenPromise(f"{exc}; see {log}") from exc
-    return process
+        raise BrokenPromise(str(exc)) from exc
 
 
 def _client(url: str, party: str, token: str, unit: str, stop: threading.Event, acked: Acknowledged) -> None:

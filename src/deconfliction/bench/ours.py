@@ -212,11 +212,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def rss_kib(pid: int) -> int:
+def proc_status(pid: int, name: str) -> int:
+    """A number from ``/proc/PID/status`` (``VmRSS`` in KiB, ``Threads``, ...); 0 if it is not there."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{name}:"):
             return int(line.split()[1])
     return 0
+
+
+def rss_kib(pid: int) -> int:
+    return proc_status(pid, "VmRSS")
 
 
 def wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
@@ -233,13 +238,37 @@ def wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout_s: fl
         time.sleep(0.05)
 
 
+DECONFLICT = Path(sys.executable).parent / "deconflict"
+LOAD_ENV = {"DECONFLICT_CHECK_RATE_PER_MIN": "0"}
+"""A load test is not a party: no check budget."""
+
+
+def start_serving(db: str, port: int, log: Path, timeout_s: float = 120.0) -> subprocess.Popen[bytes]:
+    """``deconflict serve`` on ``db`` at ``port``, its output added to ``log``, once it answers; RuntimeError if it
+    does not (the process is killed)."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [str(DECONFLICT), "serve", "--db", db, "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **LOAD_ENV},
+        )
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}", process, timeout_s)
+    except RuntimeError as exc:
+        process.kill()
+        process.wait(timeout=30)
+        raise RuntimeError(f"{exc}; see {log}") from exc
+    return process
+
+
 @contextmanager
 def server(path: Path, timeout_s: float = 600.0) -> Iterator[dict[str, Any]]:
     """``deconflict serve`` on the store, on a free loopback port; yields url, pid, start-up seconds, RSS."""
     port = free_port()
-    command = [str(Path(sys.executable).parent / "deconflict"), "serve", "--db", str(path), "--port", str(port)]
+    command = [str(DECONFLICT), "serve", "--db", str(path), "--port", str(port)]
     started = time.perf_counter()
-    env = {**os.environ, "DECONFLICT_CHECK_RATE_PER_MIN": "0"}  # wrk is a load test, not a party: no budget
+    env = {**os.environ, **LOAD_ENV}
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
     url = f"http://127.0.0.1:{port}"
     try:

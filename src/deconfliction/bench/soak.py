@@ -28,8 +28,6 @@ import os
 import random
 import sqlite3
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -41,14 +39,13 @@ from typing import Any
 
 import httpx
 
-from deconfliction.bench.ours import free_port, rss_kib, wait_until_serving
+from deconfliction.bench.ours import free_port, proc_status, rss_kib, start_serving
 from deconfliction.bench.servers import stop_process
 from deconfliction.demo import TERRITORIES, load_demo
 from deconfliction.model import CheckKind, Role
 from deconfliction.service import Caller, Service
 from deconfliction.stores import open_store
 
-DECONFLICT = Path(sys.executable).parent / "deconflict"
 FORCES = ("alfa", "bravo")
 GOAL_P99_MS = 20.0  # issue 3's goal for checks over HTTP
 CHANGE_BYTES = 56
@@ -223,13 +220,6 @@ def _descriptors(pid: int) -> tuple[int, int]:
     return fds, sockets
 
 
-def _threads(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("Threads:"):
-            return int(line.split()[1])
-    return 0
-
-
 def _entries(db: str) -> int:
     """The record's length, read beside the server (a read-only connection; WAL lets it read while the server writes)."""
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as store:
@@ -261,7 +251,7 @@ def _sample(started: float, pid: int, db: str, window: Window, window_s: float) 
         "rss_mib": round(rss_kib(pid) / 1024, 1),
         "fds": fds,
         "sockets": sockets,
-        "threads": _threads(pid),
+        "threads": proc_status(pid, "Threads"),
         "entries": _entries(db),
         "wal_mib": round(_size(db + "-wal") / 2**20, 1),  # a WAL that never shrinks: a reader holding checkpoints off
         "reports": window.reports,
@@ -295,15 +285,9 @@ def run_soak(plan: Plan, progress: Callable[[dict[str, Any]], None] | None = Non
         db = str(Path(tmp) / "soak.db")
         tokens = prepare(db, plan.units)
         port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "DECONFLICT_CHECK_RATE_PER_MIN": "0"}  # a soak is load, not a party's budget
-        with (Path(tmp) / "server.log").open("ab") as log:
-            server = subprocess.Popen(
-                [str(DECONFLICT), "serve", "--db", db, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
-            )
+        server = start_serving(db, port, Path(tmp) / "server.log")
         try:
-            wait_until_serving(url, server, 120)
-            return _soak(plan, url, db, server.pid, tokens, progress)
+            return _soak(plan, f"http://127.0.0.1:{port}", db, server.pid, tokens, progress)
         finally:
             stop_process(server)
 
