@@ -227,14 +227,15 @@ def _parse_mgrs(m: re.Match[str], field: str) -> ParsedPosition:
         p = _utm_reading(zone, south, centre_e + (fx - 0.5) * precision_m, centre_n + (fy - 0.5) * precision_m)
         names.append(_MGRS.toMGRS(p.lat, p.lon, MGRSPrecision=5))
         if names[-1].startswith(prefix):
-            return ParsedPosition(_checked(point.lat, point.lon, field), "mgrs", precision_m=precision_m * math.sqrt(2) / 2)
-    if _touches_its_zone(ref, zone, band, point, len(e)):
-        return ParsedPosition(_checked(point.lat, point.lon, field), "mgrs", precision_m=precision_m * math.sqrt(2) / 2)
-    raise InvalidPosition(
-        f"MGRS {m[0]!r} is not a valid reference: that easting and northing lie in "
-        f"{names[0][:3]} {names[0][3:5]}, not {zone}{band} {square}",
-        field=field,
-    )
+            break
+    else:
+        if not _touches_its_zone(ref, zone, band, point, len(e)):
+            raise InvalidPosition(
+                f"MGRS {m[0]!r} is not a valid reference: that easting and northing lie in "
+                f"{names[0][:3]} {names[0][3:5]}, not {zone}{band} {square}",
+                field=field,
+            )
+    return ParsedPosition(_checked(point.lat, point.lon, field), "mgrs", precision_m=precision_m * math.sqrt(2) / 2)
 
 
 @functools.lru_cache(maxsize=128)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import logging
 import re
 import secrets
 import threading
@@ -95,7 +94,6 @@ from deconfliction.settings import Settings
 from deconfliction.stores import MemoryStore, Store
 from deconfliction.stores.base import sealed_parts
 
-log = logging.getLogger("deconfliction.service")
 MAX_UNCERTAINTY_M = 100_000.0
 _HOW = re.compile(r"^[a-z](-[a-z0-9]+)*$")
 MAX_RADIUS_M = 200_000.0
@@ -362,11 +360,12 @@ class Service:
         if caller.role is not Role.ADMIN:
             raise Forbidden(f"only an admin may revoke a token; this token's role is {caller.role.value}")
         token = _fields(body, "", ("token",), ("token",))["token"]
-        held = self._tokens.get(hash_token(str(token))) if isinstance(token, str) else None
+        digest = hash_token(token) if isinstance(token, str) else None
+        held = None if digest is None else self._tokens.get(digest)
         if held is None:
             raise NotFound("this service holds no such token (revoked already, or never made)", field="token")
         self.require_admin(caller, held.party)
-        data = {"hash": hash_token(token), "party": held.party, "role": held.role.value}
+        data = {"hash": digest, "party": held.party, "role": held.role.value}
         with self._writing:
             self._commit([Event("token.revoked", self.clock.now(), caller.party, data)])
         return {"revoked": True, "party": held.party, "role": held.role.value}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 from deconfliction.errors import InvalidPosition
-from deconfliction.geo import LatLon, ParsedPosition, geodesic_m, parse_position, to_mgrs
+from deconfliction.geo import ParsedPosition, geodesic_m, parse_position, to_mgrs
 
 MGRS_READ_BACK_M = 1.5  # a 1 m MGRS square's centre is at most 0.71 m from any point in it, plus rounding
 
@@ -43,7 +43,3 @@ def holds_for(text: str) -> ParsedPosition | None:
         else:
             assert geodesic_m(again, point) < MGRS_READ_BACK_M, f"{text!r} reads back as MGRS {reference!r}, elsewhere"
     return parsed
-
-
-def same_place(a: LatLon, b: LatLon) -> bool:
-    return geodesic_m(a, b) < 0.01
