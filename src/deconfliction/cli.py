@@ -108,6 +108,11 @@ def _local(db: str, party: str | None) -> LocalClient:
 
 
 SHUTDOWN_GRACE_S = 5
+KEEP_ALIVE_S = 75
+"""How long an idle connection is kept open. uvicorn's 5 s loses a request from any client that reuses a
+connection every 5 s or so (a console polling, a device reporting): it arrives as the server closes the
+connection, and gets no answer (the soak test caught it). 75 s, as nginx, is longer than a load
+balancer's usual idle timeout (60 s), so the balancer, not the node, closes first."""
 
 
 @app.command()
@@ -157,7 +162,9 @@ def _serve(service: Service, host: str, port: int, tak: Sequence[Listener] = ())
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     # Event streams never end by themselves: on shutdown, give open requests a few seconds, then close them.
     app = create_app(service, tak)
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+    uvicorn.run(
+        app, host=host, port=port, log_level="info", timeout_keep_alive=KEEP_ALIVE_S, timeout_graceful_shutdown=SHUTDOWN_GRACE_S
+    )
 
 
 def _settings(**flags: Any) -> Settings:
