@@ -107,6 +107,8 @@ LOOK_MARGIN = 1.01
 """A look with a kind widens its box by the buffer and this much more: a little over the engine's safety factor."""
 LOOK_LIMIT = 5000
 """Most assets a look at an area lists (``truncated`` says when there were more)."""
+_MOVES = ("report.accepted", "position.withdrawn", "asset.withdrawn")
+"""Events after which an asset is elsewhere or nowhere: the probe watch forgets what askers learnt of it."""
 EVENT_PAGE = 1000
 LEDGER_PAGE = 1000
 """Most entries one ledger read returns; ``next`` says where to go on."""
@@ -235,6 +237,10 @@ class Service:
             self._tokens.pop(event.data["hash"], None)
         else:
             ev.apply(self.picture, event)
+            if event.type in _MOVES:
+                key = (event.data["party"], event.data["asset" if event.type == "report.accepted" else "id"])
+                report = self.picture.reports.get(key)
+                self.probes.moved(*key, None if report is None else report.point)
 
     def _commit(self, events: Sequence[Event]) -> list[int]:
         """Append durably, then apply, then wake the event streams; the caller holds the writing lock."""
@@ -512,6 +518,7 @@ class Service:
                 with self._reading:
                     for report, seq in zip(reports[start : start + APPLY_CHUNK], seqs[start:], strict=False):
                         self.picture.put_report(report, seq)
+                        self.probes.moved(report.party, report.asset, report.point)
             self.feed.publish()
             if not read_back:
                 return []

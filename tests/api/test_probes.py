@@ -168,6 +168,19 @@ def test_narrowing_alone_is_noticed_before_a_kilometre() -> None:
     assert probe["narrowed_to_m"] < 2000.0
 
 
+def test_what_was_learnt_of_a_post_is_forgotten_when_it_moves_not_when_it_reports_in_place() -> None:
+    service, clock, bravo = _quiet_service()
+    alfa = service.authenticate(service.create_token(ROOT, "alfa", "liaison"))
+    service.check(bravo, {"position": where(POST), "kind": "fires"})
+    assert len(service.probes) == 1, "bravo's check near the hidden post starts a trail"
+    clock.advance_to(clock.now() + timedelta(minutes=5))
+    service.report(alfa, {"asset": "post", "position": where(POST), "time": iso(clock.now())})
+    assert len(service.probes) == 1, "reported where it was: what bravo learnt still holds"
+    clock.advance_to(clock.now() + timedelta(minutes=5))
+    service.report(alfa, {"asset": "post", "position": where(LatLon(34.60, 71.10)), "time": iso(clock.now())})
+    assert len(service.probes) == 0, "moved: forgotten at once, not after the window"
+
+
 def _route(start: LatLon, bearing_deg: float, km: float, every_m: float) -> list[LatLon]:
     plane = LocalPlane(start)
     out = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from shapely.geometry import Point
+from shapely.geometry import LineString, Point
 
 from deconfliction.engine.probes import MAX_REMEMBERED, ProbeWatch, Sighting
 from deconfliction.geo import LatLon
@@ -75,10 +75,10 @@ def test_trails_idle_for_a_window_are_forgotten_and_what_is_kept_is_bounded() ->
     """A node runs for months: what it remembers of askers' checks must not grow with them."""
     watch = ProbeWatch(alarm_m=1.0, checks=10_000, window_s=3600)
     watch.observe([seen(3000.0, float(i % 3000), hit=False, at_s=i) for i in range(5000)])
-    (trail,) = watch._trails.values()
-    assert len(trail.recent) == MAX_REMEMBERED and len(trail.misses) == MAX_REMEMBERED
+    ((trail,),) = (trails.values() for trails in watch._trails.values())
+    assert len(trail.recent_at) == MAX_REMEMBERED and len(trail.missed_points) == 3 * MAX_REMEMBERED
     watch.observe([seen(3000.0, 1.0, hit=False, at_s=9000)])  # much later: the checks of an hour before it are gone
-    assert len(trail.recent) == 1
+    assert len(trail.recent_at) == 1
     watch.take_due(T0 + timedelta(seconds=9000 + 3500))
     assert len(watch) == 1, "checked near within the window: kept"
     watch.take_due(T0 + timedelta(seconds=9000 + 3500 + 301))  # looked for again a twelfth of a window on
@@ -91,3 +91,30 @@ def test_a_unit_that_moved_starts_a_new_trail() -> None:
     assert watch.observe([seen(1200.0, 0.0, hit=True)]) == []
     moved = LatLon(34.7, 71.2)
     assert watch.observe([seen(-1200.0, 0.0, hit=True, at_s=60, point=moved)]) == []
+
+
+def test_a_unit_reported_elsewhere_is_forgotten_at_once_and_one_reported_in_place_is_not() -> None:
+    """A node would otherwise keep what was learnt of every unit that ever moved for a whole window."""
+    watch = ProbeWatch(alarm_m=2000.0, checks=20, window_s=3600)
+    watch.observe([seen(1200.0, 0.0, hit=True)])
+    watch.moved("alfa", "post", POST)
+    assert len(watch) == 1, "reported where it was: what the asker learnt still holds"
+    watch.moved("alfa", "post", LatLon(34.7, 71.2))
+    assert len(watch) == 0
+    watch.observe([seen(1200.0, 0.0, hit=True)])
+    watch.moved("alfa", "post", None)
+    assert len(watch) == 0, "withdrawn: nothing to keep"
+
+
+def test_misses_of_any_shape_narrow_the_first_hit() -> None:
+    """Misses are kept compactly (a point check as numbers); a line's miss counts as a point's does."""
+    line = LineString([(-500.0, 800.0), (500.0, 800.0)])
+    miss = Sighting("bravo", "alfa", "post", "site", "Post", POST, T0, False, line, REACH, 800.0, True, (1, 2, 3))
+    points = [seen(x, y, hit=False, at_s=i) for i, (x, y) in enumerate([(1800.0, -1000.0), (-1800.0, -1000.0), (0.0, -3000.0)])]
+    watch = ProbeWatch(alarm_m=2000.0, checks=20, window_s=3600)
+    assert watch.observe([miss, *points]) == []
+    (probe,) = watch.observe([seen(0.0, -1000.0, hit=True, at_s=5)])
+    assert probe.narrowed_to_m is not None and probe.narrowed_to_m < 0.75 * 2 * REACH
+    without_line = ProbeWatch(alarm_m=2000.0, checks=20, window_s=3600)
+    without_line.observe(points)
+    assert without_line.observe([seen(0.0, -1000.0, hit=True, at_s=5)]) == [], "the line's miss is what narrowed it"

@@ -29,6 +29,7 @@ distance band by its owner's choice. Hidden zones are not watched yet.
 from __future__ import annotations
 
 import threading
+from array import array
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -79,10 +80,6 @@ class Sighting:
     def told(self) -> BaseGeometry:
         # The asker may draw the region around its own geometry: on the asset's plane it is the same region.
         return geo_buffered(self.shape, self.reach_m)
-
-    def may_meet(self, other: Sighting) -> bool:
-        """Whether the two regions can overlap at all (cheap: shapes and reaches only)."""
-        return float(self.shape.distance(other.shape)) <= self.reach_m + other.reach_m
 
 
 def sightings(picture: Picture, query: CheckQuery, buffer_m: float, near_m: float, at: datetime) -> list[Sighting]:
@@ -161,51 +158,91 @@ class Probe:
 
 @dataclass(slots=True)
 class _Trail:
-    """One asker's checks around one asset at one position."""
+    """One asker's checks around one asset at one position, kept compact: a node keeps one per asker and
+    hidden asset checked near, for a whole window (hours), so each remembered check is a few numbers."""
 
     point: LatLon
     first_at: datetime
     last_at: datetime
     consistent: BaseGeometry | None = None  # where the asset may be, given the hits and misses; None before a hit
-    misses: deque[Sighting] = field(default_factory=lambda: deque(maxlen=MAX_REMEMBERED))  # before the first hit
+    # Misses before the first hit, as the regions they told: a point check's as x, y, reach (the most
+    # common, and a shapely point per miss costs ten times the memory), any other shape as itself.
+    missed_points: array[float] = field(default_factory=lambda: array("d"))
+    missed_shapes: deque[tuple[BaseGeometry, float]] = field(default_factory=lambda: deque(maxlen=MAX_REMEMBERED))
     hits: int = 0
     single_m: float = float("inf")  # the narrowest one answer placed the asset in
     closest_m: float = float("inf")
-    recent: deque[tuple[datetime, tuple[float, float, float]]] = field(default_factory=lambda: deque(maxlen=MAX_REMEMBERED))
+    # The near checks in the window: when (POSIX seconds) and where (the place's hash: a collision, one in
+    # 2**64, would count two checks as one).
+    recent_at: array[float] = field(default_factory=lambda: array("d"))
+    recent_place: array[int] = field(default_factory=lambda: array("q"))
     reported_width_m: float = float("inf")
     reported_checks: int = 0
 
     def take(self, s: Sighting, window: timedelta) -> None:
         self.last_at = max(self.last_at, s.at)
         self.closest_m = min(self.closest_m, s.distance_m)
-        while self.recent and self.recent[0][0] < s.at - window:
-            self.recent.popleft()  # counted only within the window: older ones would only take memory
         if s.near:
-            self.recent.append((s.at, s.place))
+            self._remember(s.at.timestamp(), hash(s.place), (s.at - window).timestamp())
         if s.hit:
             told = s.told()
             self.hits += 1
             self.single_m = min(self.single_m, _width(told))
             if self.consistent is None:
                 # The misses so far count from the first hit on: before it, they placed nothing.
-                excluded = [m.told() for m in self.misses if m.may_meet(s)]
+                excluded = self._missed_near(s)
                 self.consistent = told.difference(shapely.union_all(excluded)) if excluded else told
-                self.misses.clear()
+                del self.missed_points[:]
+                self.missed_shapes.clear()
             else:
                 self.consistent = self.consistent.intersection(told)
             if self.consistent.is_empty:  # answers that contradict each other: the asset changed; start from this one
                 self.consistent = told
         elif self.consistent is None:
-            self.misses.append(s)
+            self._miss(s)
         elif float(s.shape.distance(self.consistent)) <= s.reach_m:
             narrower = self.consistent.difference(s.told())
             self.consistent = narrower if not narrower.is_empty else self.consistent
 
+    def _remember(self, at: float, place: int, horizon: float) -> None:
+        """Add a near check; drop those older than the window (they no longer count) and past the bound."""
+        old = 0
+        while old < len(self.recent_at) and self.recent_at[old] < horizon:
+            old += 1
+        old = max(old, len(self.recent_at) + 1 - MAX_REMEMBERED)
+        del self.recent_at[:old], self.recent_place[:old]
+        self.recent_at.append(at)
+        self.recent_place.append(place)
+
+    def _miss(self, s: Sighting) -> None:
+        if isinstance(s.shape, Point):
+            if len(self.missed_points) >= 3 * MAX_REMEMBERED:
+                del self.missed_points[:3]
+            self.missed_points.extend((s.shape.x, s.shape.y, s.reach_m))
+        else:
+            self.missed_shapes.append((s.shape, s.reach_m))
+
+    def _missed_near(self, hit: Sighting) -> list[BaseGeometry]:
+        """The regions the misses told that can overlap ``hit``'s (cheap: shapes and reaches first)."""
+        regions = [geo_buffered(shape, reach) for shape, reach in self.missed_shapes if _may_meet(shape, reach, hit)]
+        if self.missed_points:
+            xyr = np.frombuffer(self.missed_points, dtype=float).reshape(-1, 3)
+            points = shapely.points(xyr[:, :2])
+            meet = shapely.distance(points, hit.shape) <= xyr[:, 2] + hit.reach_m
+            regions += [geo_buffered(point, reach) for point, reach in zip(points[meet], xyr[meet, 2].tolist(), strict=True)]
+        return regions
+
     def checks_since(self, start: datetime) -> int:
-        return len({place for at, place in self.recent if at >= start})
+        since = start.timestamp()
+        return len({place for at, place in zip(self.recent_at, self.recent_place, strict=True) if at >= since})
 
     def width_m(self) -> float | None:
         return None if self.consistent is None else _width(self.consistent)
+
+
+def _may_meet(shape: BaseGeometry, reach_m: float, other: Sighting) -> bool:
+    """Whether two told regions can overlap at all (cheap: shapes and reaches only)."""
+    return float(shape.distance(other.shape)) <= reach_m + other.reach_m
 
 
 def _width(region: BaseGeometry) -> float:
@@ -223,7 +260,7 @@ class ProbeWatch:
         self.alarm_m = alarm_m
         self.checks = checks
         self.window = timedelta(seconds=window_s)
-        self._trails: dict[tuple[str, str, str], _Trail] = {}
+        self._trails: dict[tuple[str, str], dict[str, _Trail]] = {}  # (owner, asset) -> asker -> trail
         self._due: list[Probe] = []
         self._lock = threading.Lock()
         self._swept: datetime | None = None
@@ -233,10 +270,10 @@ class ProbeWatch:
         probes = []
         with self._lock:
             for s in seen:
-                key = (s.asker, s.owner, s.asset)
-                trail = self._trails.get(key)
+                trails = self._trails.setdefault((s.owner, s.asset), {})
+                trail = trails.get(s.asker)
                 if trail is None or trail.point != s.point:  # the asset moved: what was learnt of it is old
-                    trail = self._trails[key] = _Trail(s.point, s.at, s.at)
+                    trail = trails[s.asker] = _Trail(s.point, s.at, s.at)
                 trail.take(s, self.window)
                 probe = self._judge(s, trail)
                 if probe is not None:
@@ -251,14 +288,25 @@ class ProbeWatch:
             due, self._due = self._due, []
             if self._swept is None or now - self._swept > self.window / 12:
                 self._swept = now
-                idle = [key for key, trail in self._trails.items() if trail.last_at < now - self.window]
-                for key in idle:
-                    del self._trails[key]
+                for asset, trails in list(self._trails.items()):
+                    for asker in [asker for asker, trail in trails.items() if trail.last_at < now - self.window]:
+                        del trails[asker]
+                    if not trails:
+                        del self._trails[asset]
         return due
+
+    def moved(self, owner: str, asset: str, point: LatLon | None) -> None:
+        """``owner``'s ``asset`` is now at ``point`` (None: no longer placed): if it moved, what askers learnt
+        of where it was is old, and forgotten now rather than when it is next checked near (a node would
+        otherwise keep the trails of every unit that ever moved for a whole window)."""
+        with self._lock:
+            trails = self._trails.get((owner, asset))
+            if trails and (point is None or any(trail.point != point for trail in trails.values())):
+                del self._trails[(owner, asset)]
 
     def __len__(self) -> int:
         """Trails kept: one per asking party and asset it has checked near."""
-        return len(self._trails)
+        return sum(len(trails) for trails in self._trails.values())
 
     def _judge(self, s: Sighting, trail: _Trail) -> Probe | None:
         signs = []
