@@ -63,6 +63,18 @@ CREATE TABLE IF NOT EXISTS heads (
 );
 """
 
+CHECKPOINT_PAGES = 4000
+"""WAL pages (4 KiB) after which the commit that crosses them copies the WAL into the database (SQLite's default: 1,000).
+
+That commit, and every write queued behind it (checks included), waits for the copy and the database
+file's sync, and the copy's writes slow the WAL syncs of the commits around it. A hot page (the log's
+last leaf, the ``latest`` table) is copied once per checkpoint however often it changed, so fewer,
+larger checkpoints write less. In short soaks (about 200 commits a second) SQLite's 1,000 pages gave
+checks a p99 of 144-175 ms, 4,000 gave 78-159 ms (noisy; no checkpoints at all, 42 ms), for a WAL of
+16 MiB. A checkpoint on a thread of its own does not keep the WAL bounded under steady writes: it
+never finds the WAL all copied, so the writer never starts it over (298 MiB in 3 minutes).
+"""
+
 
 class SQLiteStore(SqlReads):
     """``SQLiteStore("picture.db")``: the event log in one file.
@@ -82,6 +94,7 @@ class SQLiteStore(SqlReads):
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
             self._check_schema()
             self._db.executescript(_SCHEMA)
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
