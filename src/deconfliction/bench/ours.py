@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import shapely
@@ -243,16 +243,18 @@ LOAD_ENV = {"DECONFLICT_CHECK_RATE_PER_MIN": "0"}
 """A load test is not a party: no check budget."""
 
 
+def _spawn_serving(db: str, port: int, out: IO[bytes] | int, new_session: bool = False) -> subprocess.Popen[bytes]:
+    """``deconflict serve`` on ``db`` at ``port`` as a load test runs it, its output (both streams) to ``out``."""
+    command = [str(DECONFLICT), "serve", "--db", db, "--port", str(port)]
+    env = {**os.environ, **LOAD_ENV}
+    return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=new_session, env=env)
+
+
 def start_serving(db: str, port: int, log: Path, timeout_s: float = 120.0) -> subprocess.Popen[bytes]:
     """``deconflict serve`` on ``db`` at ``port``, its output added to ``log``, once it answers; RuntimeError if it
     does not (the process is killed)."""
     with log.open("ab") as out:
-        process = subprocess.Popen(
-            [str(DECONFLICT), "serve", "--db", db, "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **LOAD_ENV},
-        )
+        process = _spawn_serving(db, port, out)
     try:
         wait_until_serving(f"http://127.0.0.1:{port}", process, timeout_s)
     except RuntimeError as exc:
@@ -266,10 +268,8 @@ def start_serving(db: str, port: int, log: Path, timeout_s: float = 120.0) -> su
 def server(path: Path, timeout_s: float = 600.0) -> Iterator[dict[str, Any]]:
     """``deconflict serve`` on the store, on a free loopback port; yields url, pid, start-up seconds, RSS."""
     port = free_port()
-    command = [str(DECONFLICT), "serve", "--db", str(path), "--port", str(port)]
     started = time.perf_counter()
-    env = {**os.environ, **LOAD_ENV}
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
+    process = _spawn_serving(str(path), port, subprocess.DEVNULL, new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(url, process, timeout_s)
