@@ -165,6 +165,7 @@ class _Trail:
     first_at: datetime
     last_at: datetime
     consistent: BaseGeometry | None = None  # where the asset may be, given the hits and misses; None before a hit
+    width: float | None = None  # consistent's width, kept with it: judged on every sighting, changed by few
     # Misses before the first hit, as the regions they told: a point check's as x, y, reach (the most
     # common, and a shapely point per miss costs ten times the memory), any other shape as itself.
     missed_points: array[float] = field(default_factory=lambda: array("d"))
@@ -191,18 +192,23 @@ class _Trail:
             if self.consistent is None:
                 # The misses so far count from the first hit on: before it, they placed nothing.
                 excluded = self._missed_near(s)
-                self.consistent = told.difference(shapely.union_all(excluded)) if excluded else told
+                region = told.difference(shapely.union_all(excluded)) if excluded else told
                 del self.missed_points[:]
                 self.missed_shapes.clear()
             else:
-                self.consistent = self.consistent.intersection(told)
-            if self.consistent.is_empty:  # answers that contradict each other: the asset changed; start from this one
-                self.consistent = told
+                region = self.consistent.intersection(told)
+            # Answers that contradict each other: the asset changed; start from this one.
+            self._place(told if region.is_empty else region)
         elif self.consistent is None:
             self._miss(s)
         elif float(s.shape.distance(self.consistent)) <= s.reach_m:
             narrower = self.consistent.difference(s.told())
-            self.consistent = narrower if not narrower.is_empty else self.consistent
+            if not narrower.is_empty:
+                self._place(narrower)
+
+    def _place(self, region: BaseGeometry) -> None:
+        self.consistent = region
+        self.width = _width(region)
 
     def _remember(self, at: float, place: int, horizon: float) -> None:
         """Add a near check; drop those older than the window (they no longer count) and past the bound."""
@@ -235,9 +241,6 @@ class _Trail:
     def checks_since(self, start: datetime) -> int:
         since = start.timestamp()
         return len({place for at, place in zip(self.recent_at, self.recent_place, strict=True) if at >= since})
-
-    def width_m(self) -> float | None:
-        return None if self.consistent is None else _width(self.consistent)
 
 
 def _may_meet(shape: BaseGeometry, reach_m: float, other: Sighting) -> bool:
@@ -310,7 +313,7 @@ class ProbeWatch:
 
     def _judge(self, s: Sighting, trail: _Trail) -> Probe | None:
         signs = []
-        width = trail.width_m()
+        width = trail.width
         if width is not None and width < min(self.alarm_m, NARROWER * trail.single_m) and width <= trail.reported_width_m / 2:
             signs.append("narrowing")
             trail.reported_width_m = width
