@@ -145,6 +145,13 @@ def _fields(body: object, field: str, allowed: Sequence[str], required: Sequence
     return {name: value for name, value in body.items() if value is not None}
 
 
+def _synced(check_events: Sequence[Event]) -> bool:
+    """Whether a check's answer waits for its record's disk sync: not for the record alone, which a
+    slow disk must not hold up (committed, it survives the node being killed, and is synced moments
+    later); yes when the check also changed something (an activity's drift notice), as every write does."""
+    return len(check_events) > 1
+
+
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
@@ -804,11 +811,11 @@ class Service:
     def check(self, caller: Caller, body: Mapping[str, Any]) -> dict[str, Any]:
         """Answer a check and record it: ``{position | area, radius_m?, kind, window?, altitude_m?, activity?}``.
 
-        The answer returns once its record is durable; ``record`` is its sequence number.
+        The answer returns once its record is committed; ``record`` is its sequence number.
         """
         answer, events, seen = self._answer(caller, body)
         try:
-            answer["record"] = self.store.append_grouped(events)[0]
+            answer["record"] = self.store.append_grouped(events, _synced(events))[0]
         except StoreError as exc:
             return self._unrecorded(answer, exc)
         self._store_lost_at = None
@@ -828,7 +835,7 @@ class Service:
         else:
             answer, events, seen = self._answer(caller, body)
         try:
-            answer["record"] = (await self.store.append_grouped_async(events))[0]
+            answer["record"] = (await self.store.append_grouped_async(events, _synced(events)))[0]
         except StoreError as exc:
             return self._unrecorded(answer, exc)
         self._store_lost_at = None
@@ -861,7 +868,7 @@ class Service:
         asker and the owner party (and the centre): others see that a session took place.
         """
         data = {"asker": asker, "owner": owner, **session}
-        return (await self.store.append_grouped_async([Event("psi.answered", self.clock.now(), asker, data)]))[0]
+        return (await self.store.append_grouped_async([Event("psi.answered", self.clock.now(), asker, data)], synced=False))[0]
 
     def _watch(self, seen: Sequence[Sighting]) -> None:
         """Note what an answer told its asker about hidden assets; owners hear of probing at the next tick.

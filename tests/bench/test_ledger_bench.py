@@ -78,7 +78,7 @@ def test_a_tiny_run_writes_every_figure_and_verifies(tmp_path: Path) -> None:
     for stage in ("seal_us", "json_us", "leaf_hash_us", "rows_us", "tree_us", "append_us", "append_filled_us"):
         assert positive(profile["stages"][stage]), stage
     assert abs(sum(profile["profile_share"].values()) - 1) < 1e-9
-    assert positive(profile["profile_sqlite_commit_us"]) and positive(profile["profile_sqlite_insert_us"])
+    assert positive(profile["profile_sqlite_write_us"]) and positive(profile["profile_sqlite_sync_us"])
 
     appends, proof_time = results["goals"]
     assert appends["measured"] == max(append["batch_100"]["per_s"], append["batch_500"]["per_s"])

@@ -116,12 +116,6 @@ def test_restart_restores_tokens(tmp_path: Path) -> None:
     assert Service(SQLiteStore(path)).authenticate(token) == Caller("blue", Role.VIEWER)
 
 
-def test_sqlite_store_is_wal_and_synchronous_full(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "p.db")
-    assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-
-
 def test_sqlite_errors_become_store_errors(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "p.db")
     store._db.execute("PRAGMA query_only = ON")
@@ -169,7 +163,7 @@ def test_grouped_appends_from_many_threads_all_land_once_in_order(store: Store) 
 def test_grouped_append_failure_reaches_every_caller_in_the_batch() -> None:
     from deconfliction.stores.base import GroupCommit
 
-    def broken(events: object) -> list[int]:
+    def broken(events: object, synced: bool) -> list[int]:
         raise StoreError("disk full")
 
     with pytest.raises(StoreError, match="disk full"):

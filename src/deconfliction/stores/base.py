@@ -37,6 +37,10 @@ class Row:
     sealed: str | None  # JSON list of sealed parts, or None
     leaf: bytes
 
+    def values(self) -> tuple[int, str, str, str | None, str | None, str, str | None, bytes]:
+        """The row's values in the order of ``ROW_COLUMNS``."""
+        return (self.seq, self.type, self.time, self.party, self.subject, self.data, self.sealed, self.leaf)
+
     @property
     def entry(self) -> bytes:
         """The leaf's bytes: the public entry, exactly as hashed."""
@@ -85,13 +89,14 @@ class GroupCommit:
     """Group commit: appends queued while a transaction is being synced share the next one.
 
     One writer thread takes everything queued, writes it with one ``write`` call (one
-    transaction, one disk sync) and hands each caller its sequence numbers or the error.
+    transaction, one disk sync, or none if no caller asked to wait for it) and hands each
+    caller its sequence numbers or the error.
     Under load one sync serves many checks instead of one; alone, a caller commits at
     once. Callers wait on a thread event (:meth:`submit`) or an asyncio future
     (:meth:`submit_async`), so the HTTP server needs no worker thread per check.
     """
 
-    def __init__(self, write: Callable[[Sequence[Event]], list[int]]) -> None:
+    def __init__(self, write: Callable[[Sequence[Event], bool], list[int]]) -> None:
         self._write = write
         self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -104,17 +109,17 @@ class GroupCommit:
                     self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
                     self._thread.start()
 
-    def submit(self, events: Sequence[Event]) -> list[int]:
-        pending = _Pending(list(events), threading.Event())
+    def submit(self, events: Sequence[Event], synced: bool = True) -> list[int]:
+        pending = _Pending(list(events), synced, threading.Event())
         self._ensure_writer()
         self._queue.put(pending)
         assert pending.waiter is not None
         pending.waiter.wait()
         return pending.result()
 
-    async def submit_async(self, events: Sequence[Event]) -> list[int]:
+    async def submit_async(self, events: Sequence[Event], synced: bool = True) -> list[int]:
         loop = asyncio.get_running_loop()
-        pending = _Pending(list(events), None, loop, loop.create_future())
+        pending = _Pending(list(events), synced, None, loop, loop.create_future())
         self._ensure_writer()
         self._queue.put(pending)
         assert pending.future is not None
@@ -127,7 +132,7 @@ class GroupCommit:
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                seqs = self._write([e for pending in batch for e in pending.events])
+                seqs = self._write([e for pending in batch for e in pending.events], any(p.synced for p in batch))
                 for pending in batch:
                     pending.seqs, seqs = seqs[: len(pending.events)], seqs[len(pending.events) :]
             except BaseException as exc:  # handed to every waiter: the writer itself goes on
@@ -143,16 +148,18 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 
 class _Pending:
-    __slots__ = ("error", "events", "future", "loop", "seqs", "waiter")
+    __slots__ = ("error", "events", "future", "loop", "seqs", "synced", "waiter")
 
     def __init__(
         self,
         events: list[Event],
+        synced: bool,
         waiter: threading.Event | None,
         loop: asyncio.AbstractEventLoop | None = None,
         future: asyncio.Future[None] | None = None,
     ) -> None:
         self.events = events
+        self.synced = synced
         self.waiter = waiter
         self.loop = loop
         self.future = future
@@ -178,11 +185,17 @@ class Store(Protocol):
         """Write all events in one transaction, durably, and return their sequence numbers."""
         ...
 
-    def append_grouped(self, events: Sequence[Event]) -> list[int]:
-        """As ``append``, durably, possibly in one transaction with other callers' events."""
+    def append_grouped(self, events: Sequence[Event], synced: bool = True) -> list[int]:
+        """As ``append``, possibly in one transaction with other callers' events.
+
+        ``synced=False`` may return once the transaction is committed (it survives the process
+        being killed) and before it is synced (it survives a power cut): a check's record, whose
+        answer must not wait for a slow disk. The store syncs it moments later, and before any
+        signed head covers it.
+        """
         ...
 
-    async def append_grouped_async(self, events: Sequence[Event]) -> list[int]:
+    async def append_grouped_async(self, events: Sequence[Event], synced: bool = True) -> list[int]:
         """As ``append_grouped``, awaited from an event loop."""
         ...
 
@@ -248,6 +261,7 @@ def new_signing_key() -> Ed25519PrivateKey:
 
 
 ROW_COLUMNS = "seq, type, time, party, subject, data, sealed, leaf"
+ROW_WIDTH = len(ROW_COLUMNS.split(","))
 """The columns of an event row, in :class:`Row`'s order."""
 EVENT_COLUMNS = "seq, type, time, party, data, sealed"
 """The columns :func:`event_from_row` takes."""

@@ -36,10 +36,10 @@ class MemoryStore:
                 self._tree.append(r.leaf)
         return [r.seq for r in rows]
 
-    def append_grouped(self, events: Sequence[Event]) -> list[int]:
+    def append_grouped(self, events: Sequence[Event], synced: bool = True) -> list[int]:
         return self.append(events)
 
-    async def append_grouped_async(self, events: Sequence[Event]) -> list[int]:
+    async def append_grouped_async(self, events: Sequence[Event], synced: bool = True) -> list[int]:
         return self.append(events)
 
     def _event(self, r: Row) -> Event:

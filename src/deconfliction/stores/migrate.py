@@ -9,8 +9,9 @@ SQLite:
 - 1 → 2: the record. Version 1 kept each event's full data and no ledger: every event
   becomes an entry (its public data, its sealed parts, its leaf hash), in the order and
   with the sequence numbers it had; the newest report per asset moves from an index to
-  the ``latest`` table. The entries are sealed as they are today, with fresh salts: the
-  record begins at the migration, as far as signatures go (the first signed head follows).
+  the ``latest`` table (filled by its trigger as the entries are written). The entries are
+  sealed as they are today, with fresh salts: the record begins at the migration, as far as
+  signatures go (the first signed head follows).
 
 PostgreSQL:
 
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from deconfliction.errors import StoreError
 from deconfliction.stores import POSTGRES_SCHEMES, display_name
-from deconfliction.stores.base import HISTORY_PAGE, event_from_row, newest_reports, rows_for, subject_of
+from deconfliction.stores.base import HISTORY_PAGE, event_from_row, rows_for, subject_of
 
 if TYPE_CHECKING:
     import psycopg  # loaded only to migrate a PostgreSQL store
@@ -44,9 +45,12 @@ def _sqlite_1_to_2(db: sqlite3.Connection) -> None:
     db.execute("DROP INDEX IF EXISTS events_by_type")
     from deconfliction.stores.sqlite import _SCHEMA  # the current tables, made empty
 
-    for statement in _SCHEMA.split(";"):
-        if statement.strip():
+    statement = ""
+    for part in _SCHEMA.split(";"):  # whole statements: a trigger's body holds semicolons of its own
+        statement += part + ";"
+        if sqlite3.complete_statement(statement):
             db.execute(statement)
+            statement = ""
     old = db.execute("SELECT seq, type, time, party, data FROM events_v1 ORDER BY seq").fetchall()
     for first, row in enumerate(old, start=1):
         if row[0] != first:
@@ -55,9 +59,8 @@ def _sqlite_1_to_2(db: sqlite3.Connection) -> None:
     rows = rows_for(events, 1)
     db.executemany(
         "INSERT INTO events (seq, type, time, party, subject, data, sealed, leaf) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [(r.seq, r.type, r.time, r.party, r.subject, r.data, r.sealed, r.leaf) for r in rows],
+        [r.values() for r in rows],
     )
-    db.executemany("INSERT OR REPLACE INTO latest VALUES (?, ?)", newest_reports(rows).items())
     db.execute("DROP TABLE events_v1")
 
 

@@ -106,7 +106,10 @@ LOAD_BATCH = 10_000
 class PostgresStore(SqlReads):
     """``PostgresStore("postgresql://user:password@host:5432/db")``: the event log in PostgreSQL.
 
-    Every commit is durable as PostgreSQL makes it (``synchronous_commit`` on, its default).
+    Every write is durable as PostgreSQL makes it (``synchronous_commit`` on, its default). A check's
+    record is committed with ``synchronous_commit`` off: its answer does not wait for the database's
+    disk, and PostgreSQL's WAL writer flushes it moments later (a signed head's own commit, synchronous,
+    flushes every entry before it).
     """
 
     MARK = "%s"
@@ -117,7 +120,7 @@ class PostgresStore(SqlReads):
         self._name = display_name(url)
         self._lock = threading.Lock()  # one writer connection, used from the server's worker threads
         self._reading = threading.Lock()
-        self._group = GroupCommit(self.append)
+        self._group = GroupCommit(self._append)
         self._listener: psycopg.Connection[Any] | None = None  # opened by the first wait_for_writes
         self._listening = threading.Lock()
         self._closed = False
@@ -175,6 +178,9 @@ class PostgresStore(SqlReads):
         return self._tree
 
     def append(self, events: Sequence[Event]) -> list[int]:
+        return self._append(events, synced=True)
+
+    def _append(self, events: Sequence[Event], synced: bool) -> list[int]:
         with self._lock:
             self._open_or_fail()
             rows = rows_for(events, self._last + 1)
@@ -183,6 +189,8 @@ class PostgresStore(SqlReads):
                 try:
                     db = self._writer()
                     with db.transaction():
+                        if not synced:  # flushed by PostgreSQL's WAL writer moments later, or by the next synced commit
+                            db.execute("SET LOCAL synchronous_commit TO OFF")
                         self._write(db, rows, events)
                         committing = True
                     break
@@ -259,12 +267,13 @@ class PostgresStore(SqlReads):
             self._listener = None
             raise StoreError(f"cannot listen for other nodes' writes: {exc}") from exc
 
-    def append_grouped(self, events: Sequence[Event]) -> list[int]:
-        """Like :meth:`append`, but shares one transaction with concurrent callers."""
-        return self._group.submit(events)
+    def append_grouped(self, events: Sequence[Event], synced: bool = True) -> list[int]:
+        """Like :meth:`append`, but shares one transaction with concurrent callers; ``synced=False`` commits it
+        with ``synchronous_commit`` off."""
+        return self._group.submit(events, synced)
 
-    async def append_grouped_async(self, events: Sequence[Event]) -> list[int]:
-        return await self._group.submit_async(events)
+    async def append_grouped_async(self, events: Sequence[Event], synced: bool = True) -> list[int]:
+        return await self._group.submit_async(events, synced)
 
     def load(self) -> Iterator[Event]:
         query = """
@@ -418,7 +427,7 @@ def write_rows(db: psycopg.Connection[Any], rows: Sequence[Row], events: Sequenc
     with db.cursor() as cursor:
         with cursor.copy(f"COPY events ({ROW_COLUMNS}, geom) FROM STDIN") as copy:
             for r, geometry in zip(rows, geometries, strict=True):
-                copy.write_row((r.seq, r.type, r.time, r.party, r.subject, r.data, r.sealed, r.leaf, geometry))
+                copy.write_row((*r.values(), geometry))
         positions: Positions = {}
         note_positions(positions, ((r.type, r.subject, r.seq, g) for r, g in zip(rows, geometries, strict=True)))
         write_positions(cursor, positions)

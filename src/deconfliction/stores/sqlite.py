@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import sqlite3
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,17 +31,17 @@ from deconfliction.stores.base import (
     HISTORY_PAGE,
     RECORD_ONLY,
     ROW_COLUMNS,
+    ROW_WIDTH,
     SUPERSEDED,
     GroupCommit,
     SqlReads,
     event_from_row,
     new_signing_key,
-    newest_reports,
     rows_for,
 )
 
 SCHEMA_VERSION = 2
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY,
@@ -55,6 +57,11 @@ CREATE TABLE IF NOT EXISTS events (
 -- superseded reports. A table of one row per asset rather than an index over every report: the index
 -- grew with the log and its scattered page writes made each commit slower as the log grew.
 CREATE TABLE IF NOT EXISTS latest (subject TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+-- ... kept by SQLite itself, so that a write is one statement: see SQLiteStore._commit_holding_lock. (Made
+-- on opening a store of this version that lacks it; a store keeps the same table either way.)
+CREATE TRIGGER IF NOT EXISTS latest_report AFTER INSERT ON events
+WHEN NEW.type = '{SUPERSEDED}' AND NEW.subject IS NOT NULL
+BEGIN INSERT OR REPLACE INTO latest VALUES (NEW.subject, NEW.seq); END;
 CREATE TABLE IF NOT EXISTS heads (
     tree_size INTEGER NOT NULL,
     root_hash TEXT NOT NULL,
@@ -64,23 +71,28 @@ CREATE TABLE IF NOT EXISTS heads (
 """
 
 CHECKPOINT_PAGES = 4000
-"""WAL pages (4 KiB) after which the commit that crosses them copies the WAL into the database (SQLite's default: 1,000).
+"""WAL pages (4 KiB) after which the store's sync thread copies the WAL into the database and starts it over.
 
-That commit, and every write queued behind it (checks included), waits for the copy and the database
-file's sync, and the copy's writes slow the WAL syncs of the commits around it. A hot page (the log's
-last leaf, the ``latest`` table) is copied once per checkpoint however often it changed, so fewer,
-larger checkpoints write less. In short soaks (about 200 commits a second) SQLite's 1,000 pages gave
-checks a p99 of 144-175 ms, 4,000 gave 78-159 ms (noisy; no checkpoints at all, 42 ms), for a WAL of
-16 MiB. A checkpoint on a thread of its own does not keep the WAL bounded under steady writes: it
-never finds the WAL all copied, so the writer never starts it over (298 MiB in 3 minutes).
+Every commit, and a disk sync in the commit path, holds up every write queued behind it (checks'
+records included). So the commit never syncs or checkpoints: writes are synced after their commit
+(:meth:`SQLiteStore.sync`), and the copy runs on the sync thread while writers go on. Only its last
+few frames are copied holding the writers back, because SQLite starts the WAL over only when a
+writer finds it all copied: a checkpoint that never holds them back leaves the WAL growing for ever
+under steady writes (measured: 298 MiB in 3 minutes). A hot page (the log's last leaf, the ``latest``
+table) is copied once per checkpoint however often it changed, so fewer, larger checkpoints write less.
 """
+CHECKPOINT_EVERY_S = 2.0
+"""How often the sync thread copies the WAL into the database (and looks at its length)."""
 
 
 class SQLiteStore(SqlReads):
     """``SQLiteStore("picture.db")``: the event log in one file.
 
-    WAL with ``synchronous=FULL``: a write is acknowledged only after its transaction
-    reached the disk, so a ``kill -9`` (or a power cut) after a 2xx loses nothing.
+    WAL mode. A commit is in the file, so it survives the process being killed, as soon as it
+    returns; a write (``append``) also waits for the disk sync that makes it survive a power
+    cut. A check's record may be answered on the commit alone (``append_grouped(..., synced=False)``):
+    the sync thread syncs it a moment later, so that a slow disk sync (this machine's disk
+    stalls for up to 0.8 s at times) never holds up an answer.
     """
 
     MARK = "?"
@@ -89,13 +101,21 @@ class SQLiteStore(SqlReads):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._lock = threading.Lock()  # one connection, used from the server's worker threads
-        self._group = GroupCommit(self.append)
+        self._group = GroupCommit(self._append)
+        self._syncing = threading.Lock()  # one disk sync at a time; those queued behind it often find theirs done
+        self._synced = 0  # every entry up to here is on the disk
+        self._sync_failed: str | None = None
+        self._committed = threading.Event()  # wakes the sync thread
+        self._closing = threading.Event()
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
+            # Commits are synced by sync(), outside the commit, and the WAL copied by the sync thread;
+            # SQLite's NORMAL still syncs around a checkpoint and a new WAL's header.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
             self._check_schema()
+            self._rows_per_insert = self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // ROW_WIDTH
             self._db.executescript(_SCHEMA)
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             # Streams read the log while writers append: through a connection of their own,
@@ -107,9 +127,15 @@ class SQLiteStore(SqlReads):
             leaves = self._db.execute("SELECT leaf FROM events ORDER BY seq")
             while chunk := leaves.fetchmany(HISTORY_PAGE):
                 self._tree.extend([leaf for (leaf,) in chunk])
-        except sqlite3.Error as exc:
+            # The WAL this store syncs. SQLite removes it only when the last connection to the database
+            # closes, and this store keeps two open until close(): the descriptor stays on the live file.
+            self._wal = os.open(self.path + "-wal", os.O_RDONLY | os.O_CREAT, 0o644)
+            self._checkpointer = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
-        self._last = len(self._tree)
+        self._last = self._synced = len(self._tree)
+        self._sync_thread = threading.Thread(target=self._sync_in_background, name="store-sync", daemon=True)
+        self._sync_thread.start()
 
     def _check_schema(self) -> None:
         from deconfliction.stores.migrate import sqlite_version
@@ -131,34 +157,117 @@ class SQLiteStore(SqlReads):
         return self._tree
 
     def append(self, events: Sequence[Event]) -> list[int]:
+        return self._append(events, synced=True)
+
+    def _append(self, events: Sequence[Event], synced: bool) -> list[int]:
+        seqs = self._commit(events)
+        if synced and seqs:
+            self.sync(seqs[-1])
+        return seqs
+
+    def _commit(self, events: Sequence[Event]) -> list[int]:
         with self._lock:
-            rows = rows_for(events, self._last + 1)
-            try:
+            return self._commit_holding_lock(events)
+
+    def _commit_holding_lock(self, events: Sequence[Event]) -> list[int]:
+        if self._sync_failed is not None:
+            raise StoreError(self._sync_failed)
+        rows = rows_for(events, self._last + 1)
+        # As few statements as can be: SQLite hands the interpreter to the other threads during each one,
+        # and under load taking it back costs more than the statement (the lock is held meanwhile). One
+        # statement is one transaction, committed by SQLite itself; a larger write takes several in one.
+        chunks = [rows[i : i + self._rows_per_insert] for i in range(0, len(rows), self._rows_per_insert)]
+        try:
+            if len(chunks) > 1:
                 self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    self._db.executemany(
-                        f"INSERT INTO events ({ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        [(r.seq, r.type, r.time, r.party, r.subject, r.data, r.sealed, r.leaf) for r in rows],
-                    )
-                    self._db.executemany("INSERT OR REPLACE INTO latest VALUES (?, ?)", newest_reports(rows).items())
+            try:
+                for chunk in chunks:
+                    self._db.execute(_insert(len(chunk)), [v for r in chunk for v in r.values()])
+                if len(chunks) > 1:
                     self._db.execute("COMMIT")
-                except BaseException:
-                    if self._db.in_transaction:  # SQLite rolls back by itself on some errors (a full disk)
-                        self._db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise StoreError(f"the store could not take the write: {self._cause(exc)}") from exc
-            for r in rows:
-                self._tree.append(r.leaf)
-            self._last += len(rows)
+            except BaseException:
+                if self._db.in_transaction:  # SQLite rolls back by itself on some errors (a full disk)
+                    self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"the store could not take the write: {self._cause(exc)}") from exc
+        for r in rows:
+            self._tree.append(r.leaf)
+        self._last += len(rows)
+        self._committed.set()
         return [r.seq for r in rows]
 
-    def append_grouped(self, events: Sequence[Event]) -> list[int]:
-        """Like :meth:`append`, but shares one transaction (and one sync) with concurrent callers."""
-        return self._group.submit(events)
+    def sync(self, upto: int | None = None) -> None:
+        """Put every entry up to ``upto`` (all that are committed, by default) on the disk; a StoreError if it cannot.
 
-    async def append_grouped_async(self, events: Sequence[Event]) -> list[int]:
-        return await self._group.submit_async(events)
+        Callers that arrive while a sync runs share the next one. A sync that fails leaves the
+        store refusing every write until the node restarts: after a failed fsync the kernel may
+        have dropped the pages it could not write, so what the file holds is no longer known
+        (PostgreSQL stops for the same reason).
+        """
+        with self._syncing:
+            if self._synced < (self._last if upto is None else upto):
+                self._fsync()
+
+    def _fsync(self) -> None:
+        """Sync the WAL; the caller holds ``_syncing``."""
+        if self._sync_failed is not None:
+            raise StoreError(self._sync_failed)
+        target = self._last  # read before the sync: every commit up to it has been written
+        try:
+            os.fdatasync(self._wal)
+        except OSError as exc:
+            self._sync_failed = (
+                f"the store could not put its writes on the disk: {self._cause(exc)}; "
+                f"writes since entry {self._synced} may be lost. Restart the node"
+            )
+            raise StoreError(self._sync_failed) from exc
+        self._synced = target
+
+    def _sync_in_background(self) -> None:
+        """Sync what was committed without waiting for its sync (checks' records), and keep the WAL short."""
+        looked = time.monotonic()
+        while not self._closing.is_set():
+            self._committed.wait(CHECKPOINT_EVERY_S)
+            self._committed.clear()
+            with contextlib.suppress(StoreError):  # a failed sync refuses the next write, which says why
+                self.sync()
+            if time.monotonic() - looked >= CHECKPOINT_EVERY_S and self._sync_failed is None:
+                looked = time.monotonic()
+                self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the database while writers go on; once it is long, copy the last frames holding
+        them back, so that the next commit starts the WAL over."""
+        db = self._checkpointer
+        try:
+            _busy, frames, _copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if frames >= CHECKPOINT_PAGES:
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")  # what was committed during the first: a few frames
+                with self._lock:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    # The write that starts the WAL over syncs its new header: made here rather than by the
+                    # next write, which may be a check's record committed on the event loop.
+                    db.execute("UPDATE meta SET value = value WHERE key = 'schema_version'")
+        except sqlite3.Error:
+            pass  # a disk that filled or turned read-only: writes say so; the WAL is copied next time
+
+    def append_grouped(self, events: Sequence[Event], synced: bool = True) -> list[int]:
+        """Like :meth:`append`, but shares one transaction (and one sync) with concurrent callers.
+
+        ``synced=False`` returns once the events are committed, before the disk sync.
+        """
+        return self._group.submit(events, synced)
+
+    async def append_grouped_async(self, events: Sequence[Event], synced: bool = True) -> list[int]:
+        if not synced and self._lock.acquire(blocking=False):
+            # Nothing else is writing: commit here, on the event loop. Without a sync the commit takes a
+            # fraction of a millisecond, less than the group commit's two hand-offs between threads cost.
+            try:
+                return self._commit_holding_lock(events)
+            finally:
+                self._lock.release()
+        return await self._group.submit_async(events, synced)
 
     def load(self) -> Iterator[Event]:
         skip = ",".join("?" * len(RECORD_ONLY))
@@ -185,6 +294,7 @@ class SQLiteStore(SqlReads):
             raise StoreError(f"cannot read the store: {exc}") from exc
 
     def add_head(self, head: dict[str, Any]) -> None:
+        """Keep a signed head, synced with every entry it covers: a head handed out never covers more than the disk holds."""
         with self._lock:
             try:
                 self._db.execute(
@@ -193,8 +303,10 @@ class SQLiteStore(SqlReads):
                 )
             except sqlite3.Error as exc:
                 raise StoreError(f"the store could not keep the tree head: {self._cause(exc)}") from exc
+        with self._syncing:  # the head is not an entry: synced whatever the entries' state
+            self._fsync()
 
-    def _cause(self, exc: sqlite3.Error) -> str:
+    def _cause(self, exc: Exception) -> str:
         """What stopped a write. SQLite says only "disk I/O error" when the kernel has made the disk read-only
         (a failing disk, ``errors=remount-ro``), and the mount still says rw; writing a file beside the store
         tells, and an operator needs to know."""
@@ -225,8 +337,19 @@ class SQLiteStore(SqlReads):
             raise StoreError(f"cannot read or make the signing key {path}: {exc}") from exc
 
     def close(self) -> None:
+        self._closing.set()
+        self._committed.set()
+        self._sync_thread.join()
+        self._checkpointer.close()
+        os.close(self._wal)
         self._reader.close()
         self._db.close()
+
+
+@functools.cache
+def _insert(rows: int) -> str:
+    """The statement that inserts ``rows`` rows into the log."""
+    return f"INSERT INTO events ({ROW_COLUMNS}) VALUES " + ", ".join([f"({', '.join('?' * ROW_WIDTH)})"] * rows)
 
 
 def _write_durably(path: Path, content: bytes) -> None:

@@ -1,0 +1,147 @@
+"""When the SQLite store's writes reach the disk, and what a slow or failing disk does to answers and writes.
+
+The disk is held up by holding ``os.fdatasync`` (the one call that syncs the store's WAL) at a gate:
+this is how this machine's disk behaves at times (a sync taking up to 0.8 s), made to order.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from deconfliction.clock import ManualClock
+from deconfliction.errors import StoreError
+from deconfliction.model import Event, Role
+from deconfliction.service import ROOT, Caller, Service
+from deconfliction.stores import SQLiteStore, sqlite
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def entry(n: int) -> Event:
+    return Event("report.accepted", T0, "blue", {"party": "blue", "asset": f"u{n % 50}", "n": n})
+
+
+@pytest.fixture
+def held_disk(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    """Every disk sync waits until the returned event is set (at the latest when the test ends)."""
+    gate = threading.Event()
+    real = os.fdatasync
+
+    def held(fd: int) -> None:
+        assert gate.wait(10), "a sync was held for 10 s"
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", held)
+    yield gate
+    gate.set()
+
+
+def in_thread(call: Callable[[], object]) -> threading.Thread:
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    return thread
+
+
+def committed(path: Path) -> int:
+    """What another connection sees: what a node restarted after a kill would read."""
+    with sqlite3.connect(path) as db:
+        return int(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+
+def test_a_write_returns_only_once_it_is_on_the_disk(tmp_path: Path, held_disk: threading.Event) -> None:
+    store = SQLiteStore(tmp_path / "p.db")
+    writer = in_thread(lambda: store.append([entry(1)]))
+    writer.join(0.5)
+    assert writer.is_alive() and committed(tmp_path / "p.db") == 1  # committed, waiting for its sync
+    held_disk.set()
+    writer.join(5)
+    assert not writer.is_alive()
+    store.close()
+
+
+def test_a_checks_record_is_committed_without_waiting_for_a_held_disk(tmp_path: Path, held_disk: threading.Event) -> None:
+    store = SQLiteStore(tmp_path / "p.db")
+    writer = in_thread(lambda: store.append([entry(1)]))  # holds the disk's sync
+    writer.join(0.2)
+    started = time.monotonic()
+    seqs = store.append_grouped([entry(2)], synced=False)
+    assert time.monotonic() - started < 0.5 and writer.is_alive()
+    assert seqs == [2] and committed(tmp_path / "p.db") == 2
+    held_disk.set()
+    writer.join(5)
+    store.close()
+
+
+def test_a_check_answers_while_the_disk_is_held_and_a_write_waits(tmp_path: Path, held_disk: threading.Event) -> None:
+    service = Service(SQLiteStore(tmp_path / "p.db"), ManualClock(T0))
+    held_disk.set()
+    service.create_party(ROOT, {"id": "blue", "name": "Blue"})
+    held_disk.clear()
+    write = in_thread(lambda: service.create_party(ROOT, {"id": "red", "name": "Red"}))
+    write.join(0.2)
+    answer = service.check(Caller("blue", Role.LIAISON), {"position": "34.5, 71.5", "kind": "fires"})
+    assert answer["record"] == 3  # recorded, after the write it overtook
+    assert write.is_alive() and "red" not in service.picture.parties  # the write waits for the disk
+    held_disk.set()
+    write.join(5)
+    assert "red" in service.picture.parties
+    service.store.close()
+
+
+def test_a_signed_head_waits_until_what_it_covers_is_on_the_disk(tmp_path: Path, held_disk: threading.Event) -> None:
+    service = Service(SQLiteStore(tmp_path / "p.db"), ManualClock(T0))
+    service.store.append_grouped([entry(1)], synced=False)
+    signer = in_thread(service.ledger_head)
+    signer.join(0.5)
+    assert signer.is_alive()  # the head is not handed out before the disk holds its entries
+    held_disk.set()
+    signer.join(5)
+    assert not signer.is_alive()
+    service.store.close()
+
+
+def test_a_failed_sync_refuses_every_later_write_until_the_node_restarts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = SQLiteStore(tmp_path / "p.db")
+    store.append([entry(1)])
+
+    def failing(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", failing)
+    with pytest.raises(StoreError, match=r"could not put its writes on the disk.*Input/output error.*since entry 1.*Restart"):
+        store.append([entry(2)])
+    monkeypatch.undo()  # the disk is well again; the store, which no longer knows what it holds, still refuses
+    with pytest.raises(StoreError, match="could not put its writes on the disk"):
+        store.append([entry(3)])
+    with pytest.raises(StoreError, match="could not put its writes on the disk"):
+        store.append_grouped([entry(3)], synced=False)
+    store.close()
+    restarted = SQLiteStore(tmp_path / "p.db")
+    assert restarted.append([entry(3)])[0] in (2, 3)
+    restarted.close()
+
+
+def test_the_wal_starts_over_under_steady_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Copied into the database while writers go on, and started over once long: never growing for ever."""
+    monkeypatch.setattr(sqlite, "CHECKPOINT_PAGES", 40)
+    monkeypatch.setattr(sqlite, "CHECKPOINT_EVERY_S", 0.05)
+    store = SQLiteStore(tmp_path / "p.db")
+    wal = Path(f"{tmp_path / 'p.db'}-wal")
+    ends, n = time.monotonic() + 3, 0
+    while time.monotonic() < ends:
+        store.append_grouped([entry(i) for i in range(n, n + 20)], synced=False)
+        n += 20
+    # The WAL header's checkpoint sequence number counts the times it was started over (sqlite.org/walformat.html).
+    restarts = int.from_bytes(wal.read_bytes()[12:16], "big")
+    size = wal.stat().st_size
+    store.close()
+    assert restarts >= 3 and size < 8 * 2**20, f"{n} entries: the WAL started over {restarts} times and holds {size} bytes"
