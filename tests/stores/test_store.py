@@ -160,6 +160,13 @@ def test_grouped_appends_from_many_threads_all_land_once_in_order(store: Store) 
     assert all(logged[a] == logged[b] == f"t{n}" for n, (a, b) in results.items())
 
 
+def test_a_record_appended_without_waiting_for_its_sync_is_committed_and_read_back(store: Store) -> None:
+    """What a check's record takes (PostgreSQL: synchronous_commit off for its transaction)."""
+    assert store.append_grouped([report("a", 1)], synced=False) == [1]
+    assert store.append([report("b", 1)]) == [2]
+    assert [(e.seq, e.data["asset"]) for e in store.events()] == [(1, "a"), (2, "b")]
+
+
 def test_grouped_append_failure_reaches_every_caller_in_the_batch() -> None:
     from deconfliction.stores.base import GroupCommit
 

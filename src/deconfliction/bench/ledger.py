@@ -1,7 +1,7 @@
 """The ledger benchmark: ``python -m deconfliction.bench.ledger [--entries 1000000] [--out benchmarks/results]``.
 
 Measured on this machine, against a real :class:`~deconfliction.stores.SQLiteStore` on disk
-(WAL, ``synchronous=FULL``: every commit synced), as docs/ledger.md describes it:
+(WAL, every append committed and synced to the disk), as docs/ledger.md describes it:
 
 - appends per second: ``store.append`` of ``report.accepted`` events in durable batches
   (1,000 and 10,000 by default, interleaved so that both sample the whole fill) and one

@@ -101,11 +101,14 @@ class SQLiteStore(SqlReads):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._lock = threading.Lock()  # one connection, used from the server's worker threads
+        # Taken before the lock by every writer, and held by the sync thread while it waits for the lock: a
+        # writer that commits again and again would otherwise take the lock back each time it let it go.
+        self._turn = threading.Lock()
         self._group = GroupCommit(self._append)
         self._syncing = threading.Lock()  # one disk sync at a time; those queued behind it often find theirs done
         self._synced = 0  # every entry up to here is on the disk
         self._sync_failed: str | None = None
-        self._committed = threading.Event()  # wakes the sync thread
+        self._committed = threading.Event()  # wakes the sync thread: a commit no caller waits to see synced
         self._closing = threading.Event()
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -163,9 +166,13 @@ class SQLiteStore(SqlReads):
         seqs = self._commit(events)
         if synced and seqs:
             self.sync(seqs[-1])
+        else:
+            self._committed.set()  # the sync thread's: a second sync racing this caller's would cost a disk flush
         return seqs
 
     def _commit(self, events: Sequence[Event]) -> list[int]:
+        with self._turn:
+            pass
         with self._lock:
             return self._commit_holding_lock(events)
 
@@ -194,7 +201,6 @@ class SQLiteStore(SqlReads):
         for r in rows:
             self._tree.append(r.leaf)
         self._last += len(rows)
-        self._committed.set()
         return [r.seq for r in rows]
 
     def sync(self, upto: int | None = None) -> None:
@@ -241,14 +247,15 @@ class SQLiteStore(SqlReads):
         them back, so that the next commit starts the WAL over."""
         db = self._checkpointer
         try:
-            _busy, frames, _copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            [(_busy, frames, _copied)] = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             if frames >= CHECKPOINT_PAGES:
-                db.execute("PRAGMA wal_checkpoint(PASSIVE)")  # what was committed during the first: a few frames
-                with self._lock:
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # what was committed during the first: a few frames
+                with self._turn, self._lock:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # stepped to its end: no read left open
                     # The write that starts the WAL over syncs its new header: made here rather than by the
-                    # next write, which may be a check's record committed on the event loop.
-                    db.execute("UPDATE meta SET value = value WHERE key = 'schema_version'")
+                    # next write, which may be a check's record committed on the event loop. (A value of its
+                    # own: SQLite writes nothing for a row updated to what it was.)
+                    db.execute("INSERT OR REPLACE INTO meta VALUES ('wal_started_over_ns', ?)", (str(time.time_ns()),))
         except sqlite3.Error:
             pass  # a disk that filled or turned read-only: writes say so; the WAL is copied next time
 
@@ -260,13 +267,15 @@ class SQLiteStore(SqlReads):
         return self._group.submit(events, synced)
 
     async def append_grouped_async(self, events: Sequence[Event], synced: bool = True) -> list[int]:
-        if not synced and self._lock.acquire(blocking=False):
+        if not synced and not self._turn.locked() and self._lock.acquire(blocking=False):
             # Nothing else is writing: commit here, on the event loop. Without a sync the commit takes a
             # fraction of a millisecond, less than the group commit's two hand-offs between threads cost.
             try:
-                return self._commit_holding_lock(events)
+                seqs = self._commit_holding_lock(events)
             finally:
                 self._lock.release()
+            self._committed.set()
+            return seqs
         return await self._group.submit_async(events, synced)
 
     def load(self) -> Iterator[Event]:
