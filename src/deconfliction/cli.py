@@ -148,6 +148,32 @@ def migrate(
         _fail(exc)
 
 
+M_MMAP_THRESHOLD = -3
+"""glibc's ``mallopt`` parameter number for the mmap threshold (``<malloc.h>``)."""
+MMAP_THRESHOLD_BYTES = 128 * 1024
+"""glibc's own starting value: a block this large or larger gets a mapping of its own."""
+
+
+def fix_mmap_threshold() -> bool:
+    """Hold glibc's mmap threshold at its starting value for the rest of the process; False off glibc.
+
+    glibc raises the threshold (up to 32 MiB) each time a mapped block is freed. After that, the
+    arrays that grow by reallocation for as long as a server runs (the change log's, the probe
+    watch's) are moved about the heap as they grow, and the holes they leave between other blocks are
+    never handed back: a soak's memory grew 0.7 MiB a minute that way while the objects in use stayed
+    flat (docs/reliability.md, "Soaked"). Held, a large block grows in its own mapping (mremap) and
+    goes back to the system when freed. No library wraps ``mallopt``; ctypes is the standard way in.
+    """
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except AttributeError:  # not glibc (musl, macOS): their allocators have no such threshold to drift
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+
+
 def _serve(service: Service, host: str, port: int, tak: Sequence[Listener] = ()) -> None:
     import gc
 
@@ -155,6 +181,7 @@ def _serve(service: Service, host: str, port: int, tak: Sequence[Listener] = ())
 
     from deconfliction.app import create_app
 
+    fix_mmap_threshold()
     # The picture is loaded and long-lived: move it out of the collector's generations so
     # that garbage collection pauses do not grow with the number of assets.
     gc.collect()

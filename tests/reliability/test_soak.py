@@ -49,3 +49,13 @@ def test_the_verdict_names_a_leak_of_memory_of_descriptors_and_a_failed_request(
     assert "memory grew" in verdict(idle, leaking, _sample(210, 220, 20), Window(), [5.0], 20)["broken"][0]
     assert "descriptors kept" in verdict(idle, steady, kept, Window(), [5.0], 20)["broken"][0]
     assert "500 boom" in verdict(idle, failed, _sample(210, 120, 20), Window(), [5.0], 20)["broken"][0]
+
+
+def test_the_verdict_allows_the_change_log_two_entries_for_every_report_that_moves_and_no_more() -> None:
+    def grown(mib_per_window: float) -> list[dict[str, Any]]:
+        return [_sample(10 * i, 120 + mib_per_window * i, 30, reports=10_000) for i in range(1, 21)]
+
+    by_design = 10_000 * 2 * 56 / 2**20  # MiB a window: each report's place left and place reached
+    idle, after = _sample(0, 100, 20), _sample(210, 120, 20)
+    assert verdict(idle, grown(by_design), after, Window(), [5.0], 0.5)["broken"] == []
+    assert "memory grew" in verdict(idle, grown(1.2 * by_design), after, Window(), [5.0], 0.5)["broken"][0]

@@ -164,7 +164,9 @@ class SQLiteStore(SqlReads):
 
     def _append(self, events: Sequence[Event], synced: bool) -> list[int]:
         seqs = self._commit(events)
-        if synced and seqs:
+        if not seqs:
+            return seqs
+        if synced:
             self.sync(seqs[-1])
         else:
             self._committed.set()  # the sync thread's: a second sync racing this caller's would cost a disk flush
