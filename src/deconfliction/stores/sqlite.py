@@ -164,13 +164,17 @@ class SQLiteStore(SqlReads):
 
     def _append(self, events: Sequence[Event], synced: bool) -> list[int]:
         seqs = self._commit(events)
+        self._after_commit(seqs, synced)
+        return seqs
+
+    def _after_commit(self, seqs: list[int], synced: bool) -> None:
+        """Sync what the caller waits to see on the disk; hand the rest to the sync thread."""
         if not seqs:
-            return seqs
+            return
         if synced:
             self.sync(seqs[-1])
         else:
             self._committed.set()  # the sync thread's: a second sync racing this caller's would cost a disk flush
-        return seqs
 
     def _commit(self, events: Sequence[Event]) -> list[int]:
         with self._turn:
@@ -276,7 +280,7 @@ class SQLiteStore(SqlReads):
                 seqs = self._commit_holding_lock(events)
             finally:
                 self._lock.release()
-            self._committed.set()
+            self._after_commit(seqs, synced=False)
             return seqs
         return await self._group.submit_async(events, synced)
 
