@@ -9,12 +9,14 @@ arguments), so that every outlet gets the same validation and the same error mes
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import json
 import re
 import secrets
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -152,6 +154,23 @@ def _synced(check_events: Sequence[Event]) -> bool:
     return len(check_events) > 1
 
 
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """The cyclic garbage collector held off while the picture is rebuilt.
+
+    A rebuild makes millions of objects that all live on, and none that are cyclic garbage; the
+    collector would walk the growing heap again and again for nothing (at a million assets it took
+    11 of the rebuild's 38 seconds). Process-wide while it lasts; put back as it was.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
@@ -230,13 +249,13 @@ class Service:
         self.probes = ProbeWatch(s.probe_alarm_m, s.probe_checks, s.probe_window_s)
         # Start-up rebuilds the picture without noting changes: a picture key issued
         # before the restart cannot be honoured (superseded reports are not replayed).
-        with self.picture.loading():
+        with self.picture.loading(), _no_cycle_collection():
             for event in store.load():
-                self._apply(event)
+                self._apply(event, loading=True)
 
     # ------------------------------------------------------------------ plumbing
 
-    def _apply(self, event: Event) -> None:
+    def _apply(self, event: Event, loading: bool = False) -> None:
         if event.type == "token.created":
             d = event.data
             self._tokens[d["hash"]] = Caller(d["party"], Role(d["role"]))
@@ -244,7 +263,7 @@ class Service:
             self._tokens.pop(event.data["hash"], None)
         else:
             ev.apply(self.picture, event)
-            if event.type in _MOVES:
+            if event.type in _MOVES and not loading:  # no checks yet, so no trails to forget
                 key = (event.data["party"], event.data["asset" if event.type == "report.accepted" else "id"])
                 report = self.picture.reports.get(key)
                 self.probes.moved(*key, None if report is None else report.point)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from deconfliction.errors import StoreError
 from deconfliction.ledger.merkle import MerkleTree
 from deconfliction.model import Event, Role
 from deconfliction.service import ROOT, Caller, Service
-from deconfliction.stores import SQLiteStore, Store, open_store
+from deconfliction.stores import MemoryStore, SQLiteStore, Store, open_store
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 BLUE = Caller("blue", Role.LIAISON)
@@ -114,6 +116,40 @@ def test_restart_restores_tokens(tmp_path: Path) -> None:
     token = service.create_token(ROOT, "blue", "viewer")
     service.store.close()
     assert Service(SQLiteStore(path)).authenticate(token) == Caller("blue", Role.VIEWER)
+
+
+class _WatchedLog(MemoryStore):
+    """A store that notes whether the collector runs as each event is read, and may break at the log's end."""
+
+    def __init__(self, breaks: bool = False) -> None:
+        super().__init__()
+        self.append([Event("party.created", T0, None, {"id": "blue", "name": "Blue", "stale_after_s": 1800.0})])
+        self.breaks = breaks
+        self.collector_on: list[bool] = []
+
+    def load(self) -> Iterator[Event]:
+        for event in super().load():
+            self.collector_on.append(gc.isenabled())
+            yield event
+        if self.breaks:
+            raise StoreError("the disk went away")
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_rebuild_holds_the_garbage_collector_off_and_leaves_it_as_it_was(enabled: bool) -> None:
+    """The rebuild turns the cyclic collector off (it would walk the growing heap for nothing); whether
+    the rebuild ends or fails, the collector is as the process had it."""
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        store = _WatchedLog()
+        Service(store)
+        assert store.collector_on == [False] and gc.isenabled() is enabled
+        with pytest.raises(StoreError):
+            Service(_WatchedLog(breaks=True))
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
 
 
 def test_sqlite_errors_become_store_errors(tmp_path: Path) -> None:

@@ -86,7 +86,7 @@ class Picture:
         return self._changed(seq)
 
     def _note_position(self, seq: int, asset: Asset | None, report: Report) -> None:
-        if asset is not None:
+        if asset is not None and self.changes.enabled:  # not while loading: a million notes made for nothing
             p = report.point
             changed = Changed("asset", asset.party, asset.id, asset.disclosure)
             self.changes.record(seq, changed, (p.lon, p.lat, p.lon, p.lat), report.uncertainty_m)

@@ -138,7 +138,9 @@ def seal(event: Event) -> tuple[dict[str, Any], list[Sealed]]:
 
 
 def unseal(public: dict[str, Any], parts: Sequence[Sealed]) -> dict[str, Any]:
-    """The event's full data again: the public fields and every sealed part."""
+    """The event's full data again: the public fields and every sealed part (``public`` itself when nothing was sealed)."""
+    if not parts and "sealed" not in public:
+        return public  # most events seal nothing: no copy
     data = {k: v for k, v in public.items() if k != "sealed"}
     for part in parts:
         data.update(part.data)
