@@ -15,7 +15,7 @@ import json
 import re
 import secrets
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -247,13 +247,16 @@ class Service:
         self.budget = Budget(s.check_rate_per_min / 60.0, s.check_burst, "checks", self.clock)  # checks and proposals
         self.bad_tokens = Budget(s.bad_tokens_per_min / 60.0, s.bad_token_burst, "unknown tokens", self.clock)  # by address
         self.probes = ProbeWatch(s.probe_alarm_m, s.probe_checks, s.probe_window_s)
-        # Start-up rebuilds the picture without noting changes: a picture key issued
-        # before the restart cannot be honoured (superseded reports are not replayed).
-        with self.picture.loading(), _no_cycle_collection():
-            for event in store.load():
-                self._apply(event, loading=True)
+        # A picture key issued before the restart cannot be honoured (superseded reports are not replayed).
+        self._rebuild(store.load())
 
     # ------------------------------------------------------------------ plumbing
+
+    def _rebuild(self, events: Iterable[Event]) -> None:
+        """Replay a log into the empty picture: no changes noted, points sorted once, the collector held off."""
+        with self.picture.loading(), _no_cycle_collection():
+            for event in events:
+                self._apply(event, loading=True)
 
     def _apply(self, event: Event, loading: bool = False) -> None:
         if event.type == "token.created":
@@ -607,10 +610,15 @@ class Service:
                 shown["cell"] = show_cell(report.point, self.settings.coarse_resolution)
         return shown
 
-    def assets(self, caller: Caller) -> list[dict[str, Any]]:
-        """Every asset the caller may see: its own, and others' by their disclosure."""
+    def assets(self, caller: Caller, others_only: bool = False) -> list[dict[str, Any]]:
+        """Every asset the caller may see: its own (unless ``others_only``), and others' by their disclosure."""
+        skipped = caller.party if others_only else None
         with self._reading:
-            shown = [self._show_asset(a, self.picture.reports.get(k), caller.party) for k, a in self.picture.assets.items()]
+            shown = [
+                self._show_asset(a, self.picture.reports.get(k), caller.party)
+                for k, a in self.picture.assets.items()
+                if a.party != skipped
+            ]
         return [s for s in shown if s is not None]
 
     def asset(self, caller: Caller, party: str, asset_id: str) -> dict[str, Any]:
@@ -765,9 +773,11 @@ class Service:
                 shown["width_m"] = zone.width_m
         return shown
 
-    def zones(self, caller: Caller) -> list[dict[str, Any]]:
+    def zones(self, caller: Caller, others_only: bool = False) -> list[dict[str, Any]]:
+        """Every zone the caller may see: its own (unless ``others_only``), and others' by their disclosure."""
+        skipped = caller.party if others_only else None
         with self._reading:
-            shown = [self._show_zone(z, caller.party) for _, z in self.picture.zones]
+            shown = [self._show_zone(z, caller.party) for _, z in self.picture.zones if z.party != skipped]
         return [s for s in shown if s is not None]
 
     def withdraw_zone(self, caller: Caller, zone_id: str) -> dict[str, Any]:
@@ -820,10 +830,12 @@ class Service:
             "status": "fresh" if lapsed is None else "lapsed",
         }
 
-    def aors(self, caller: Caller) -> list[dict[str, Any]]:
-        del caller  # where a party vouches for its picture is shared with everyone, by design
+    def aors(self, caller: Caller, others_only: bool = False) -> list[dict[str, Any]]:
+        """Every AOR, the caller's own too unless ``others_only``: where a party vouches for its picture is shared
+        with everyone, by design."""
+        skipped = caller.party if others_only else None
         with self._reading:
-            return [self._show_aor(a) for _, a in self.picture.aors]
+            return [self._show_aor(a) for _, a in self.picture.aors if a.party != skipped]
 
     # ------------------------------------------------------------------ checks
 
@@ -1008,8 +1020,7 @@ class Service:
         # The last entry written at or before `when` (times have microseconds; the log's grow with it).
         until = self._seq_before(when + timedelta(microseconds=1))
         past = Service(MemoryStore(), ManualClock(when), self.settings)
-        for event in self.store.history(until, area):
-            past._apply(event)
+        past._rebuild(self.store.history(until, area))
         past.picture.version = until
         return past
 

@@ -15,6 +15,8 @@ import h3
 import pytest
 from pyproj import Geod
 
+from deconfliction.model import Role
+from deconfliction.service import Caller
 from tests.api.conftest import ALFA_LAND, BRAVO_LAND, Api, Response, box, refusal
 
 WGS84 = Geod(ellps="WGS84")
@@ -266,6 +268,27 @@ def test_disclosure_owner_sees_everything_exactly(picture: Picture) -> None:
         assert "distance_m" in conflict and "distance_band" not in conflict and "cell" not in conflict
         if conflict["object"] in ("site", "unit"):
             assert (conflict["position"]["lat"], conflict["position"]["lon"]) == points[conflict["id"]]
+
+
+def test_others_only_leaves_out_the_callers_own_objects_and_nothing_it_may_see_of_others(picture: Picture) -> None:
+    """What a party's TAK devices are sent: the others' objects as disclosure shows them, never its own again."""
+    api = picture.api
+    api.asset("bravo", "bravo-post", "site", position="34.55, 70.9")
+    api.zone("bravo", "bravo-zone", "protected_area", box(70.8, 34.5, 70.81, 34.51))
+    for who in ("alfa", "bravo"):
+        caller = Caller(who, Role.VIEWER)
+        everything = {
+            "assets": api.service.assets(caller),
+            "zones": api.service.zones(caller),
+            "aors": api.service.aors(caller),
+        }
+        others = {
+            "assets": api.service.assets(caller, others_only=True),
+            "zones": api.service.zones(caller, others_only=True),
+            "aors": api.service.aors(caller, others_only=True),
+        }
+        assert others == {kind: [s for s in shown if s["party"] != who] for kind, shown in everything.items()}
+        assert all(others.values()) and all(len(others[k]) < len(everything[k]) for k in others), who
 
 
 def test_disclosure_a_hidden_site_still_makes_a_conflict(picture: Picture) -> None:

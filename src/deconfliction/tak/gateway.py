@@ -455,15 +455,14 @@ class Gateway:
         viewer = Caller(party, Role.VIEWER)
         stale_s = 3 * self.service.settings.tak_refresh_s
         events: list[CotEvent] = []
-        for shown in self.service.assets(viewer):
-            if shown["party"] != party:
-                events += tr.asset_events(shown, now, stale_s)
-        for shown in self.service.zones(viewer):
-            if shown["party"] != party:
-                events += tr.zone_events(shown, now, stale_s)
-        for shown in self.service.aors(viewer):
-            if shown["party"] != party:
-                events += tr.aor_events(shown, now, stale_s)
+        # Its own left out before they are shown, not after: their read-backs (MGRS, the border) took
+        # 17 ms every half second with 1,000 units, only to be thrown away.
+        for shown in self.service.assets(viewer, others_only=True):
+            events += tr.asset_events(shown, now, stale_s)
+        for shown in self.service.zones(viewer, others_only=True):
+            events += tr.zone_events(shown, now, stale_s)
+        for shown in self.service.aors(viewer, others_only=True):
+            events += tr.aor_events(shown, now, stale_s)
         return {e.uid: (e, _signature(e)) for e in events}
 
     def _alerts(self, party: str, cursor: int, now: datetime) -> tuple[list[CotEvent], int]:
