@@ -348,8 +348,11 @@ _A, _F = 6378137.0, 1 / 298.257223563  # WGS 84
 _E2 = _F * (2 - _F)
 
 
-def metres_per_degree(lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Metres per degree of longitude and of latitude at each latitude (WGS 84 radii of curvature)."""
+def metres_per_degree(lat: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """Metres per degree of longitude and of latitude at each latitude (WGS 84 radii of curvature).
+
+    One latitude may come as a float: numpy's scalars cost a third of a one-element array (a check
+    makes a plane for itself and one for each hidden asset it comes near)."""
     phi = np.radians(lat)
     w = np.sqrt(1 - _E2 * np.sin(phi) ** 2)
     meridional = _A * (1 - _E2) / w**3
@@ -391,8 +394,8 @@ class LocalPlane:
 
     def __init__(self, origin: LatLon) -> None:
         self.lat0, self.lon0 = origin.lat, origin.lon
-        kx, ky = metres_per_degree(np.array([origin.lat]))
-        self.kx, self.ky = float(kx[0]), float(ky[0])
+        kx, ky = metres_per_degree(origin.lat)
+        self.kx, self.ky = float(kx), float(ky)
 
     def xy(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         dlon = (lon - self.lon0 + 180.0) % 360.0 - 180.0

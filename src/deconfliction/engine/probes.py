@@ -187,8 +187,9 @@ class _Trail:
             self._remember(s.at.timestamp(), hash(s.place), (s.at - window).timestamp())
         if s.hit:
             told = s.told()
+            told_width = _width(told)
             self.hits += 1
-            self.single_m = min(self.single_m, _width(told))
+            self.single_m = min(self.single_m, told_width)
             if self.consistent is None:
                 # The misses so far count from the first hit on: before it, they placed nothing.
                 excluded = self._missed_near(s)
@@ -197,8 +198,10 @@ class _Trail:
                 self.missed_shapes.clear()
             else:
                 region = self.consistent.intersection(told)
-            # Answers that contradict each other: the asset changed; start from this one.
-            self._place(told if region.is_empty else region)
+            if region is told or region.is_empty:  # answers that contradict each other: the asset changed; start from this one
+                self._place(told, told_width)
+            else:
+                self._place(region)
         elif self.consistent is None:
             self._miss(s)
         elif float(s.shape.distance(self.consistent)) <= s.reach_m:
@@ -206,9 +209,10 @@ class _Trail:
             if not narrower.is_empty:
                 self._place(narrower)
 
-    def _place(self, region: BaseGeometry) -> None:
+    def _place(self, region: BaseGeometry, width: float | None = None) -> None:
+        """``region`` is where the asset may be now; its ``width`` when already measured."""
         self.consistent = region
-        self.width = _width(region)
+        self.width = _width(region) if width is None else width
 
     def _remember(self, at: float, place: int, horizon: float) -> None:
         """Add a near check; drop those older than the window (they no longer count) and past the bound."""
