@@ -198,10 +198,9 @@ class _Trail:
                 self.missed_shapes.clear()
             else:
                 region = self.consistent.intersection(told)
-            if region is told or region.is_empty:  # answers that contradict each other: the asset changed; start from this one
-                self._place(told, told_width)
-            else:
-                self._place(region)
+            if region.is_empty:  # answers that contradict each other: the asset changed; start from this one
+                region = told
+            self._place(region, told_width if region is told else None)
         elif self.consistent is None:
             self._miss(s)
         elif float(s.shape.distance(self.consistent)) <= s.reach_m:
