@@ -19,12 +19,13 @@ import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import mgrs
 import numpy as np
 import shapely
 from pyproj import Geod, Transformer
+from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
 from deconfliction.errors import InvalidInput, InvalidPosition
@@ -377,6 +378,10 @@ def segment_distances_m(lat: np.ndarray, lon: np.ndarray, ends: np.ndarray) -> n
     return distances
 
 
+Coordinates = TypeVar("Coordinates", np.ndarray, float)
+"""Degrees or metres: an array of them, or a single one."""
+
+
 class LocalPlane:
     """A tangent plane at one point, in metres, to measure short distances between shapes.
 
@@ -397,12 +402,15 @@ class LocalPlane:
         kx, ky = metres_per_degree(origin.lat)
         self.kx, self.ky = float(kx), float(ky)
 
-    def xy(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def xy(self, lon: Coordinates, lat: Coordinates) -> tuple[Coordinates, Coordinates]:
+        """Plane metres east and north of the origin, for arrays of degrees or single ones."""
         dlon = (lon - self.lon0 + 180.0) % 360.0 - 180.0
         return dlon * self.kx, (lat - self.lat0) * self.ky
 
     def project(self, geom: BaseGeometry) -> BaseGeometry:
         """The geometry in plane metres."""
+        if isinstance(geom, Point):  # half the cost of a transform: a check projects one per hidden asset near it
+            return Point(*self.xy(geom.x, geom.y))
         return shapely.transform(geom, self._forward)
 
     def project_all(self, geoms: Sequence[BaseGeometry] | np.ndarray) -> np.ndarray:
