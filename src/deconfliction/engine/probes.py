@@ -187,7 +187,9 @@ class _Trail:
             self._remember(s.at.timestamp(), hash(s.place), (s.at - window).timestamp())
         if s.hit:
             told = s.told()
-            told_width = _width(told)
+            # A point check's region is a disk: its width is its diameter, without GEOS searching the
+            # polygon for its enclosing circle (44 µs, the trail's dearest step).
+            told_width = 2.0 * s.reach_m if isinstance(s.shape, Point) else _width(told)
             self.hits += 1
             self.single_m = min(self.single_m, told_width)
             if self.consistent is None:
