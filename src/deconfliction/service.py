@@ -256,9 +256,9 @@ class Service:
         """Replay a log into the empty picture: no changes noted, points sorted once, the collector held off."""
         with self.picture.loading(), _no_cycle_collection():
             for event in events:
-                self._apply(event, loading=True)
+                self._apply(event)
 
-    def _apply(self, event: Event, loading: bool = False) -> None:
+    def _apply(self, event: Event) -> None:
         if event.type == "token.created":
             d = event.data
             self._tokens[d["hash"]] = Caller(d["party"], Role(d["role"]))
@@ -266,7 +266,8 @@ class Service:
             self._tokens.pop(event.data["hash"], None)
         else:
             ev.apply(self.picture, event)
-            if event.type in _MOVES and not loading:  # no checks yet, so no trails to forget
+            # Not in a rebuild (the picture notes no changes then): no checks yet, so no trails to forget.
+            if event.type in _MOVES and self.picture.changes.enabled:
                 key = (event.data["party"], event.data["asset" if event.type == "report.accepted" else "id"])
                 report = self.picture.reports.get(key)
                 self.probes.moved(*key, None if report is None else report.point)
