@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 import logging
 import math
+import sys
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -120,8 +123,27 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
-def create_app(service: Service, tak: Sequence[Listener] = ()) -> FastAPI:
-    """The HTTP API for ``service``; OpenAPI at ``/openapi.json`` and ``/docs``; with ``tak``, the TAK gateway's listeners."""
+def write_snapshot_said(service: Service, path: Path) -> None:
+    """The picture as it stands, for the node's next start (on standard error, what was written or why not).
+
+    A failure stops nothing: it costs the next start a longer replay.
+    """
+    started = time.perf_counter()
+    try:
+        made = service.write_snapshot(path)
+    except (DeconflictionError, OSError) as exc:
+        print(f"no snapshot written to {path}: {exc}", file=sys.stderr, flush=True)
+        return
+    took = time.perf_counter() - started
+    print(f"snapshot of the log's first {made.size:,} entries written to {path} in {took:.1f} s", file=sys.stderr, flush=True)
+
+
+def create_app(service: Service, tak: Sequence[Listener] = (), snapshot: Path | None = None) -> FastAPI:
+    """The HTTP API for ``service``; OpenAPI at ``/openapi.json`` and ``/docs``; with ``tak``, the TAK gateway's listeners.
+
+    With ``snapshot``, the picture is written there as the app stops (the last step of its shutdown:
+    nothing is written or followed any more), for the node's next start.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -137,6 +159,8 @@ def create_app(service: Service, tak: Sequence[Listener] = ()) -> FastAPI:
             await gateway.stop()
         ticker.cancel()
         await _stop_following(service, follower, stopping)
+        if snapshot is not None:
+            await run_in_threadpool(write_snapshot_said, service, snapshot)
 
     app = FastAPI(
         lifespan=lifespan,

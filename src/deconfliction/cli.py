@@ -29,7 +29,7 @@ from deconfliction.model import activity_ref, check_time
 from deconfliction.report import build_report, entries
 from deconfliction.service import ROOT, SWITCH_INTERVAL_S, Service
 from deconfliction.settings import Settings, settings_table
-from deconfliction.stores import display_name, open_store
+from deconfliction.stores import display_name, open_store, snapshot_beside
 
 if TYPE_CHECKING:
     from deconfliction.tak.gateway import Listener
@@ -46,6 +46,11 @@ app.add_typer(ledger_app, name="ledger")
 err = Console(stderr=True, soft_wrap=True)
 
 Db = Annotated[str | None, typer.Option("--db", help="Store: a SQLite file path or a postgresql:// URL, opened in this process.")]
+Snapshot = Annotated[
+    Path | None,
+    typer.Option("--snapshot", help="The node's snapshot of the picture; default DB.snapshot beside a SQLite store."),
+]
+NoSnapshot = Annotated[bool, typer.Option("--no-snapshot", help="Rebuild from the whole log, and write no snapshot.")]
 Server = Annotated[str | None, typer.Option("--server", envvar="DECONFLICT_SERVER", help="URL of a running server.")]
 Token = Annotated[str | None, typer.Option("--token", envvar="DECONFLICT_TOKEN", help="Bearer token for --server.")]
 As = Annotated[str | None, typer.Option("--as", help="With --db: act as a liaison of this party.")]
@@ -175,7 +180,7 @@ def fix_mmap_threshold() -> bool:
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
 
 
-def _serve(service: Service, host: str, port: int, tak: Sequence[Listener] = ()) -> None:
+def _serve(service: Service, host: str, port: int, tak: Sequence[Listener] = (), snapshot: Path | None = None) -> None:
     import gc
 
     import uvicorn
@@ -189,7 +194,7 @@ def _serve(service: Service, host: str, port: int, tak: Sequence[Listener] = ())
     gc.freeze()
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     # Event streams never end by themselves: on shutdown, give open requests a few seconds, then close them.
-    app = create_app(service, tak)
+    app = create_app(service, tak, snapshot)  # written as the app stops
     uvicorn.run(
         app, host=host, port=port, log_level="info", timeout_keep_alive=KEEP_ALIVE_S, timeout_graceful_shutdown=SHUTDOWN_GRACE_S
     )
@@ -218,15 +223,21 @@ def serve(
         int | None,
         typer.Option("--tak-tls", help="A TAK listener over TLS on this port; each device's certificate names its party."),
     ] = None,
+    snapshot: Snapshot = None,
+    no_snapshot: NoSnapshot = False,
 ) -> None:
-    """Run the HTTP API (OpenAPI at /docs) on a store, and the TAK gateway's listeners if asked (docs/tak.md)."""
+    """Run the HTTP API (OpenAPI at /docs) on a store, and the TAK gateway's listeners if asked (docs/tak.md).
+
+    The node starts from its snapshot and the log after it, and writes a new one as it stops (docs/deployment.md).
+    """
     from deconfliction.tak.gateway import Listener, check_parties
 
     try:
         listeners = [Listener.parse(t, "tcp") for t in tak or []] + [Listener.parse(t, "udp") for t in tak_udp or []]
         if tak_tls is not None:
             listeners.append(Listener.parse(str(tak_tls), "tls"))
-        service = Service(open_store(db), settings=_settings())
+        kept = _snapshot_path(db, snapshot, no_snapshot)
+        service = Service(open_store(db), settings=_settings(), snapshot=kept)
     except DeconflictionError as exc:
         _fail(exc)
     try:
@@ -234,9 +245,36 @@ def serve(
     except DeconflictionError as exc:
         service.store.close()
         _fail(exc)
+    if service.from_snapshot:
+        err.print(f"picture from the snapshot at {kept} (the log's first {service.from_snapshot:,} entries) and the log since")
     err.print(f"deconfliction on http://{host}:{port}  (API docs at /docs), store {display_name(db)}")
     with closing(service.store):
-        _serve(service, host, port, listeners)
+        _serve(service, host, port, listeners, kept)
+
+
+@app.command("snapshot")
+def snapshot_(
+    db: Annotated[str, typer.Option("--db", help="Store: a SQLite file path or a postgresql:// URL.")] = "deconfliction.db",
+    to: Annotated[Path | None, typer.Option("--to", help="Where to write it; default DB.snapshot beside a SQLite store.")] = None,
+) -> None:
+    """Rebuild the picture (from the last snapshot and the log after it) and write a snapshot for a node's next start."""
+    from deconfliction.app import write_snapshot_said
+
+    path = to if to is not None else _snapshot_path(db, None, False)
+    if path is None:
+        _fail(InvalidInput("a PostgreSQL store keeps no snapshot beside it: say where with --to", field="--to"))
+    try:
+        service = Service(open_store(db), settings=_settings(), snapshot=path)
+    except DeconflictionError as exc:
+        _fail(exc)
+    with closing(service.store):
+        write_snapshot_said(service, path)
+
+
+def _snapshot_path(db: str, given: Path | None, off: bool) -> Path | None:
+    if off:
+        return None
+    return given if given is not None else snapshot_beside(db)
 
 
 @app.command()

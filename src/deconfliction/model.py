@@ -17,7 +17,7 @@ from typing import Any
 from shapely.geometry.base import BaseGeometry
 
 from deconfliction.errors import InvalidInput
-from deconfliction.geo import LatLon
+from deconfliction.geo import LatLon, PickledByFields
 
 
 class Role(StrEnum):
@@ -248,7 +248,7 @@ class Party:
 
 
 @dataclass(frozen=True, slots=True)
-class Asset:
+class Asset(PickledByFields):
     party: str
     id: str
     kind: AssetKind
@@ -261,7 +261,7 @@ class Asset:
 
 
 @dataclass(frozen=True, slots=True)
-class Report:
+class Report(PickledByFields):
     """An asset's position at a time. ``stale_at`` is None for a site: it holds until moved."""
 
     party: str
@@ -278,7 +278,7 @@ class Report:
 
 
 @dataclass(frozen=True, slots=True)
-class Zone:
+class Zone(PickledByFields):
     """A declared area. A route is its LineString widened by ``width_m`` (half on each side)."""
 
     party: str

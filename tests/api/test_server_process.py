@@ -74,6 +74,13 @@ class Server:
         self.kill()
         pytest.fail(f"the server did not answer /healthz within {TIMEOUT_S} s:\n{self.log.read_text()}")
 
+    def stop(self) -> None:
+        """SIGTERM: the server stops as an operator stops it, and writes its snapshot."""
+        assert self.process is not None
+        self.process.terminate()
+        self.process.wait(timeout=TIMEOUT_S)
+        self.process = None
+
     def kill(self) -> None:
         """SIGKILL: no shutdown handler, no flush, no checkpoint."""
         if self.process is not None and self.process.poll() is None:
@@ -189,3 +196,27 @@ def test_a_token_says_whose_it_is_so_a_client_names_its_own_activities(run: Run)
         admin.close()
     with httpx.Client(base_url=run.url, timeout=TIMEOUT_S) as client:
         assert call(client, "GET", "/v1/whoami", run.acknowledged["admin"]) == {"party": None, "role": "admin"}
+
+
+def test_a_server_stopped_writes_its_snapshot_and_the_next_start_is_from_it(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    made = subprocess.run(
+        [str(DECONFLICT), "init", "--db", str(db)], capture_output=True, env=clean_env(), timeout=TIMEOUT_S, check=True
+    )
+    admin = json.loads(made.stdout)["admin_token"]
+    server = Server(db, tmp_path / "server.log")
+    try:
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
+            call(client, "POST", "/v1/parties", admin, json={"id": "alfa", "name": "Alfa Army"})
+            liaison = call(client, "POST", "/v1/parties/alfa/tokens", admin, json={"role": "liaison"})["token"]
+            call(client, "POST", "/v1/assets", liaison, json={"id": "qrf-1", "kind": "unit", "position": "34.60, 71.10"})
+            before = snapshot(client, liaison)
+        server.stop()
+        assert f"written to {db}.snapshot" in server.log.read_text()
+        server.start()
+        assert f"picture from the snapshot at {db}.snapshot" in server.log.read_text()
+        with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
+            assert snapshot(client, liaison) == before
+    finally:
+        server.kill()

@@ -127,8 +127,8 @@ class _WatchedLog(MemoryStore):
         self.breaks = breaks
         self.collector_on: list[bool] = []
 
-    def load(self) -> Iterator[Event]:
-        for event in super().load():
+    def load(self, after: int = 0) -> Iterator[Event]:
+        for event in super().load(after):
             self.collector_on.append(gc.isenabled())
             yield event
         if self.breaks:

@@ -9,8 +9,9 @@ on), the same measurements of the service over the store:
   transaction;
 - recorded check latency p50/p99 on a picture of ``checks_size`` assets, no other load (each
   check is answered from memory and its record committed durably before the answer);
-- node start-up at ``startup_size`` assets: open the store and rebuild the picture, as
-  ``deconflict serve`` does;
+- node start-up at ``startup_size`` assets: open the store and rebuild the picture from the
+  whole log; then a snapshot written (as ``deconflict serve`` does when it stops) and start-up
+  again from it, as the node's next start is;
 - then the picture of a 10 km box as of an instant (``GET /v1/picture?area=...&as_of=...``):
   PostgreSQL reads the assets ever in the box through its spatial index, SQLite the whole log.
 
@@ -99,6 +100,19 @@ def run_stores(
             seen = service.look(Caller("west", Role.LIAISON), AS_OF_BOX, as_of=big.now.isoformat())
             out["as_of_area_s"] = time.perf_counter() - started
             out["as_of_area_assets"] = len(seen["assets"])
+            # As a node stops, and starts again from what it wrote.
+            snapshot = Path(tmp) / f"{store}.snapshot"
+            started = time.perf_counter()
+            service.write_snapshot(snapshot)
+            out["snapshot_write_s"] = time.perf_counter() - started
+            out["snapshot_mib"] = snapshot.stat().st_size / 2**20
+            service.store.close()
+            del service
+            gc.collect()
+            started = time.perf_counter()
+            service = Service(open_store(db), snapshot=snapshot)
+            out["startup_from_snapshot_s"] = time.perf_counter() - started
+            assert service.from_snapshot, "the snapshot just written was not used"
             service.store.close()
             del service
             gc.collect()
@@ -122,7 +136,9 @@ def print_stores(results: dict[str, Any], console: Console) -> None:
     row(f"recorded check p50 / p99, {n} assets", lambda r: f"{_ms(r['checks']['p50_us'])} / {_ms(r['checks']['p99_us'])}")
     during = "those checks' p50 / p99"
     row(during, lambda r: f"{_ms(r['checks_during_ingest']['p50_us'])} / {_ms(r['checks_during_ingest']['p99_us'])}")
-    row(f"start-up, {big} assets", lambda r: f"{r['startup_s']:.1f} s")
+    row(f"start-up, {big} assets, from the whole log", lambda r: f"{r['startup_s']:.1f} s")
+    row(f"start-up, {big} assets, from a snapshot", lambda r: f"{r['startup_from_snapshot_s']:.1f} s")
+    row("(writing that snapshot, as a node stops)", lambda r: f"{r['snapshot_write_s']:.1f} s, {r['snapshot_mib']:,.0f} MiB")
     row(f"picture of a 10 km box as of an instant, {big} assets", lambda r: f"{r['as_of_area_s']:.2f} s")
     row(f"(writing the {big} assets' store, set-up)", lambda r: f"{r['load_s']:.0f} s")
     console.print(table)

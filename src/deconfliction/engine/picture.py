@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from shapely.geometry import box
@@ -55,12 +56,23 @@ class Picture:
         self.grants: dict[tuple[str, str, str], Disclosure] = {}  # (owner, grantee, unit|site|zone): level granted
         # Owners' notices of probing, oldest first, the newest PROBES_KEPT per owner (the record has them all):
         # nothing on the map, no version.
-        self.probes: defaultdict[str, deque[dict[str, Any]]] = defaultdict(lambda: deque(maxlen=PROBES_KEPT))
+        self.probes: defaultdict[str, deque[dict[str, Any]]] = defaultdict(partial(deque, maxlen=PROBES_KEPT))
         self.territories: ShapeIndex[str, Territory] = ShapeIndex()
         self.outlines: dict[str, Outline] = {}  # each territory's boundary, for border distances
         self.activities: dict[Key, Activity] = {}  # by (proposer, id): each party names its own activities
         self.active: ShapeIndex[Key, Activity] = ShapeIndex()  # activities under way, by buffered envelope
         self.changes = ChangeLog()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (a snapshot): all but the change log, which a restart begins afresh (keys from before it are not honoured)."""
+        state = self.__dict__.copy()
+        del state["changes"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.changes = ChangeLog()
+        self.changes.reset(horizon=self.version)
 
     @contextmanager
     def loading(self) -> Iterator[None]:

@@ -10,7 +10,7 @@ from deconfliction.stores.base import Store
 from deconfliction.stores.memory import MemoryStore
 from deconfliction.stores.sqlite import SQLiteStore
 
-__all__ = ["MemoryStore", "SQLiteStore", "Store", "display_name", "open_store"]
+__all__ = ["MemoryStore", "SQLiteStore", "Store", "display_name", "open_store", "snapshot_beside"]
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -24,6 +24,17 @@ def display_name(db: str | Path) -> str:
         return text
     netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def snapshot_beside(db: str | Path) -> Path | None:
+    """Where a node on ``db`` keeps its snapshot unless told: beside a SQLite file; none for PostgreSQL or memory.
+
+    Several nodes share a PostgreSQL database but not a disk, so each is told its own (``--snapshot``).
+    """
+    text = str(db)
+    if text == ":memory:" or "://" in text:
+        return None
+    return Path(text + ".snapshot")
 
 
 def open_store(db: str | Path) -> Store:

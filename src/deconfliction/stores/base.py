@@ -199,8 +199,11 @@ class Store(Protocol):
         """As ``append_grouped``, awaited from an event loop."""
         ...
 
-    def load(self) -> Iterator[Event]:
-        """Every event needed to rebuild the current picture, in sequence order."""
+    def load(self, after: int = 0) -> Iterator[Event]:
+        """Every event needed to rebuild the current picture, in sequence order; with ``after``, only those after that entry.
+
+        ``after`` is where a snapshot ends: the picture it holds plus these is the current one.
+        """
         ...
 
     def history(self, until: int, area: Box | None = None) -> Iterator[Event]:

@@ -45,9 +45,9 @@ class MemoryStore:
     def _event(self, r: Row) -> Event:
         return event_from_row(r.seq, r.type, r.time, r.party, r.data, r.sealed)
 
-    def load(self) -> Iterator[Event]:
+    def load(self, after: int = 0) -> Iterator[Event]:
         newest = newest_reports(self._rows)
-        for r in self._rows:
+        for r in self._rows[after:]:
             if r.type in RECORD_ONLY or (r.type == SUPERSEDED and newest.get(str(r.subject)) != r.seq):
                 continue
             yield self._event(r)

@@ -284,15 +284,15 @@ class SQLiteStore(SqlReads):
             return seqs
         return await self._group.submit_async(events, synced)
 
-    def load(self) -> Iterator[Event]:
+    def load(self, after: int = 0) -> Iterator[Event]:
         skip = ",".join("?" * len(RECORD_ONLY))
         query = f"""
             SELECT seq, type, time, party, data, sealed FROM events
-            WHERE type NOT IN ({skip}) AND (type != ? OR seq IN (SELECT seq FROM latest))
+            WHERE seq > ? AND type NOT IN ({skip}) AND (type != ? OR seq IN (SELECT seq FROM latest))
             ORDER BY seq
         """
         try:
-            for row in self._db.execute(query, (*RECORD_ONLY, SUPERSEDED)):
+            for row in self._db.execute(query, (after, *RECORD_ONLY, SUPERSEDED)):
                 yield event_from_row(*row)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the store: {exc}") from exc
