@@ -69,25 +69,22 @@ SQLITE_STEPS: dict[int, Step] = {1: _sqlite_1_to_2}
 
 
 def _postgres_1_to_2(db: psycopg.Connection[Any]) -> None:
-    from deconfliction.stores.postgres import _GEOMETRY, Positions, geometry_of, note_positions, write_positions
+    from deconfliction.stores.postgres import _GEOMETRY, geometry_of, update_latest
 
     db.execute("CREATE EXTENSION IF NOT EXISTS postgis")
     db.execute(_GEOMETRY)
     db.execute("CREATE TEMP TABLE located (seq BIGINT PRIMARY KEY, subject TEXT, geom geometry) ON COMMIT DROP")
-    positions: Positions = {}
     last = int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])  # type: ignore[index]
     for start in range(0, last, HISTORY_PAGE):
         query = "SELECT seq, type, time, party, data, sealed FROM events WHERE seq > %s AND seq <= %s ORDER BY seq"
         events = [event_from_row(*row) for row in db.execute(query, (start, start + HISTORY_PAGE)).fetchall()]
-        located = [(e.seq, subject_of(e), geometry_of(e)) for e in events]
         with db.cursor() as cursor, cursor.copy("COPY located FROM STDIN") as copy:
-            for row in located:
-                copy.write_row(row)
-        note_positions(positions, ((e.type, subject, e.seq, g) for e, (_, subject, g) in zip(events, located, strict=True)))
+            for e in events:
+                copy.write_row((e.seq, subject_of(e), geometry_of(e)))
     db.execute("UPDATE events SET subject = located.subject, geom = located.geom FROM located WHERE events.seq = located.seq")
     db.execute("DELETE FROM latest")
     with db.cursor() as cursor:
-        write_positions(cursor, positions)
+        update_latest(cursor, 1, last)
 
 
 POSTGRES_STEPS: dict[int, Callable[[psycopg.Connection[Any]], None]] = {1: _postgres_1_to_2}

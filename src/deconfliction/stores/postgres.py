@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import struct
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -423,40 +423,35 @@ def write_rows(db: psycopg.Connection[Any], rows: Sequence[Row], events: Sequenc
 
     COPY, not one INSERT per row: it is what lets a batch of reports in at tens of thousands a second.
     """
-    geometries = [geometry_of(e) for e in events]
     with db.cursor() as cursor:
         with cursor.copy(f"COPY events ({ROW_COLUMNS}, geom) FROM STDIN") as copy:
-            for r, geometry in zip(rows, geometries, strict=True):
-                copy.write_row((*r.values(), geometry))
-        positions: Positions = {}
-        note_positions(positions, ((r.type, r.subject, r.seq, g) for r, g in zip(rows, geometries, strict=True)))
-        write_positions(cursor, positions)
+            for r, e in zip(rows, events, strict=True):
+                copy.write_row((*r.values(), geometry_of(e)))
+        if rows:
+            update_latest(cursor, rows[0].seq, rows[-1].seq)
 
 
-Positions = dict[str, tuple[int, str | None] | None]
-"""For ``latest``: each asset's newest report (sequence number, geometry), or None once its position is withdrawn."""
+_PLACING = ", ".join(f"'{t}'" for t in (SUPERSEDED, *WITHDRAWN))
+"""The types of the events that place an asset or take its position away, as SQL."""
+
+_LATEST = f"""
+WITH last AS (
+    SELECT DISTINCT ON (subject) subject, seq, type, geom FROM events
+    WHERE seq BETWEEN %(first)s AND %(last)s AND subject IS NOT NULL AND type IN ({_PLACING})
+    ORDER BY subject, seq DESC
+), moved AS (
+    INSERT INTO latest (subject, seq, geom) SELECT subject, seq, geom FROM last WHERE type = '{SUPERSEDED}'
+    ON CONFLICT (subject) DO UPDATE SET seq = EXCLUDED.seq, geom = EXCLUDED.geom
+)
+DELETE FROM latest WHERE subject IN (SELECT subject FROM last WHERE type <> '{SUPERSEDED}')
+"""
 
 
-def note_positions(positions: Positions, rows: Iterable[tuple[str, str | None, int, str | None]]) -> None:
-    """Fold rows (type, subject, seq, geometry), in log order, into ``positions``."""
-    for type_, subject, seq, geometry in rows:
-        if subject is None:
-            continue
-        if type_ == SUPERSEDED:
-            positions[subject] = (seq, geometry)
-        elif type_ in WITHDRAWN:
-            positions[subject] = None
+def update_latest(cursor: psycopg.Cursor[Any], first: int, last: int) -> None:
+    """Bring ``latest`` to the log's entries ``first`` to ``last`` (written, in this transaction or before): each asset's
+    newest report among them replaces its row, a withdrawal after it removes it.
 
-
-def write_positions(cursor: psycopg.Cursor[Any], positions: Positions) -> None:
-    """Bring ``latest`` to ``positions``: upsert the reports, delete the withdrawn."""
-    moved = [(subject, *held) for subject, held in positions.items() if held is not None]
-    if moved:
-        cursor.execute(
-            "INSERT INTO latest (subject, seq, geom) SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[]::geometry[]) "
-            "ON CONFLICT (subject) DO UPDATE SET seq = EXCLUDED.seq, geom = EXCLUDED.geom",
-            [list(column) for column in zip(*moved, strict=True)],
-        )
-    gone = [subject for subject, held in positions.items() if held is None]
-    if gone:
-        cursor.execute("DELETE FROM latest WHERE subject = ANY(%s)", (gone,))
+    The database reads the rows it was just sent rather than being sent them a second time: the
+    client spent as long building that second copy in Python as the server spends reading it back.
+    """
+    cursor.execute(_LATEST, {"first": first, "last": last})
