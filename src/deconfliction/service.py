@@ -168,17 +168,20 @@ def _no_cycle_collection() -> Iterator[None]:
     collector would walk the growing heap again and again for nothing (at a million assets it took
     11 of the rebuild's 38 seconds). Process-wide while it lasts; put back as it was.
 
-    At the end the objects made are moved into the oldest generation, where they would be after
+    At a start the objects made are moved into the oldest generation, where they would be after
     surviving, without a walk: the first collection after the block would otherwise go through
-    every one of them (1.3 s at a million assets). They are collected as any old object is.
+    every one of them (1.3 s at a million assets). They are collected as any old object is. Not
+    once a server has frozen its picture (an as-of picture rebuilt while it serves): unfreezing
+    would hand the frozen picture back to the collector.
     """
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        gc.freeze()  # the youngest generation, with everything the block made, to the permanent one...
-        gc.unfreeze()  # ...and from there to the oldest: two list splices
+        if gc.get_freeze_count() == 0:
+            gc.freeze()  # every generation, with everything the block made, to the permanent one...
+            gc.unfreeze()  # ...and from there to the oldest: two list splices
         if was_enabled:
             gc.enable()
 

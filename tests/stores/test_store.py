@@ -152,6 +152,24 @@ def test_a_rebuild_holds_the_garbage_collector_off_and_leaves_it_as_it_was(enabl
         (gc.enable if was else gc.disable)()
 
 
+def test_a_rebuild_leaves_what_a_server_froze_frozen_and_freezes_nothing_itself() -> None:
+    """A start moves what it made to the collector's oldest generation through the permanent one and
+    out again; an as-of picture rebuilt while a server serves must not hand the server's frozen
+    picture back to the collector (its pauses would grow with the picture again)."""
+    gc.unfreeze()
+    Service(_WatchedLog())
+    assert gc.get_freeze_count() == 0, "a rebuild left objects frozen: they would never be collected"
+    served = [[i] for i in range(1000)]  # a server's picture, frozen as `deconflict serve` freezes it
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        Service(_WatchedLog())
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+        del served
+
+
 def test_sqlite_errors_become_store_errors(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "p.db")
     store._db.execute("PRAGMA query_only = ON")
