@@ -6,7 +6,7 @@ own land, so that a fires activity there (buffer 1500 m) affects nobody unless a
 something of bravo's near it. A careful client looks at the area first and proposes with the
 key it got (``look``); tests that are about keys build theirs on purpose.
 
-Every refusal is checked for status, code and field, and against a snapshot of what every
+Every refusal is checked for status, code and field, and against a record of what every
 party sees (``unchanged``): a refused request has changed nothing.
 """
 
@@ -127,16 +127,16 @@ def stale(response: Response) -> dict[str, Any]:
 def unchanged(api: Api) -> Iterator[None]:
     """Assert that what follows changes nothing alfa, bravo or the admin sees: version, counts, activities."""
 
-    def snapshot() -> list[Any]:
+    def seen() -> list[Any]:
         return [
             api.ok("GET", "/v1/picture", "admin", 200),
             api.ok("GET", "/v1/activities", "alfa", 200),
             api.ok("GET", "/v1/activities", "bravo", 200),
         ]
 
-    before = snapshot()
+    before = seen()
     yield
-    assert snapshot() == before
+    assert seen() == before
 
 
 # ---------------------------------------------------------------------------- the lifecycle

@@ -105,7 +105,8 @@ def call(client: httpx.Client, method: str, path: str, token: str, **kwargs: Any
     return response.json()
 
 
-def snapshot(client: httpx.Client, token: str) -> dict[str, Any]:
+def seen(client: httpx.Client, token: str) -> dict[str, Any]:
+    """What a client sees of the picture."""
     return {
         "picture": call(client, "GET", "/v1/picture", token),
         "assets": call(client, "GET", "/v1/assets", token),
@@ -114,14 +115,19 @@ def snapshot(client: httpx.Client, token: str) -> dict[str, Any]:
     }
 
 
+def init(db: Path) -> str:
+    """``deconflict init``: a new store, and its admin token."""
+    made = subprocess.run(
+        [str(DECONFLICT), "init", "--db", str(db)], capture_output=True, env=clean_env(), timeout=TIMEOUT_S, check=True
+    )
+    return str(json.loads(made.stdout)["admin_token"])
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     tmp = tmp_path_factory.mktemp("server")
     db = tmp / "s.db"
-    made = subprocess.run(
-        [str(DECONFLICT), "init", "--db", str(db)], capture_output=True, env=clean_env(), timeout=TIMEOUT_S, check=True
-    )
-    admin = json.loads(made.stdout)["admin_token"]
+    admin = init(db)
     server = Server(db, tmp / "server.log")
     try:
         server.start()
@@ -140,13 +146,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
                 call(client, "POST", "/v1/reports", liaison, json={"asset": "qrf-1", "position": f"34.6{i}, 71.1{i}"})
             batch = [{"asset": "qrf-1", "position": "34.67, 71.17"}, {"asset": "post", "position": "34.56, 71.03"}]
             call(client, "POST", "/v1/reports/batch", liaison, json={"reports": batch})
-            before = snapshot(client, liaison)
+            before = seen(client, liaison)
             last = call(client, "POST", "/v1/reports", liaison, json={"asset": "qrf-1", "position": "34.68, 71.18"})
             server.kill()  # at once after the 2xx
             acknowledged["last"] = last
         server.start()
         with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
-            after = snapshot(client, liaison)
+            after = seen(client, liaison)
             after["healthz"] = client.get("/healthz").json()
         yield Run(acknowledged, before, after, server.url)
     finally:
@@ -167,7 +173,7 @@ def test_server_restart_keeps_every_acknowledged_write(run: Run) -> None:
 
 
 def test_server_restart_keeps_the_tokens(run: Run) -> None:
-    """The liaison token made before the kill still authenticates after it (snapshot used it)."""
+    """The liaison token made before the kill still authenticates after it (the picture seen used it)."""
     assert run.after["picture"]["assets"] == 2
     assert run.after["picture"]["positions"] == 2
 
@@ -200,10 +206,7 @@ def test_a_token_says_whose_it_is_so_a_client_names_its_own_activities(run: Run)
 
 def test_a_server_stopped_writes_its_snapshot_and_the_next_start_is_from_it(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
-    made = subprocess.run(
-        [str(DECONFLICT), "init", "--db", str(db)], capture_output=True, env=clean_env(), timeout=TIMEOUT_S, check=True
-    )
-    admin = json.loads(made.stdout)["admin_token"]
+    admin = init(db)
     server = Server(db, tmp_path / "server.log")
     try:
         server.start()
@@ -211,12 +214,12 @@ def test_a_server_stopped_writes_its_snapshot_and_the_next_start_is_from_it(tmp_
             call(client, "POST", "/v1/parties", admin, json={"id": "alfa", "name": "Alfa Army"})
             liaison = call(client, "POST", "/v1/parties/alfa/tokens", admin, json={"role": "liaison"})["token"]
             call(client, "POST", "/v1/assets", liaison, json={"id": "qrf-1", "kind": "unit", "position": "34.60, 71.10"})
-            before = snapshot(client, liaison)
+            before = seen(client, liaison)
         server.stop()
         assert f"written to {db}.snapshot" in server.log.read_text()
         server.start()
         assert f"picture from the snapshot at {db}.snapshot" in server.log.read_text()
         with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
-            assert snapshot(client, liaison) == before
+            assert seen(client, liaison) == before
     finally:
         server.kill()

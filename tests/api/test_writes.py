@@ -390,10 +390,10 @@ def test_duplicate_id_is_409(api: Api, who: str, path: str, body: dict[str, Any]
     api.zone("alfa", "z1", "no_fire_area", box(71.1, 34.6, 71.2, 34.7))
     api.aor("alfa", "a1", box(71.0, 34.6, 71.2, 34.8), confirm=False)
     version = api.version()
-    snapshot = [api.ok("GET", p, "alfa") for p in ("/v1/parties", "/v1/assets", "/v1/zones", "/v1/aors")]
+    seen = [api.ok("GET", p, "alfa") for p in ("/v1/parties", "/v1/assets", "/v1/zones", "/v1/aors")]
     refusal(api.post(path, who, json=body), 409, "already_exists", "id")
     assert api.version() == version
-    assert [api.ok("GET", p, "alfa") for p in ("/v1/parties", "/v1/assets", "/v1/zones", "/v1/aors")] == snapshot
+    assert [api.ok("GET", p, "alfa") for p in ("/v1/parties", "/v1/assets", "/v1/zones", "/v1/aors")] == seen
 
 
 def test_duplicate_id_in_another_party_is_allowed(api: Api) -> None:
