@@ -76,6 +76,33 @@ def test_a_node_follows_what_another_wrote_and_answers_with_it(postgres_url: str
         b.store.close()
 
 
+def test_a_node_that_starts_while_another_writes_applies_every_entry_once(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """B's store opens (its tree holds the log so far), A writes on, then B rebuilds its picture: B reads up to
+    its tree's size and catches up on the rest, so no entry is applied twice (an activity's step twice would not do)."""
+    applied: list[int] = []
+    apply = Service._apply
+    monkeypatch.setattr(Service, "_apply", lambda self, event: (applied.append(event.seq), apply(self, event))[-1])
+    a = Service(open_store(postgres_url), ManualClock(T0))
+    b_store = open_store(postgres_url)
+    try:
+        _build(a)
+        applied.clear()
+        b = Service(b_store, ManualClock(T0 + timedelta(minutes=3)))
+        assert b.catch_up() == a.store.last_seq()
+        assert len(applied) == len(set(applied)), "an entry was applied twice"
+        assert (b.summary(), b.assets(BLUE), b.zones(BLUE), b.aors(BLUE)) == (
+            a.summary(),
+            a.assets(BLUE),
+            a.zones(BLUE),
+            a.aors(BLUE),
+        )
+    finally:
+        a.store.close()
+        b_store.close()
+
+
 def test_conflicting_writes_on_two_nodes_one_wins_the_other_asks_again(postgres_url: str) -> None:
     """B has not read A's write: B's write is refused (503 behind) and changes nothing; caught up, it goes through."""
     a, b = open_store(postgres_url), open_store(postgres_url)

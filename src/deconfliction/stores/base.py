@@ -203,6 +203,8 @@ class Store(Protocol):
         """Every event needed to rebuild the current picture, in sequence order; with ``after``, only those after that entry.
 
         ``after`` is where a snapshot ends: the picture it holds plus these is the current one.
+        Only up to the entries the store's tree holds (``len(tree)``): what another process writes
+        meanwhile is for :meth:`catch_up` (a node on PostgreSQL), never read twice.
         """
         ...
 

@@ -278,13 +278,13 @@ class PostgresStore(SqlReads):
     def load(self, after: int = 0) -> Iterator[Event]:
         query = """
             SELECT seq, type, time, party, data, sealed FROM events
-            WHERE seq > %s AND type <> ALL(%s) AND (type <> %s OR seq IN (SELECT seq FROM latest))
+            WHERE seq > %s AND seq <= %s AND type <> ALL(%s) AND (type <> %s OR seq IN (SELECT seq FROM latest))
             ORDER BY seq
         """
         try:
             with self._reading, self._read_connection().transaction(), self._reader.cursor(name="load") as cursor:
                 cursor.itersize = LOAD_BATCH
-                cursor.execute(query, (after, list(RECORD_ONLY), SUPERSEDED))
+                cursor.execute(query, (after, self._last, list(RECORD_ONLY), SUPERSEDED))
                 for row in cursor:
                     yield event_from_row(*row)
         except psycopg.Error as exc:

@@ -288,11 +288,11 @@ class SQLiteStore(SqlReads):
         skip = ",".join("?" * len(RECORD_ONLY))
         query = f"""
             SELECT seq, type, time, party, data, sealed FROM events
-            WHERE seq > ? AND type NOT IN ({skip}) AND (type != ? OR seq IN (SELECT seq FROM latest))
+            WHERE seq > ? AND seq <= ? AND type NOT IN ({skip}) AND (type != ? OR seq IN (SELECT seq FROM latest))
             ORDER BY seq
         """
         try:
-            for row in self._db.execute(query, (after, *RECORD_ONLY, SUPERSEDED)):
+            for row in self._db.execute(query, (after, self._last, *RECORD_ONLY, SUPERSEDED)):
                 yield event_from_row(*row)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the store: {exc}") from exc
