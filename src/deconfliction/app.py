@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -123,6 +124,38 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+async def _snapshots(service: Service, path: Path) -> None:
+    """Every ``snapshot_every_s``, if the log grew, a snapshot written by a second process (``deconflict snapshot``).
+
+    In this process, writes and checks would wait while the picture is pickled (16 s at a million
+    assets); the second process starts from the last snapshot and the log after it, on the other
+    core, and holds a second copy of the picture meanwhile. A node that crashes then replays at
+    most this long a stretch of the log when it starts again.
+    """
+    every = service.settings.snapshot_every_s
+    written = service.from_snapshot
+    while True:
+        await asyncio.sleep(every)
+        size = len(service.store.tree)
+        if size <= written:
+            continue
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "deconfliction", "snapshot", "--to", str(path),
+            env={**os.environ, "DECONFLICT_DB": str(service.store.path)},  # type: ignore[attr-defined]
+        )  # fmt: skip
+        try:
+            if await process.wait() == 0:
+                written = size
+            else:
+                log.error("the snapshot process ended with %d; the next is tried in %g s", process.returncode, every)
+        except asyncio.CancelledError:  # the node stops: it writes its own, newer one
+            process.terminate()
+            await process.wait()
+            for partial in path.parent.glob(f"{path.name}.*.partial"):
+                partial.unlink(missing_ok=True)
+            raise
+
+
 def write_snapshot_said(service: Service, path: Path) -> None:
     """The picture as it stands, for the node's next start (on standard error, what was written or why not).
 
@@ -142,12 +175,16 @@ def create_app(service: Service, tak: Sequence[Listener] = (), snapshot: Path | 
     """The HTTP API for ``service``; OpenAPI at ``/openapi.json`` and ``/docs``; with ``tak``, the TAK gateway's listeners.
 
     With ``snapshot``, the picture is written there as the app stops (the last step of its shutdown:
-    nothing is written or followed any more), for the node's next start.
+    nothing is written or followed any more), for the node's next start, and by a second process
+    every ``snapshot_every_s`` meanwhile.
     """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ticker = asyncio.create_task(_tick(service))
+        snapshotter = None
+        if snapshot is not None and service.settings.snapshot_every_s > 0:
+            snapshotter = asyncio.create_task(_snapshots(service, snapshot))
         stopping = asyncio.Event()
         follower = asyncio.create_task(_follow(service, stopping))
         gateway = Gateway(service, tak) if tak else None
@@ -159,6 +196,10 @@ def create_app(service: Service, tak: Sequence[Listener] = (), snapshot: Path | 
             await gateway.stop()
         ticker.cancel()
         await _stop_following(service, follower, stopping)
+        if snapshotter is not None:
+            snapshotter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await snapshotter
         if snapshot is not None:
             await run_in_threadpool(write_snapshot_said, service, snapshot)
 

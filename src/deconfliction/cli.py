@@ -255,10 +255,16 @@ def serve(
 
 @app.command("snapshot")
 def snapshot_(
-    db: Annotated[str, typer.Option("--db", help="Store: a SQLite file path or a postgresql:// URL.")] = "deconfliction.db",
+    db: Annotated[
+        str, typer.Option("--db", envvar="DECONFLICT_DB", help="Store: a SQLite file path or a postgresql:// URL.")
+    ] = "deconfliction.db",
     to: Annotated[Path | None, typer.Option("--to", help="Where to write it; default DB.snapshot beside a SQLite store.")] = None,
 ) -> None:
-    """Rebuild the picture (from the last snapshot and the log after it) and write a snapshot for a node's next start."""
+    """Rebuild the picture (from the last snapshot and the log after it) and write a snapshot for a node's next start.
+
+    A serving node runs this itself every DECONFLICT_SNAPSHOT_EVERY_S (the store named in DECONFLICT_DB, so that a
+    PostgreSQL password stays off the process list).
+    """
     from deconfliction.app import write_snapshot_said
 
     path = to if to is not None else _snapshot_path(db, None, False)

@@ -109,6 +109,13 @@ class Settings:
         default="",
         metadata=_meta("PEM CA that signs devices' client certificates; a certificate's organisation (O) names its party."),
     )
+    snapshot_every_s: float = field(
+        default=3600.0,
+        metadata=_meta(
+            "While it serves, a node writes its snapshot this often, when the log has grown, in a second process so that "
+            "nothing waits (0: only as it stops), seconds."
+        ),
+    )
     console_tiles_url: str = field(
         default="",
         metadata=_meta(

@@ -223,3 +223,31 @@ def test_a_server_stopped_writes_its_snapshot_and_the_next_start_is_from_it(tmp_
             assert seen(client, liaison) == before
     finally:
         server.kill()
+
+
+def test_a_serving_node_writes_snapshots_in_a_second_process_and_a_crashed_one_starts_from_the_last(tmp_path: Path) -> None:
+    """Every DECONFLICT_SNAPSHOT_EVERY_S the log grew, a snapshot appears while the node serves; killed (no clean stop,
+    so no snapshot of its own), the node starts from that one and the log after it, with every acknowledged write."""
+    db = tmp_path / "s.db"
+    admin = init(db)
+    server = Server(db, tmp_path / "server.log", settings={"DECONFLICT_SNAPSHOT_EVERY_S": "0.5"})
+    kept = Path(f"{db}.snapshot")
+    try:
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
+            call(client, "POST", "/v1/parties", admin, json={"id": "alfa", "name": "Alfa Army"})
+            liaison = call(client, "POST", "/v1/parties/alfa/tokens", admin, json={"role": "liaison"})["token"]
+            call(client, "POST", "/v1/assets", liaison, json={"id": "qrf-1", "kind": "unit", "position": "34.60, 71.10"})
+            deadline = time.monotonic() + 3 * TIMEOUT_S
+            while not kept.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert kept.exists(), server.log.read_text()
+            call(client, "POST", "/v1/reports", liaison, json={"asset": "qrf-1", "position": "34.61, 71.11"})  # after it
+            before = seen(client, liaison)
+        server.kill()
+        server.start()
+        assert f"picture from the snapshot at {kept}" in server.log.read_text()
+        with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
+            assert seen(client, liaison) == before
+    finally:
+        server.kill()
