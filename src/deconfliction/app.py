@@ -124,7 +124,7 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
-async def _snapshots(service: Service, path: Path) -> None:
+async def _snapshots(service: Service, path: Path, db: str) -> None:
     """Every ``snapshot_every_s``, if the log grew, a snapshot written by a second process (``deconflict snapshot``).
 
     In this process, writes and checks would wait while the picture is pickled (16 s at a million
@@ -141,7 +141,7 @@ async def _snapshots(service: Service, path: Path) -> None:
             continue
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "deconfliction", "snapshot", "--to", str(path),
-            env={**os.environ, "DECONFLICT_DB": str(service.store.path)},  # type: ignore[attr-defined]
+            env={**os.environ, "DECONFLICT_DB": db},
         )  # fmt: skip
         try:
             if await process.wait() == 0:
@@ -183,8 +183,9 @@ def create_app(service: Service, tak: Sequence[Listener] = (), snapshot: Path | 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ticker = asyncio.create_task(_tick(service))
         snapshotter = None
-        if snapshot is not None and service.settings.snapshot_every_s > 0:
-            snapshotter = asyncio.create_task(_snapshots(service, snapshot))
+        db = getattr(service.store, "path", None)  # a store in memory has none: another process cannot read it
+        if snapshot is not None and db is not None and service.settings.snapshot_every_s > 0:
+            snapshotter = asyncio.create_task(_snapshots(service, snapshot, str(db)))
         stopping = asyncio.Event()
         follower = asyncio.create_task(_follow(service, stopping))
         gateway = Gateway(service, tak) if tak else None
