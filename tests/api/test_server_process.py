@@ -204,6 +204,14 @@ def test_a_token_says_whose_it_is_so_a_client_names_its_own_activities(run: Run)
         assert call(client, "GET", "/v1/whoami", run.acknowledged["admin"]) == {"party": None, "role": "admin"}
 
 
+def _alfa_with_a_unit(client: httpx.Client, admin: str) -> str:
+    """Party alfa with one unit placed; alfa's liaison token."""
+    call(client, "POST", "/v1/parties", admin, json={"id": "alfa", "name": "Alfa Army"})
+    liaison: str = call(client, "POST", "/v1/parties/alfa/tokens", admin, json={"role": "liaison"})["token"]
+    call(client, "POST", "/v1/assets", liaison, json={"id": "qrf-1", "kind": "unit", "position": "34.60, 71.10"})
+    return liaison
+
+
 def test_a_server_stopped_writes_its_snapshot_and_the_next_start_is_from_it(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     admin = init(db)
@@ -211,9 +219,7 @@ def test_a_server_stopped_writes_its_snapshot_and_the_next_start_is_from_it(tmp_
     try:
         server.start()
         with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
-            call(client, "POST", "/v1/parties", admin, json={"id": "alfa", "name": "Alfa Army"})
-            liaison = call(client, "POST", "/v1/parties/alfa/tokens", admin, json={"role": "liaison"})["token"]
-            call(client, "POST", "/v1/assets", liaison, json={"id": "qrf-1", "kind": "unit", "position": "34.60, 71.10"})
+            liaison = _alfa_with_a_unit(client, admin)
             before = seen(client, liaison)
         server.stop()
         assert f"written to {db}.snapshot" in server.log.read_text()
@@ -235,9 +241,7 @@ def test_a_serving_node_writes_snapshots_in_a_second_process_and_a_crashed_one_s
     try:
         server.start()
         with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
-            call(client, "POST", "/v1/parties", admin, json={"id": "alfa", "name": "Alfa Army"})
-            liaison = call(client, "POST", "/v1/parties/alfa/tokens", admin, json={"role": "liaison"})["token"]
-            call(client, "POST", "/v1/assets", liaison, json={"id": "qrf-1", "kind": "unit", "position": "34.60, 71.10"})
+            liaison = _alfa_with_a_unit(client, admin)
             deadline = time.monotonic() + 3 * TIMEOUT_S
             while not kept.exists() and time.monotonic() < deadline:
                 time.sleep(0.1)
