@@ -139,10 +139,14 @@ async def _snapshots(service: Service, path: Path, db: str) -> None:
         size = len(service.store.tree)
         if size <= written:
             continue
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "deconfliction", "snapshot", "--to", str(path),
-            env={**os.environ, "DECONFLICT_DB": db},
-        )  # fmt: skip
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "deconfliction", "snapshot", "--to", str(path),
+                env={**os.environ, "DECONFLICT_DB": db},
+            )  # fmt: skip
+        except OSError:  # out of processes or memory: the node serves on, and tries again next time
+            log.exception("the snapshot process could not start; the next is tried in %g s", every)
+            continue
         try:
             if await process.wait() == 0:
                 written = size
