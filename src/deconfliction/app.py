@@ -24,6 +24,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deconfliction import __version__
+from deconfliction import snapshot as snapshots
 from deconfliction.api.psi import router as psi_router
 from deconfliction.api.routes import check_fast, log_refusal, router
 from deconfliction.api.stream import router as stream_router
@@ -155,8 +156,7 @@ async def _snapshots(service: Service, path: Path, db: str) -> None:
         except asyncio.CancelledError:  # the node stops: it writes its own, newer one
             process.terminate()
             await process.wait()
-            for partial in path.parent.glob(f"{path.name}.*.partial"):
-                partial.unlink(missing_ok=True)
+            snapshots.discard_partials(path)
             raise
 
 

@@ -267,7 +267,7 @@ def snapshot_(
     """
     from deconfliction.app import write_snapshot_said
 
-    path = to if to is not None else _snapshot_path(db, None, False)
+    path = _snapshot_path(db, to, False)
     if path is None:
         _fail(InvalidInput("a PostgreSQL store keeps no snapshot beside it: say where with --to", field="--to"))
     try:

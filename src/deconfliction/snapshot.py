@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import pickle
 import platform
@@ -41,8 +40,6 @@ import numpy
 import shapely
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
-log = logging.getLogger("deconfliction.snapshot")
 
 MAGIC = b"deconfliction picture snapshot\n"
 FORMAT = 1
@@ -71,12 +68,12 @@ def code_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def write(path: Path, snapshot: Snapshot, key: Ed25519PrivateKey) -> int:
-    """Write ``snapshot`` to ``path``, signed with ``key``, in place of any there; the bytes written."""
+def write(path: Path, snapshot: Snapshot, key: Ed25519PrivateKey) -> None:
+    """Write ``snapshot`` to ``path``, signed with ``key``, in place of any there."""
     payload = pickle.dumps(snapshot.state, protocol=5)
     header = _header(snapshot, payload)
     signature = key.sign(header).hex().encode()
-    fd, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".partial", dir=path.parent)
+    fd, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=_PARTIAL, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(MAGIC + header + b"\n" + signature + b"\n")
@@ -92,7 +89,16 @@ def write(path: Path, snapshot: Snapshot, key: Ed25519PrivateKey) -> int:
         os.fsync(directory)  # the rename itself survives a power cut
     finally:
         os.close(directory)
-    return len(payload)
+
+
+_PARTIAL = ".partial"
+"""The ending of a snapshot being written, before it is renamed into place."""
+
+
+def discard_partials(path: Path) -> None:
+    """Remove what a writer of ``path`` that was stopped mid-way left (a kill runs no clean-up of its own)."""
+    for partial in path.parent.glob(f"{path.name}.*{_PARTIAL}"):
+        partial.unlink(missing_ok=True)
 
 
 def _header(snapshot: Snapshot, payload: bytes) -> bytes:

@@ -57,7 +57,14 @@ from deconfliction.stores.base import (
 )
 
 SCHEMA_VERSION = 2
-_PICTURE = "subject IS NULL AND type NOT IN ({})".format(", ".join(f"'{t}'" for t in RECORD_ONLY))
+
+
+def _sql_types(types: Sequence[str]) -> str:
+    """Event types as an SQL list, written out (a partial index serves only a literal condition)."""
+    return ", ".join(f"'{t}'" for t in types)
+
+
+_PICTURE = f"subject IS NULL AND type NOT IN ({_sql_types(RECORD_ONLY)})"
 """The events about no asset that rebuild a picture; written out, so that the partial index ``events_picture`` serves it."""
 _TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -431,7 +438,7 @@ def write_rows(db: psycopg.Connection[Any], rows: Sequence[Row], events: Sequenc
             update_latest(cursor, rows[0].seq, rows[-1].seq)
 
 
-_PLACING = ", ".join(f"'{t}'" for t in (SUPERSEDED, *WITHDRAWN))
+_PLACING = _sql_types((SUPERSEDED, *WITHDRAWN))
 """The types of the events that place an asset or take its position away, as SQL."""
 
 _LATEST = f"""
