@@ -24,7 +24,7 @@ from deconfliction.model import Event
 from deconfliction.service import Service
 from deconfliction.stores import MemoryStore, display_name, open_store
 from deconfliction.stores.base import newest_reports
-from deconfliction.stores.postgres import PostgresStore
+from deconfliction.stores.postgres import PostgresStore, update_latest
 from tests.api.test_server_process import Server, call
 from tests.stores.test_store import BLUE, T0, _build, report
 
@@ -274,6 +274,60 @@ def test_the_database_holds_where_things_are_in_postgis_types(postgres_url: str)
     assert "events_geom" in plan, plan
 
 
+def _latest_through(url: str) -> int:
+    return int(str(_sql(url, "SELECT value FROM meta WHERE key = 'latest_through'")[0][0]))
+
+
+def _wait_for_latest(url: str, last: int) -> None:
+    deadline = time.monotonic() + 10
+    while _latest_through(url) < last:
+        assert time.monotonic() < deadline, "the keeper did not bring latest up to the log"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("behind_from", [0, 1, 2], ids=["empty", "before-the-last-moves", "at-the-first-move"])
+def test_a_start_with_latest_behind_the_log_loses_no_position_and_brings_it_up(postgres_url: str, behind_from: int) -> None:
+    """A node killed after its commits and before its keeper ran leaves ``latest`` and its mark behind the log:
+    the next start still has every asset where its newest report put it, and brings ``latest`` up to the log."""
+    made = Service(open_store(postgres_url), ManualClock(T0))
+    _build(made)  # u1's three moves are the last three entries
+    before = (made.summary(), made.assets(BLUE), made.zones(BLUE), made.aors(BLUE))
+    last = made.store.last_seq()
+    made.store.close()
+    assert _latest_through(postgres_url) == last, "a stopping node brings latest up to its last write"
+    kept = _sql(postgres_url, "SELECT subject, seq, ST_AsText(geom) FROM latest ORDER BY subject")
+    mark = {0: 0, 1: last - 3, 2: last - 2}[behind_from]
+    with psycopg.connect(postgres_url) as db, db.cursor() as cursor:
+        cursor.execute("DELETE FROM latest")
+        if mark:
+            update_latest(cursor, 1, mark)
+        cursor.execute("UPDATE meta SET value = %s WHERE key = 'latest_through'", (str(mark),))
+
+    again = Service(open_store(postgres_url), ManualClock(T0))
+    try:
+        assert (again.summary(), again.assets(BLUE), again.zones(BLUE), again.aors(BLUE)) == before
+        _wait_for_latest(postgres_url, last)
+        assert _sql(postgres_url, "SELECT subject, seq, ST_AsText(geom) FROM latest ORDER BY subject") == kept
+    finally:
+        again.store.close()
+
+
+def test_two_nodes_writing_in_turn_leave_latest_as_the_log_says(postgres_url: str) -> None:
+    """Each node's keeper brings ``latest`` up after its own commits, over what the other's did."""
+    nodes = [open_store(postgres_url), open_store(postgres_url)]
+    try:
+        for n in range(60):
+            node = nodes[n % 2]
+            node.catch_up()  # type: ignore[attr-defined]
+            node.append([report(f"a{n % 7}", n), report(f"b{n % 3}", n)])
+        newest = newest_reports(nodes[0].rows(0, nodes[0].last_seq()))
+    finally:
+        for node in nodes:
+            node.close()
+    assert _latest_through(postgres_url) == 120
+    assert dict(_sql(postgres_url, "SELECT subject, seq FROM latest")) == newest
+
+
 def test_the_history_of_an_area_reads_only_the_assets_ever_there(postgres_url: str) -> None:
     service = Service(open_store(postgres_url), ManualClock(T0))
     try:
@@ -320,8 +374,8 @@ def test_a_first_version_postgresql_store_is_refused_until_migrated_then_has_its
 
     done = runner.invoke(app, ["migrate", "--db", postgres_url])
     assert done.exit_code == 0, done.stderr
-    assert json.loads(done.stdout) == {"from": 1, "to": 2}
-    assert json.loads(runner.invoke(app, ["migrate", "--db", postgres_url]).stdout) == {"from": 2, "to": 2}
+    assert json.loads(done.stdout) == {"from": 1, "to": 3}
+    assert json.loads(runner.invoke(app, ["migrate", "--db", postgres_url]).stdout) == {"from": 3, "to": 3}
 
     upgraded = Service(open_store(postgres_url), ManualClock(T0))
     try:
@@ -339,3 +393,27 @@ def test_a_first_version_postgresql_store_is_refused_until_migrated_then_has_its
         ("blue/s1", 71.6),
         ("blue/u1", 71.53),
     ]
+
+
+def test_a_version_2_postgresql_store_migrates_with_latest_exact_to_its_last_entry(postgres_url: str) -> None:
+    """Version 2 kept ``latest`` in each commit: migrated, its mark is the log's last entry, and the picture is as it was."""
+    made = Service(open_store(postgres_url), ManualClock(T0))
+    _build(made)
+    before = (made.summary(), made.assets(BLUE))
+    last = made.store.last_seq()
+    made.store.close()
+    with psycopg.connect(postgres_url) as db:  # as version 2 left it: no mark
+        db.execute("DELETE FROM meta WHERE key = 'latest_through'")
+        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match=r"schema version 2.*deconflict migrate --db"):
+        open_store(postgres_url)
+
+    done = runner.invoke(app, ["migrate", "--db", postgres_url])
+    assert done.exit_code == 0, done.stderr
+    assert json.loads(done.stdout) == {"from": 2, "to": 3}
+    assert _latest_through(postgres_url) == last
+    upgraded = Service(open_store(postgres_url), ManualClock(T0))
+    try:
+        assert (upgraded.summary(), upgraded.assets(BLUE)) == before
+    finally:
+        upgraded.store.close()

@@ -202,6 +202,8 @@ class Store(Protocol):
     def load(self, after: int = 0) -> Iterator[Event]:
         """Every event needed to rebuild the current picture, in sequence order; with ``after``, only those after that entry.
 
+        Of each asset's reports, the newest at least: a store may give older ones as well (PostgreSQL's
+        ``latest`` may be moments behind the log), which applied in order make the same picture.
         ``after`` is where a snapshot ends: the picture it holds plus these is the current one.
         Only up to the entries the store's tree holds (``len(tree)``): what another process writes
         meanwhile is for :meth:`catch_up` (a node on PostgreSQL), never read twice.

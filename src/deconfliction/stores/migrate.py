@@ -20,6 +20,9 @@ PostgreSQL:
   about an asset, its subject; ``latest`` gets each asset's current position (withdrawn
   positions leave it); the spatial and subject indexes are built. Entries are not touched:
   the record verifies as before.
+- 2 → 3: ``latest`` is kept up to date after commits rather than in them, and ``meta`` notes
+  the last entry it is exact for (``latest_through``); version 2 kept it exact at every
+  commit, so the mark starts at the log's last entry.
 """
 
 from __future__ import annotations
@@ -87,7 +90,13 @@ def _postgres_1_to_2(db: psycopg.Connection[Any]) -> None:
         update_latest(cursor, 1, last)
 
 
-POSTGRES_STEPS: dict[int, Callable[[psycopg.Connection[Any]], None]] = {1: _postgres_1_to_2}
+def _postgres_2_to_3(db: psycopg.Connection[Any]) -> None:
+    from deconfliction.stores.postgres import LATEST_THROUGH
+
+    db.execute("INSERT INTO meta SELECT %s, COALESCE(MAX(seq), 0)::text FROM events", (LATEST_THROUGH,))
+
+
+POSTGRES_STEPS: dict[int, Callable[[psycopg.Connection[Any]], None]] = {1: _postgres_1_to_2, 2: _postgres_2_to_3}
 """From each version of a PostgreSQL store, the step to the next one."""
 
 
