@@ -457,16 +457,34 @@ def write_rows(db: psycopg.Connection[Any], rows: Sequence[Row], events: Sequenc
 _PLACING = _sql_types((SUPERSEDED, *WITHDRAWN))
 """The types of the events that place an asset or take its position away, as SQL."""
 
-_LATEST = f"""
-WITH last AS (
-    SELECT DISTINCT ON (subject) subject, seq, type, geom FROM events
-    WHERE seq BETWEEN %(first)s AND %(last)s AND subject IS NOT NULL AND type IN ({_PLACING})
-    ORDER BY subject, seq DESC
-), moved AS (
-    INSERT INTO latest (subject, seq, geom) SELECT subject, seq, geom FROM last WHERE type = '{SUPERSEDED}'
-    ON CONFLICT (subject) DO UPDATE SET seq = EXCLUDED.seq, geom = EXCLUDED.geom
-)
-DELETE FROM latest WHERE subject IN (SELECT subject FROM last WHERE type <> '{SUPERSEDED}')
+def _bringing_latest(first: str, last: str) -> str:
+    """The steps (SQL ``WITH`` queries) that bring ``latest`` to the log's entries ``first`` to ``last`` (SQL expressions)."""
+    return f"""
+    last AS (
+        SELECT DISTINCT ON (subject) subject, seq, type, geom FROM events
+        WHERE seq BETWEEN {first} AND {last} AND subject IS NOT NULL AND type IN ({_PLACING})
+        ORDER BY subject, seq DESC
+    ), moved AS (
+        INSERT INTO latest (subject, seq, geom) SELECT subject, seq, geom FROM last WHERE type = '{SUPERSEDED}'
+        ON CONFLICT (subject) DO UPDATE SET seq = EXCLUDED.seq, geom = EXCLUDED.geom
+    ), gone AS (
+        DELETE FROM latest WHERE subject IN (SELECT subject FROM last WHERE type <> '{SUPERSEDED}')
+    )"""
+
+
+_LATEST = f"WITH {_bringing_latest('%(first)s', '%(last)s')} SELECT NULL"
+
+# One statement, one round trip: the keeper's thread takes the interpreter once a write, not once a step. The mark's
+# row is locked first (two nodes' keepers take turns); writers take turns under a lock held to their commit, so what is
+# committed, the statement's view of ``events``, is always a whole prefix of the log.
+_KEEP_LATEST = f"""
+WITH mark AS (
+    SELECT value::bigint AS through FROM meta WHERE key = '{LATEST_THROUGH}' FOR UPDATE
+), log AS (
+    SELECT COALESCE(MAX(seq), 0) AS last FROM events
+), {_bringing_latest("(SELECT through FROM mark) + 1", "(SELECT last FROM log)")}
+UPDATE meta SET value = (SELECT last FROM log)::text
+WHERE key = '{LATEST_THROUGH}' AND (SELECT last FROM log) > (SELECT through FROM mark)
 """
 
 
@@ -481,26 +499,13 @@ def update_latest(cursor: psycopg.Cursor[Any], first: int, last: int) -> None:
 
 
 def bring_latest_up_to_date(db: psycopg.Connection[Any]) -> None:
-    """Bring ``latest`` from the entry after ``latest_through`` to the log's last committed entry, in one transaction.
+    """Bring ``latest`` from the entry after ``latest_through`` to the log's last committed entry, and the mark with it.
 
-    The ``meta`` row is locked meanwhile: two nodes' keepers take turns, and neither reads a range
-    the other is writing. The commit does not wait for the disk: ``latest`` and its mark are lost
-    or kept together, and the log they are made from is durable.
+    One statement, so one transaction: ``latest`` and its mark are kept or lost together. ``db``
+    commits without waiting for the disk (the keeper's connection): what ``latest`` is made from,
+    the log, is durable already.
     """
-    with db.transaction(), db.cursor() as cursor:
-        cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        through = _one(cursor.execute("SELECT value::bigint FROM meta WHERE key = %s FOR UPDATE", (LATEST_THROUGH,)))
-        # Writers take turns under a lock held to their commit, so what is committed is always a whole prefix of the log.
-        last = _one(cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM events"))
-        if last > through:
-            update_latest(cursor, through + 1, last)
-            cursor.execute("UPDATE meta SET value = %s WHERE key = %s", (str(last), LATEST_THROUGH))
-
-
-def _one(cursor: psycopg.Cursor[Any]) -> int:
-    row = cursor.fetchone()
-    assert row is not None, "the query returns one row"
-    return int(row[0])
+    db.execute(_KEEP_LATEST)
 
 
 class LatestKeeper:
@@ -548,7 +553,9 @@ class LatestKeeper:
         db: psycopg.Connection[Any] | None = None
         try:
             while self._next():
-                db = db or psycopg.connect(self._url, autocommit=True)
+                if db is None:
+                    db = psycopg.connect(self._url, autocommit=True)
+                    db.execute("SET synchronous_commit TO OFF")
                 bring_latest_up_to_date(db)
         except psycopg.Error as exc:
             log.warning("latest could not be brought up to the log (a start reads the reports after it whole): %s", exc)
