@@ -17,7 +17,6 @@ import re
 import secrets
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -106,8 +105,6 @@ MAX_RADIUS_M = 200_000.0
 MAX_ROUTE_WIDTH_M = 50_000.0
 AREA_TYPES = ("Polygon", "MultiPolygon")
 APPLY_CHUNK = 100  # reports applied between two chances for a waiting check
-MEANWHILE_FROM = 50
-"""Reports in a batch from which its read-back is made while the store writes: a thread costs about ten reports' read-back."""
 SWITCH_INTERVAL_S = 0.001
 """How often a long write hands the interpreter to a waiting check (Python's default is 5 ms)."""
 MAX_VOLUMES = 20
@@ -590,17 +587,7 @@ class Service:
                 assets.append(asset)
             notices = self._entering_positions(reports, now)
             made = [ev.report_event(r, now, a.disclosure, a.kind) for r, a in zip(reports, assets, strict=True)]
-            shown: Future[list[dict[str, Any]]] = Future()
-
-            def make_read_back() -> None:
-                try:
-                    shown.set_result(self._read_backs(reports, now))
-                except BaseException as exc:  # handed to this thread below, whichever thread made it
-                    shown.set_exception(exc)
-
-            # The read-back needs nothing from the write: a large batch's is made while the store waits.
-            meanwhile = make_read_back if read_back and len(reports) >= MEANWHILE_FROM else None
-            seqs = self.store.append(made + notices, meanwhile=meanwhile)
+            seqs = self.store.append(made + notices)
             # The events were made from these very reports: apply them as they are rather
             # than decode again what was just encoded (the hot path of streaming ingest).
             # Each report is a fact of its own, so checks may run between chunks.
@@ -612,21 +599,14 @@ class Service:
             self.feed.publish()
             if not read_back:
                 return []
-            if meanwhile is None:
-                make_read_back()
-            answers = shown.result()
+            lats = np.fromiter((r.point.lat for r in reports), float, len(reports))
+            lons = np.fromiter((r.point.lon for r in reports), float, len(reports))
+            found = borders(self.picture, lats, lons)
             version = self.picture.version
-            for answer in answers:
-                answer["picture_version"] = version
-            return answers
-
-    def _read_backs(self, reports: Sequence[Report], now: datetime) -> list[dict[str, Any]]:
-        """Each report as the liaison confirms it: MGRS, the border and the distance to it, the times."""
-        lats = np.fromiter((r.point.lat for r in reports), float, len(reports))
-        lons = np.fromiter((r.point.lon for r in reports), float, len(reports))
-        found = borders(self.picture, lats, lons)
-        pairs = zip(reports, found, strict=True)
-        return [{"asset": r.asset, **self._report_fields(r, b), **_ahead(r.time, now)} for r, b in pairs]
+            return [
+                {"asset": r.asset, **self._report_fields(r, b), **_ahead(r.time, now), "picture_version": version}
+                for r, b in zip(reports, found, strict=True)
+            ]
 
     def _report_fields(self, report: Report, border_: Border | None = None) -> dict[str, Any]:
         shown = {

@@ -9,7 +9,6 @@ import mgrs
 import pytest
 from pyproj import Geod
 
-from deconfliction.service import MEANWHILE_FROM, Service
 from tests.api.conftest import T0, Api, at, box, iso, refusal
 
 WGS84 = Geod(ellps="WGS84")
@@ -159,34 +158,6 @@ def test_report_batch_takes_all_and_reads_each_back(api: Api) -> None:
     assert api.version() > version
     held = positions(api)
     assert (held["u1"]["lat"], held["u2"]["lon"], held["s1"]["lon"]) == (34.61, 70.95, 71.05)
-
-
-def test_a_large_batch_is_read_back_while_the_store_writes_and_each_answer_is_its_own(api: Api) -> None:
-    """From MEANWHILE_FROM reports on, the read-back is made in another thread during the write: the same answers."""
-    for unit in ("u1", "u2", "u3"):
-        api.asset("alfa", unit, "unit")
-    places = [(round(34.40 + 0.004 * i, 4), round(70.951 + 0.002 * i, 4)) for i in range(MEANWHILE_FROM + 10)]
-    batch = [{"asset": f"u{i % 3 + 1}", "position": f"{lat:.4f}, {lon:.4f}"} for i, (lat, lon) in enumerate(places)]
-    shown = api.ok("POST", "/v1/reports/batch", "alfa", 201, json={"reports": batch})["reports"]
-    assert [r["asset"] for r in shown] == [b["asset"] for b in batch]
-    for answer, (lat, lon) in zip(shown, places, strict=True):
-        assert_readback(answer, lat, lon, "alfa" if lon > 71.0 else "bravo")
-    assert {r["picture_version"] for r in shown} == {api.version()}
-
-
-def test_a_read_back_that_fails_during_the_write_leaves_the_write_applied(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The write is durable by then: the picture must hold what the log holds, whatever went wrong after."""
-
-    def broken(self: Service, *args: object) -> list[dict[str, Any]]:
-        raise RuntimeError("the read-back failed")
-
-    api.asset("alfa", "u1", "unit")
-    monkeypatch.setattr(Service, "_read_backs", broken)
-    batch = [{"asset": "u1", "position": f"34.{50 + i}, 71.1"} for i in range(MEANWHILE_FROM)]
-    with pytest.raises(RuntimeError, match="the read-back failed"):
-        api.service.report_batch(api.service.authenticate(api.token("alfa")), batch)
-    monkeypatch.undo()
-    assert positions(api)["u1"]["lat"] == pytest.approx(0.01 * (3450 + MEANWHILE_FROM - 1))
 
 
 def test_report_of_unknown_asset_is_404(api: Api) -> None:

@@ -41,13 +41,6 @@ def test_store_load_gives_each_assets_newest_report_last_and_no_record(store: St
     assert set(loaded) <= {("a", 1), ("b", 1), ("a", 2)}, "a store may give a superseded report, never a record"
 
 
-def test_store_append_has_run_the_callers_work_once_when_it_returns(store: Store) -> None:
-    """``meanwhile`` may run in another thread while the store waits; either way it is done, once, by the return."""
-    ran: list[int] = []
-    seqs = store.append([report("a", 1), report("b", 1)], meanwhile=lambda: ran.append(1))
-    assert seqs == [1, 2] and len(ran) == 1
-
-
 def test_store_events_filter_by_type_and_position(store: Store) -> None:
     store.append([report("a", 1), Event("check.asked", T0, "blue", {}), report("a", 2)])
     assert [e.seq for e in store.events(types=["check.asked"])] == [2]

@@ -6,7 +6,6 @@ import asyncio
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -62,24 +61,6 @@ def rows_for(events: Sequence[Event], first_seq: int) -> list[Row]:
             Row(seq, e.type, time, e.party, subject_of(e), data, sealed, leaf_hash(entry_bytes(seq, time, e.party, e.type, data)))
         )
     return rows
-
-
-@contextmanager
-def alongside(work: Callable[[], None] | None) -> Iterator[None]:
-    """Run ``work`` in a thread of its own while the block runs; done when the block is.
-
-    For the caller's work that needs nothing from a write (a batch's read-back) while the write waits on
-    the disk or the database: the waiting thread gives up the interpreter, and the work takes it.
-    """
-    if work is None:
-        yield
-        return
-    thread = threading.Thread(target=work, name="deconflict-meanwhile")
-    thread.start()
-    try:
-        yield
-    finally:
-        thread.join()
 
 
 def sealed_parts(sealed: str | None) -> list[Sealed]:
@@ -200,12 +181,8 @@ class _Pending:
 class Store(Protocol):
     """Durable, ordered storage of events. Implementations: SQLite (default) and memory (tests)."""
 
-    def append(self, events: Sequence[Event], meanwhile: Callable[[], None] | None = None) -> list[int]:
-        """Write all events in one transaction, durably, and return their sequence numbers.
-
-        ``meanwhile`` (work of the caller's that must not raise) has run when the call returns, if the
-        write succeeded: in another thread while the store waits on its disk or database, if it does.
-        """
+    def append(self, events: Sequence[Event]) -> list[int]:
+        """Write all events in one transaction, durably, and return their sequence numbers."""
         ...
 
     def append_grouped(self, events: Sequence[Event], synced: bool = True) -> list[int]:

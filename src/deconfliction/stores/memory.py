@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -28,14 +28,12 @@ class MemoryStore:
     def tree(self) -> MerkleTree:
         return self._tree
 
-    def append(self, events: Sequence[Event], meanwhile: Callable[[], None] | None = None) -> list[int]:
+    def append(self, events: Sequence[Event]) -> list[int]:
         with self._lock:
             rows = rows_for(events, len(self._rows) + 1)  # encodes like the SQLite store, so refuses what it would
             self._rows.extend(rows)
             for r in rows:
                 self._tree.append(r.leaf)
-        if meanwhile is not None:
-            meanwhile()  # nothing to wait for
         return [r.seq for r in rows]
 
     def append_grouped(self, events: Sequence[Event], synced: bool = True) -> list[int]:

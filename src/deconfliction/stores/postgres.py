@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import struct
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -58,7 +58,6 @@ from deconfliction.stores.base import (
     GroupCommit,
     Row,
     SqlReads,
-    alongside,
     event_from_row,
     new_signing_key,
     rows_for,
@@ -201,42 +200,37 @@ class PostgresStore(SqlReads):
     def tree(self) -> MerkleTree:
         return self._tree
 
-    def append(self, events: Sequence[Event], meanwhile: Callable[[], None] | None = None) -> list[int]:
-        return self._append(events, synced=True, meanwhile=meanwhile)
+    def append(self, events: Sequence[Event]) -> list[int]:
+        return self._append(events, synced=True)
 
-    def _append(self, events: Sequence[Event], synced: bool, meanwhile: Callable[[], None] | None = None) -> list[int]:
+    def _append(self, events: Sequence[Event], synced: bool) -> list[int]:
         with self._lock:
             self._open_or_fail()
             rows = rows_for(events, self._last + 1)
-            with alongside(meanwhile):  # while the database takes the rows and commits
-                self._write_durably(rows, events, synced)
+            for attempt in (1, 2):
+                committing = False
+                try:
+                    db = self._writer()
+                    with db.transaction():
+                        if not synced:  # flushed by PostgreSQL's WAL writer moments later, or by the next synced commit
+                            db.execute("SET LOCAL synchronous_commit TO OFF")
+                        self._write(db, rows, events)
+                        committing = True
+                    break
+                except psycopg.OperationalError as exc:
+                    # A connection cut before the commit was sent (the database restarted, or failed over, since
+                    # the last write) committed nothing: write again on a new one. Cut during the commit, the
+                    # write may have landed: never asked twice, the caller hears the store failed.
+                    if attempt == 1 and self._db.broken and not committing:
+                        continue
+                    raise StoreError(f"the store could not take the write: {exc}") from exc
+                except psycopg.Error as exc:
+                    raise StoreError(f"the store could not take the write: {exc}") from exc
             for r in rows:
                 self._tree.append(r.leaf)
             self._last += len(rows)
         self._latest.nudge()
         return [r.seq for r in rows]
-
-    def _write_durably(self, rows: Sequence[Row], events: Sequence[Event], synced: bool) -> None:
-        """Write ``rows`` in one transaction; once again on a new connection if the one it used was found cut first."""
-        for attempt in (1, 2):
-            committing = False
-            try:
-                db = self._writer()
-                with db.transaction():
-                    if not synced:  # flushed by PostgreSQL's WAL writer moments later, or by the next synced commit
-                        db.execute("SET LOCAL synchronous_commit TO OFF")
-                    self._write(db, rows, events)
-                    committing = True
-                return
-            except psycopg.OperationalError as exc:
-                # A connection cut before the commit was sent (the database restarted, or failed over, since
-                # the last write) committed nothing: write again on a new one. Cut during the commit, the
-                # write may have landed: never asked twice, the caller hears the store failed.
-                if attempt == 1 and self._db.broken and not committing:
-                    continue
-                raise StoreError(f"the store could not take the write: {exc}") from exc
-            except psycopg.Error as exc:
-                raise StoreError(f"the store could not take the write: {exc}") from exc
 
     def _write(self, db: psycopg.Connection[Any], rows: Sequence[Row], events: Sequence[Event]) -> None:
         # One writer at a time across every node on the database; readers are not blocked.
@@ -462,7 +456,6 @@ def write_rows(db: psycopg.Connection[Any], rows: Sequence[Row], events: Sequenc
 
 _PLACING = _sql_types((SUPERSEDED, *WITHDRAWN))
 """The types of the events that place an asset or take its position away, as SQL."""
-
 
 def _bringing_latest(first: str, last: str) -> str:
     """The steps (SQL ``WITH`` queries) that bring ``latest`` to the log's entries ``first`` to ``last`` (SQL expressions)."""

@@ -15,7 +15,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,6 @@ from deconfliction.stores.base import (
     SUPERSEDED,
     GroupCommit,
     SqlReads,
-    alongside,
     event_from_row,
     new_signing_key,
     rows_for,
@@ -160,11 +159,8 @@ class SQLiteStore(SqlReads):
     def tree(self) -> MerkleTree:
         return self._tree
 
-    def append(self, events: Sequence[Event], meanwhile: Callable[[], None] | None = None) -> list[int]:
-        seqs = self._commit(events)
-        with alongside(meanwhile):  # while the disk syncs
-            self._after_commit(seqs, True)
-        return seqs
+    def append(self, events: Sequence[Event]) -> list[int]:
+        return self._append(events, synced=True)
 
     def _append(self, events: Sequence[Event], synced: bool) -> list[int]:
         seqs = self._commit(events)
