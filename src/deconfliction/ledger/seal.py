@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from deconfliction.model import Event
 
 SALT_BYTES = 16
@@ -31,9 +33,37 @@ _PLAIN = re.compile(r"[ !#-\[\]-~]*")
 """Printable ASCII without quote or backslash: JSON writes such a string as it is, between quotes."""
 
 
+_FLOATS_ALIKE = (1e-4, 1e16)
+"""Floats whose magnitude is in this range (or zero) orjson writes exactly as the standard encoder does."""
+
+
 def canonical_json(data: Any) -> str:
-    """Sorted keys, no spaces, UTF-8 text: one byte string per entry (one encoder for all: it is the hot path of ingest)."""
+    """Sorted keys, no spaces, UTF-8 text: one byte string per entry, the same whichever way it is made.
+
+    A flat object (a report's data, a sealed part's fields: the hot path of ingest) goes through orjson,
+    ten times faster than the standard encoder and byte for byte the same for strings, integers, booleans,
+    null and floats of :data:`_FLOATS_ALIKE` (it writes 0.00001 where the standard encoder writes 1e-05,
+    and NaN as null where the encoder refuses it). Anything else goes through the standard encoder, as
+    every entry did before; tests/ledger/test_canonical.py holds the two to the same bytes.
+    """
+    if type(data) is dict and _flat(data):
+        try:
+            return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
+        except orjson.JSONEncodeError:  # a key that is not a string, an integer past 64 bits: the encoder decides
+            pass
     return _CANONICAL.encode(data)
+
+
+def _flat(data: dict[str, Any]) -> bool:
+    """Whether every value of ``data`` is one that orjson writes as the standard encoder does."""
+    low, high = _FLOATS_ALIKE
+    for value in data.values():
+        if type(value) is float:
+            if not (low <= abs(value) < high or value == 0.0):  # NaN fails both
+                return False
+        elif not (value is None or isinstance(value, str | int)):  # bool is an int; a str enum writes its value
+            return False
+    return True
 
 
 def _string(value: str | None) -> str:

@@ -457,6 +457,7 @@ def write_rows(db: psycopg.Connection[Any], rows: Sequence[Row], events: Sequenc
 _PLACING = _sql_types((SUPERSEDED, *WITHDRAWN))
 """The types of the events that place an asset or take its position away, as SQL."""
 
+
 def _bringing_latest(first: str, last: str) -> str:
     """The steps (SQL ``WITH`` queries) that bring ``latest`` to the log's entries ``first`` to ``last`` (SQL expressions)."""
     return f"""
