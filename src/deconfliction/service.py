@@ -604,15 +604,18 @@ class Service:
             found = borders(self.picture, lats, lons)
             version = self.picture.version
             return [
-                {"asset": r.asset, **self._report_fields(r, b), **_ahead(r.time, now), "picture_version": version}
-                for r, b in zip(reports, found, strict=True)
+                {"asset": r.asset, **self._report_fields(r, b, e.data), **_ahead(r.time, now), "picture_version": version}
+                for r, b, e in zip(reports, found, made, strict=True)
             ]
 
-    def _report_fields(self, report: Report, border_: Border | None = None) -> dict[str, Any]:
+    def _report_fields(
+        self, report: Report, border_: Border | None = None, written: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The report as it is read back; ``written``: its event's data, whose times are formatted already (a batch's)."""
         shown = {
-            "time": report.time.isoformat(),
+            "time": written["time"] if written else report.time.isoformat(),
             "uncertainty_m": report.uncertainty_m,
-            "stale_at": None if report.stale_at is None else report.stale_at.isoformat(),
+            "stale_at": written["stale_at"] if written else None if report.stale_at is None else report.stale_at.isoformat(),
             "notation": report.notation,
             **_show_readback(report.point, border_ or border(self.picture, report.point)),
         }
