@@ -97,11 +97,12 @@ class Picture:
         self.assets[asset.key] = asset
         return self._changed(seq)
 
-    def _note_position(self, seq: int, asset: Asset | None, report: Report) -> None:
+    def _note_positions(self, seq: int, asset: Asset | None, *reports: Report) -> None:
         if asset is not None and self.changes.enabled:  # not while loading: a million notes made for nothing
-            p = report.point
             changed = Changed("asset", asset.party, asset.id, asset.disclosure)
-            self.changes.record(seq, changed, (p.lon, p.lat, p.lon, p.lat), report.uncertainty_m)
+            for report in reports:
+                p = report.point
+                self.changes.record(seq, changed, (p.lon, p.lat, p.lon, p.lat), report.uncertainty_m)
 
     def withdraw_asset(self, key: Key, seq: int = 0) -> int:
         self.withdraw_position(key, seq)
@@ -113,10 +114,10 @@ class Picture:
         version = self._changed(seq)
         old = self.reports.get(key)
         asset = self.assets.get(key)
-        if old is None or old.point != report.point or old.uncertainty_m != report.uncertainty_m:
-            if old is not None:
-                self._note_position(version, asset, old)  # where it was: leaving an area is a change there
-            self._note_position(version, asset, report)
+        if old is None:
+            self._note_positions(version, asset, report)
+        elif old.point != report.point or old.uncertainty_m != report.uncertainty_m:
+            self._note_positions(version, asset, old, report)  # where it was too: leaving an area is a change there
         self.reports[key] = report
         self.positions.put(key, report.point, report.uncertainty_m)
         if asset is not None and asset.disclosure is Disclosure.HIDDEN:
@@ -127,7 +128,7 @@ class Picture:
         version = self._changed(seq)
         old = self.reports.pop(key, None)
         if old is not None:
-            self._note_position(version, self.assets.get(key), old)
+            self._note_positions(version, self.assets.get(key), old)
         self.positions.remove(key)
         self.hidden_positions.remove(key)
         return version
