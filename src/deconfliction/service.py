@@ -50,6 +50,7 @@ from deconfliction.engine.probes import ProbeWatch, Sighting, sightings
 from deconfliction.engine.rules import border, borders, check, zone_applies
 from deconfliction.errors import (
     AlreadyExists,
+    DeconflictionError,
     Forbidden,
     InvalidInput,
     InvalidState,
@@ -492,7 +493,7 @@ class Service:
             report = None
             if body.get("position") is not None:
                 report = self._report(
-                    asset, {k: v for k, v in body.items() if k not in ("id", "kind", "name", "disclosure")}, "", now
+                    asset, {k: v for k, v in body.items() if k not in ("id", "kind", "name", "disclosure")}, now
                 )
                 events.append(ev.report_event(report, now, asset.disclosure, asset.kind))
                 events += self._entering_positions([report], now, asset)
@@ -501,38 +502,38 @@ class Service:
         assert shown is not None, "a party always sees its own assets"
         return shown
 
-    def _report(self, asset: Asset, body: Mapping[str, Any], field: str, now: datetime) -> Report:
-        prefix = f"{field}." if field else ""
-        parsed = parse_position(body.get("position"), f"{prefix}position")
-        uncertainty = check_non_negative(body.get("uncertainty_m", 0.0), f"{prefix}uncertainty_m", maximum=MAX_UNCERTAINTY_M)
-        time = now if body.get("time") is None else check_time(body["time"], f"{prefix}time")
+    def _report(self, asset: Asset, body: Mapping[str, Any], now: datetime) -> Report:
+        """``body``'s report of ``asset``; a refusal names the field within ``body`` (a batch puts its place in front)."""
+        parsed = parse_position(body.get("position"), "position")
+        uncertainty = check_non_negative(body.get("uncertainty_m", 0.0), "uncertainty_m", maximum=MAX_UNCERTAINTY_M)
+        time = now if body.get("time") is None else check_time(body["time"], "time")
         if time > now + timedelta(seconds=self.settings.clock_skew_s):
             raise InvalidInput(
                 f"the report's time {time.isoformat()} is more than {self.settings.clock_skew_s:g} s ahead of the "
                 f"server's clock ({now.isoformat()})",
-                field=f"{prefix}time",
+                field="time",
             )
         held = self.picture.reports.get(asset.key)
         if held is not None and time < held.time:
             raise OutOfOrder(
                 f"{asset.id} already has a newer report ({held.time.isoformat()}) than this one ({time.isoformat()})",
-                field=f"{prefix}time",
+                field="time",
             )
         stale_at = None
         if asset.kind is AssetKind.SITE and "stale_after_s" in body:
             raise InvalidInput(
                 "a site's position holds until it is moved or withdrawn; stale_after_s is for units",
-                field=f"{prefix}stale_after_s",
+                field="stale_after_s",
             )
         if asset.kind is AssetKind.UNIT:
             default = self.picture.parties[asset.party].stale_after_s
-            life = timedelta(seconds=parse_duration_s(body.get("stale_after_s", default), f"{prefix}stale_after_s"))
+            life = timedelta(seconds=parse_duration_s(body.get("stale_after_s", default), "stale_after_s"))
             # A device whose clock runs ahead must not buy its report a longer life: it lasts from the earlier of its
             # own time and the server's.
             stale_at = min(time, now) + life
         how = body.get("how")
         if how is not None and (not isinstance(how, str) or not _HOW.match(how)):
-            raise InvalidInput(f"how {how!r} is not a CoT how code such as m-g or h-e", field=f"{prefix}how")
+            raise InvalidInput(f"how {how!r} is not a CoT how code such as m-g or h-e", field="how")
         return Report(
             party=asset.party,
             asset=asset.id,
@@ -575,13 +576,17 @@ class Service:
             assets: list[Asset] = []
             newest: dict[str, Report] = {}
             for i, body in enumerate(bodies):
-                where = f"{field}.{i}" if field else ""
-                body = _fields(body, where, allowed, ("asset", "position"))
-                asset = self._own_asset(party, body["asset"], f"{where}.asset" if where else "asset")
-                report = self._report(asset, body, where, now)
-                earlier = newest.get(asset.id)
-                if earlier is not None and report.time < earlier.time:
-                    raise OutOfOrder(f"reports of {asset.id} in one batch must be in time order", field=f"{where}.time")
+                try:
+                    body = _fields(body, "", allowed, ("asset", "position"))
+                    asset = self._own_asset(party, body["asset"], "asset")
+                    report = self._report(asset, body, now)
+                    earlier = newest.get(asset.id)
+                    if earlier is not None and report.time < earlier.time:
+                        raise OutOfOrder(f"reports of {asset.id} in one batch must be in time order", field="time")
+                except DeconflictionError as exc:
+                    if field:  # the field names are made on a refusal only, not for every report taken
+                        exc.at(f"{field}.{i}")
+                    raise
                 newest[asset.id] = report
                 reports.append(report)
                 assets.append(asset)
