@@ -524,9 +524,13 @@ class LatestKeeper:
     """
 
     IDLE_S = 1.0
+    GATHER_S = 0.05
+    """After a write, how long more writes may gather before ``latest`` is brought up: one statement for a stream of
+    writes (each check's record is one), not one each, which took the database's time from the writes themselves."""
 
     def __init__(self, url: str) -> None:
         self._url = url
+        self._stopped = threading.Event()
         self._due = threading.Event()
         self._lock = threading.Lock()  # guards _thread and _stopping
         self._thread: threading.Thread | None = None
@@ -547,6 +551,7 @@ class LatestKeeper:
             self._stopping = True
             thread = self._thread
             self._due.set()
+            self._stopped.set()
         if thread is not None:
             thread.join()
 
@@ -568,8 +573,8 @@ class LatestKeeper:
 
     def _next(self) -> bool:
         """Wait for a write; whether to bring ``latest`` up once more, or end the thread (idle, or stopping)."""
-        if not self._stopping:
-            self._due.wait(self.IDLE_S)
+        if not self._stopping and self._due.wait(self.IDLE_S):
+            self._stopped.wait(self.GATHER_S)
         with self._lock:  # decided under the lock a nudge takes: a write now starts a new thread, or this one sees it
             if not self._due.is_set():
                 self._thread = None
