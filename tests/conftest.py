@@ -8,6 +8,7 @@ PostgreSQL by default (``pytest --store sqlite`` or ``--store postgres`` for one
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,18 @@ def scenario_files() -> list[Path]:
     shared = sorted(SHARED_SCENARIOS.glob("*.yaml"))
     assert shared, f"the shared scenarios are missing: expected them in {SHARED_SCENARIOS}"
     return shared + sorted(OWN_SCENARIOS.glob("*.yaml"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _state_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Nodes on PostgreSQL keep their snapshots in the user's state folder: the tests' servers in one of their own."""
+    previous = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if previous is None:
+        del os.environ["XDG_STATE_HOME"]
+    else:
+        os.environ["XDG_STATE_HOME"] = previous
 
 
 TEST_PG_SETTINGS = {"shared_buffers": "32MB", "max_wal_size": "256MB", "fsync": "off", "full_page_writes": "off"}

@@ -29,7 +29,7 @@ from deconfliction.model import activity_ref, check_time
 from deconfliction.report import build_report, entries
 from deconfliction.service import ROOT, SWITCH_INTERVAL_S, Service
 from deconfliction.settings import Settings, settings_table
-from deconfliction.stores import display_name, open_store, snapshot_beside
+from deconfliction.stores import default_snapshot, display_name, open_store
 
 if TYPE_CHECKING:
     from deconfliction.tak.gateway import Listener
@@ -48,7 +48,11 @@ err = Console(stderr=True, soft_wrap=True)
 Db = Annotated[str | None, typer.Option("--db", help="Store: a SQLite file path or a postgresql:// URL, opened in this process.")]
 Snapshot = Annotated[
     Path | None,
-    typer.Option("--snapshot", help="The node's snapshot of the picture; default DB.snapshot beside a SQLite store."),
+    typer.Option(
+        "--snapshot",
+        help="The node's snapshot of the picture; default DB.snapshot beside a SQLite store, and for PostgreSQL "
+        "~/.local/state/deconfliction/HOST-PORT-DATABASE.snapshot ($XDG_STATE_HOME if set).",
+    ),
 ]
 NoSnapshot = Annotated[bool, typer.Option("--no-snapshot", help="Rebuild from the whole log, and write no snapshot.")]
 Server = Annotated[str | None, typer.Option("--server", envvar="DECONFLICT_SERVER", help="URL of a running server.")]
@@ -258,7 +262,7 @@ def snapshot_(
     db: Annotated[
         str, typer.Option("--db", envvar="DECONFLICT_DB", help="Store: a SQLite file path or a postgresql:// URL.")
     ] = "deconfliction.db",
-    to: Annotated[Path | None, typer.Option("--to", help="Where to write it; default DB.snapshot beside a SQLite store.")] = None,
+    to: Annotated[Path | None, typer.Option("--to", help="Where to write it; default where deconflict serve keeps it.")] = None,
 ) -> None:
     """Rebuild the picture (from the last snapshot and the log after it) and write a snapshot for a node's next start.
 
@@ -269,7 +273,7 @@ def snapshot_(
 
     path = _snapshot_path(db, to, False)
     if path is None:
-        _fail(InvalidInput("a PostgreSQL store keeps no snapshot beside it: say where with --to", field="--to"))
+        _fail(InvalidInput("a store in memory keeps no snapshot: say where with --to", field="--to"))
     try:
         service = Service(open_store(db), settings=_settings(), snapshot=path)
     except DeconflictionError as exc:
@@ -281,7 +285,7 @@ def snapshot_(
 def _snapshot_path(db: str, given: Path | None, off: bool) -> Path | None:
     if off:
         return None
-    return given if given is not None else snapshot_beside(db)
+    return given if given is not None else default_snapshot(db)
 
 
 @app.command()

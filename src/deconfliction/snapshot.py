@@ -73,6 +73,7 @@ def write(path: Path, snapshot: Snapshot, key: Ed25519PrivateKey) -> None:
     payload = pickle.dumps(snapshot.state, protocol=5)
     header = _header(snapshot, payload)
     signature = key.sign(header).hex().encode()
+    path.parent.mkdir(parents=True, exist_ok=True)  # a PostgreSQL node's state folder, on its first snapshot
     fd, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=_PARTIAL, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -22,7 +22,7 @@ from deconfliction.clock import ManualClock
 from deconfliction.errors import Behind, StoreError
 from deconfliction.model import Event
 from deconfliction.service import Service
-from deconfliction.stores import MemoryStore, display_name, open_store
+from deconfliction.stores import MemoryStore, default_snapshot, display_name, open_store
 from deconfliction.stores.base import newest_reports
 from deconfliction.stores.postgres import PostgresStore, update_latest
 from tests.api.test_server_process import Server, call
@@ -161,6 +161,35 @@ def test_the_server_serves_from_postgresql(postgres_url: str, tmp_path: Path) ->
             call(client, "POST", "/v1/assets", liaison, json={"id": "post", "kind": "site", "position": "34.55, 71.02"})
         server.kill()
         server.start()
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            assets = call(client, "GET", "/v1/assets", liaison)
+        assert [(a["party"], a["id"], a["position"]["lat"]) for a in assets] == [("blue", "post", 34.55)]
+    finally:
+        server.kill()
+
+
+def test_a_postgresql_node_keeps_its_snapshot_in_the_users_state_folder(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --snapshot, a node on PostgreSQL writes its snapshot as it stops under $XDG_STATE_HOME, named after
+    the database (nodes share the database, not a disk), and starts from it the next time."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    kept = default_snapshot(postgres_url)
+    assert kept is not None and kept.parent == state / "deconfliction"
+    assert kept.name.endswith(f"-{postgres_url.rsplit('/', 1)[1]}.snapshot") and "***" not in kept.name
+    admin = json.loads(runner.invoke(app, ["init", "--db", postgres_url]).stdout)["admin_token"]
+    server = Server(tmp_path / "unused.db", tmp_path / "server.log", db_url=postgres_url, settings={"XDG_STATE_HOME": str(state)})
+    try:
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            call(client, "POST", "/v1/parties", admin, json={"id": "blue", "name": "Blue"})
+            liaison = call(client, "POST", "/v1/parties/blue/tokens", admin, json={"role": "liaison"})["token"]
+            call(client, "POST", "/v1/assets", liaison, json={"id": "post", "kind": "site", "position": "34.55, 71.02"})
+        server.stop()
+        assert kept.exists(), server.log.read_text()
+        server.start()
+        assert f"picture from the snapshot at {kept}" in server.log.read_text()
         with httpx.Client(base_url=server.url, timeout=10) as client:
             assets = call(client, "GET", "/v1/assets", liaison)
         assert [(a["party"], a["id"], a["position"]["lat"]) for a in assets] == [("blue", "post", 34.55)]

@@ -186,7 +186,8 @@ def test_the_picture_pickles_without_its_change_log(tmp_path: Path) -> None:
     service.store.close()
 
 
-def test_deconflict_snapshot_writes_one_beside_a_sqlite_store_and_asks_where_for_postgresql(tmp_path: Path) -> None:
+def test_deconflict_snapshot_writes_one_where_the_node_keeps_it_and_asks_where_for_memory(tmp_path: Path) -> None:
+    """Beside a SQLite store (a PostgreSQL node's place: tests/stores/test_postgres.py); a store in memory has none."""
     db = tmp_path / "p.db"
     service = Service(SQLiteStore(db), ManualClock(T0))
     _build(service)
@@ -197,6 +198,6 @@ def test_deconflict_snapshot_writes_one_beside_a_sqlite_store_and_asks_where_for
     assert f"the log's first {entries:,} entries written to {db}.snapshot" in result.output.replace("\n", "")
     assert Service(SQLiteStore(db), snapshot=Path(f"{db}.snapshot")).from_snapshot == entries
 
-    refused = CliRunner().invoke(app, ["snapshot", "--db", "postgresql://nobody@127.0.0.1:1/none"])
+    refused = CliRunner().invoke(app, ["snapshot", "--db", ":memory:"])
     assert refused.exit_code != 0
     assert "--to" in refused.output

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -10,7 +12,7 @@ from deconfliction.stores.base import Store
 from deconfliction.stores.memory import MemoryStore
 from deconfliction.stores.sqlite import SQLiteStore
 
-__all__ = ["MemoryStore", "SQLiteStore", "Store", "display_name", "open_store", "snapshot_beside"]
+__all__ = ["MemoryStore", "SQLiteStore", "Store", "default_snapshot", "display_name", "open_store"]
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -26,15 +28,22 @@ def display_name(db: str | Path) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def snapshot_beside(db: str | Path) -> Path | None:
-    """Where a node on ``db`` keeps its snapshot unless told: beside a SQLite file; none for PostgreSQL or memory.
+def default_snapshot(db: str | Path) -> Path | None:
+    """Where a node on ``db`` keeps its snapshot unless told (``--snapshot``); None for a store in memory.
 
-    Several nodes share a PostgreSQL database but not a disk, so each is told its own (``--snapshot``).
+    Beside a SQLite file (``DB.snapshot``). Nodes share a PostgreSQL database but not a disk: each keeps its own
+    in the user's state folder (``$XDG_STATE_HOME/deconfliction``, ``~/.local/state/deconfliction`` by default),
+    named after the database's host, port and name.
     """
     text = str(db)
-    if text == ":memory:" or "://" in text:
+    if text == ":memory:":
         return None
-    return Path(text + ".snapshot")
+    if not text.startswith(POSTGRES_SCHEMES):
+        return Path(text + ".snapshot")
+    parts = urlsplit(text)
+    named = f"{parts.hostname or 'localhost'}-{parts.port or 5432}-{parts.path.strip('/') or parts.username or 'postgres'}"
+    state = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(state) / "deconfliction" / (re.sub(r"[^\w.-]", "_", named) + ".snapshot")
 
 
 def open_store(db: str | Path) -> Store:
