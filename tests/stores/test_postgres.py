@@ -149,21 +149,31 @@ def test_the_command_line_runs_on_postgresql_and_the_record_verifies(postgres_ur
     assert json.loads(verified.stdout)["ok"] is True
 
 
+def _blue_with_a_post(server: Server, admin: str) -> str:
+    """Party blue with one site placed, through ``server``; blue's liaison token."""
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        call(client, "POST", "/v1/parties", admin, json={"id": "blue", "name": "Blue"})
+        liaison: str = call(client, "POST", "/v1/parties/blue/tokens", admin, json={"role": "liaison"})["token"]
+        call(client, "POST", "/v1/assets", liaison, json={"id": "post", "kind": "site", "position": "34.55, 71.02"})
+    return liaison
+
+
+def _assets(server: Server, token: str) -> list[tuple[str, str, float]]:
+    """(party, id, latitude) of every asset ``token`` sees, through ``server``."""
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        return [(a["party"], a["id"], a["position"]["lat"]) for a in call(client, "GET", "/v1/assets", token)]
+
+
 def test_the_server_serves_from_postgresql(postgres_url: str, tmp_path: Path) -> None:
     """``deconflict serve --db postgresql://...``: answers, and keeps what it acknowledged across a kill."""
     admin = json.loads(runner.invoke(app, ["init", "--db", postgres_url]).stdout)["admin_token"]
     server = Server(tmp_path / "unused.db", tmp_path / "server.log", db_url=postgres_url)
     try:
         server.start()
-        with httpx.Client(base_url=server.url, timeout=10) as client:
-            call(client, "POST", "/v1/parties", admin, json={"id": "blue", "name": "Blue"})
-            liaison = call(client, "POST", "/v1/parties/blue/tokens", admin, json={"role": "liaison"})["token"]
-            call(client, "POST", "/v1/assets", liaison, json={"id": "post", "kind": "site", "position": "34.55, 71.02"})
+        liaison = _blue_with_a_post(server, admin)
         server.kill()
         server.start()
-        with httpx.Client(base_url=server.url, timeout=10) as client:
-            assets = call(client, "GET", "/v1/assets", liaison)
-        assert [(a["party"], a["id"], a["position"]["lat"]) for a in assets] == [("blue", "post", 34.55)]
+        assert _assets(server, liaison) == [("blue", "post", 34.55)]
     finally:
         server.kill()
 
@@ -182,17 +192,12 @@ def test_a_postgresql_node_keeps_its_snapshot_in_the_users_state_folder(
     server = Server(tmp_path / "unused.db", tmp_path / "server.log", db_url=postgres_url, settings={"XDG_STATE_HOME": str(state)})
     try:
         server.start()
-        with httpx.Client(base_url=server.url, timeout=10) as client:
-            call(client, "POST", "/v1/parties", admin, json={"id": "blue", "name": "Blue"})
-            liaison = call(client, "POST", "/v1/parties/blue/tokens", admin, json={"role": "liaison"})["token"]
-            call(client, "POST", "/v1/assets", liaison, json={"id": "post", "kind": "site", "position": "34.55, 71.02"})
+        liaison = _blue_with_a_post(server, admin)
         server.stop()
         assert kept.exists(), server.log.read_text()
         server.start()
         assert f"picture from the snapshot at {kept}" in server.log.read_text()
-        with httpx.Client(base_url=server.url, timeout=10) as client:
-            assets = call(client, "GET", "/v1/assets", liaison)
-        assert [(a["party"], a["id"], a["position"]["lat"]) for a in assets] == [("blue", "post", 34.55)]
+        assert _assets(server, liaison) == [("blue", "post", 34.55)]
     finally:
         server.kill()
 

@@ -475,7 +475,7 @@ def _bringing_latest(first: str, last: str) -> str:
 
 _LATEST = f"WITH {_bringing_latest('%(first)s', '%(last)s')} SELECT NULL"
 
-# One statement, one round trip: the keeper's thread takes the interpreter once a write, not once a step. The mark's
+# One statement, one round trip: the keeper's thread takes the interpreter once a pass, not once a step. The mark's
 # row is locked first (two nodes' keepers take turns); writers take turns under a lock held to their commit, so what is
 # committed, the statement's view of ``events``, is always a whole prefix of the log.
 _KEEP_LATEST = f"""
@@ -530,17 +530,16 @@ class LatestKeeper:
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._stopped = threading.Event()
         self._due = threading.Event()
-        self._lock = threading.Lock()  # guards _thread and _stopping
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()  # guards _thread, and the decision to stop
         self._thread: threading.Thread | None = None
-        self._stopping = False
 
     def nudge(self) -> None:
         """The log grew: bring ``latest`` up to it soon."""
         self._due.set()
         with self._lock:
-            if self._thread is None and not self._stopping:
+            if self._thread is None and not self._stopped.is_set():
                 self._thread = threading.Thread(target=self._run, name="deconflict-latest", daemon=True)
                 self._thread.start()
 
@@ -548,10 +547,9 @@ class LatestKeeper:
         """Bring ``latest`` up to the log once more if the thread is running (GIS clients find it current after a
         node stops), then stop it."""
         with self._lock:
-            self._stopping = True
+            self._stopped.set()
             thread = self._thread
             self._due.set()
-            self._stopped.set()
         if thread is not None:
             thread.join()
 
@@ -573,7 +571,7 @@ class LatestKeeper:
 
     def _next(self) -> bool:
         """Wait for a write; whether to bring ``latest`` up once more, or end the thread (idle, or stopping)."""
-        if not self._stopping and self._due.wait(self.IDLE_S):
+        if not self._stopped.is_set() and self._due.wait(self.IDLE_S):
             self._stopped.wait(self.GATHER_S)
         with self._lock:  # decided under the lock a nudge takes: a write now starts a new thread, or this one sees it
             if not self._due.is_set():
