@@ -617,10 +617,12 @@ class Service:
         self, report: Report, border_: Border | None = None, written: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
         """The report as it is read back; ``written``: its event's data, whose times are formatted already (a batch's)."""
+        if written is None:
+            written = {"time": report.time.isoformat(), "stale_at": _iso(report.stale_at)}
         shown = {
-            "time": written["time"] if written else report.time.isoformat(),
+            "time": written["time"],
             "uncertainty_m": report.uncertainty_m,
-            "stale_at": written["stale_at"] if written else None if report.stale_at is None else report.stale_at.isoformat(),
+            "stale_at": written["stale_at"],
             "notation": report.notation,
             **_show_readback(report.point, border_ or border(self.picture, report.point)),
         }
