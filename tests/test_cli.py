@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ from typer.testing import CliRunner
 
 from deconfliction.cli import app
 from deconfliction.model import Role
-from deconfliction.service import Caller
+from deconfliction.service import ROOT, Caller, Service
+from deconfliction.stores import MemoryStore
 from tests.conftest import service_on
 
 runner = CliRunner()
@@ -27,6 +29,13 @@ def db(fresh_db: str) -> str:
     code, (out,), _ = run("init", "--db", fresh_db)
     assert code == 0 and len(out["admin_token"]) >= 40
     return fresh_db
+
+
+def test_every_token_made_can_be_given_on_the_command_line_as_it_was_shown() -> None:
+    """A bare URL-safe token begins with '-' once in 64, and the command line took it for an option."""
+    service = Service(MemoryStore())
+    tokens = [service.create_token(ROOT, None, "auditor") for _ in range(400)]
+    assert all(re.fullmatch(r"dcf_[A-Za-z0-9_-]{43}", token) for token in tokens)
 
 
 def test_init_prints_an_admin_token_that_the_store_knows(db: str) -> None:
