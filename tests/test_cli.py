@@ -75,6 +75,16 @@ def test_check_on_a_store_as_a_party(db: str) -> None:
     assert run("check", "42S XD 84698 25204", "--db", db, "--as", "alfa", "--fail-unless-clear")[0] == 0
 
 
+def test_a_position_south_or_west_is_a_position_not_an_option(db: str) -> None:
+    run("party", "create", "alfa", "Alfa", "--db", db)
+    code, (answer,), _ = run("check", "-34.55, -58.4", "--kind", "fires", "--db", db, "--as", "alfa")
+    assert code == 0 and answer["position"]["lat"] == -34.55 and answer["position"]["lon"] == -58.4
+    code, (out,), _ = run("readback", "-34.55, -58.4")
+    assert code == 0 and out["position"]["mgrs"].startswith("21H")
+    code, _, err = run("check", "-34.55, -58.4", "--kindd", "fires", "--db", db, "--as", "alfa")
+    assert code == 2 and "fires" in err  # a mistyped option is still refused, not read as the position
+
+
 def test_check_refuses_an_ambiguous_position(db: str) -> None:
     run("party", "create", "alfa", "Alfa", "--db", db)
     code, _, err = run("check", "33S 500000 3800000", "--db", db, "--as", "alfa")

@@ -59,6 +59,8 @@ Server = Annotated[str | None, typer.Option("--server", envvar="DECONFLICT_SERVE
 Token = Annotated[str | None, typer.Option("--token", envvar="DECONFLICT_TOKEN", help="Bearer token for --server.")]
 As = Annotated[str | None, typer.Option("--as", help="With --db: act as a liaison of this party.")]
 Key = Annotated[str | None, typer.Option("--key", help="The picture key for the activity's area (deconflict look).")]
+NEGATIVE_POSITIONS = {"ignore_unknown_options": True}
+"""For commands given a position: '-34.55, 71.015' (south, or west) is the position, not an unknown option '-3'."""
 ActivityId = Annotated[str, typer.Argument(help="The activity: PROPOSER/ID, or ID for one of the party's own.")]
 OtherActivity = Annotated[str, typer.Argument(help="The activity: PROPOSER/ID (each proposer names its own).")]
 
@@ -374,7 +376,7 @@ def token_revoke(
     _run(db, server, token, None, lambda c: c.revoke_token(revoked))
 
 
-@app.command()
+@app.command(context_settings=NEGATIVE_POSITIONS)
 def check(
     position: Annotated[str | None, typer.Argument(help="Any notation: '34.55, 71.015', MGRS, UTM, DMS.")] = None,
     kind: Annotated[str, typer.Option(help="fires, air, ground or other.")] = "other",
@@ -747,7 +749,7 @@ def soak(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(context_settings=NEGATIVE_POSITIONS)
 def readback(position: Annotated[str, typer.Argument(help="A position in any notation.")], db: Db = None) -> None:
     """Read a position back in canonical form (lat/lon, MGRS, and the border if --db has territories)."""
     try:
