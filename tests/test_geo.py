@@ -496,6 +496,15 @@ def test_local_plane_origin_is_zero_and_axes_are_east_and_north() -> None:
     assert plane.ky == pytest.approx(110_932, abs=1)
 
 
+@given(st.floats(-90, 90), st.floats(0, 500_000))
+def test_the_one_latitude_helpers_give_what_the_array_ones_give(lat: float, margin_m: float) -> None:
+    """A check's plane and envelopes use the plain-float twins; segment distances and change areas the arrays."""
+    kx, ky = geo.metres_per_degree(np.array([lat]))
+    assert geo.metres_per_degree_at(lat) == pytest.approx((kx[0], ky[0]), rel=1e-12, abs=1e-9)
+    dlat, dlon = geo.degree_margins(np.array([lat]), margin_m)
+    assert geo.degree_margins_at(lat, margin_m) == pytest.approx((dlat[0], dlon[0]), rel=1e-12)
+
+
 def test_local_plane_xy_wraps_across_the_antimeridian() -> None:
     plane = LocalPlane(LatLon(-16.5, 179.99))
     x, _ = plane.xy(np.array([-179.99]), np.array([-16.5]))

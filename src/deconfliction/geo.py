@@ -364,16 +364,25 @@ _A, _F = 6378137.0, 1 / 298.257223563  # WGS 84
 _E2 = _F * (2 - _F)
 
 
-def metres_per_degree(lat: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
-    """Metres per degree of longitude and of latitude at each latitude (WGS 84 radii of curvature).
-
-    One latitude may come as a float: numpy's scalars cost a third of a one-element array (a check
-    makes a plane for itself and one for each hidden asset it comes near)."""
+def metres_per_degree(lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Metres per degree of longitude and of latitude at each latitude (WGS 84 radii of curvature)."""
     phi = np.radians(lat)
     w = np.sqrt(1 - _E2 * np.sin(phi) ** 2)
     meridional = _A * (1 - _E2) / w**3
     prime_vertical = _A / w
     return np.radians(1) * prime_vertical * np.cos(phi), np.radians(1) * meridional
+
+
+def metres_per_degree_at(lat: float) -> tuple[float, float]:
+    """:func:`metres_per_degree` at one latitude, in plain floats.
+
+    Written twice because numpy costs about a microsecond for each operation on one number,
+    and a check makes a plane for itself and one for each hidden asset it comes near; the
+    math module does the whole of it in a tenth of that (tests/test_geo.py holds the two equal).
+    """
+    phi = math.radians(lat)
+    w = math.sqrt(1 - _E2 * math.sin(phi) ** 2)
+    return math.radians(1) * _A / w * math.cos(phi), math.radians(1) * _A * (1 - _E2) / w**3
 
 
 def segment_distances_m(lat: np.ndarray, lon: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -414,8 +423,7 @@ class LocalPlane:
 
     def __init__(self, origin: LatLon) -> None:
         self.lat0, self.lon0 = origin.lat, origin.lon
-        kx, ky = metres_per_degree(origin.lat)
-        self.kx, self.ky = float(kx), float(ky)
+        self.kx, self.ky = metres_per_degree_at(origin.lat)
 
     def xy(self, lon: Coordinates, lat: Coordinates) -> tuple[Coordinates, Coordinates]:
         """Plane metres east and north of the origin, for arrays of degrees or single ones."""
@@ -483,9 +491,7 @@ def degrees_envelope(bounds: tuple[float, float, float, float], margin_m: float)
     with the cosine of the latitude farthest from the equator inside the box.
     """
     minx, miny, maxx, maxy = bounds
-    far = miny if abs(miny) > abs(maxy) else maxy
-    dlat_a, dlon_a = degree_margins(np.array([far]), margin_m)
-    dlat, dlon = float(dlat_a[0]), float(dlon_a[0])
+    dlat, dlon = degree_margins_at(max(abs(miny), abs(maxy)), margin_m)
     south, north = miny - dlat, maxy + dlat
     if dlon >= 180.0:
         return (-180.0, max(-90.0, south), 180.0, min(90.0, north))
@@ -505,6 +511,16 @@ def degree_margins(lat: np.ndarray, margin_m: float | np.ndarray) -> tuple[np.nd
     cos = np.cos(np.radians(np.where(near_pole, 0.0, far_lat)))
     dlon = np.where(near_pole, 180.0, np.minimum(180.0, margin_m / (111_320.0 * cos) * 1.01))
     return dlat, dlon
+
+
+def degree_margins_at(lat: float, margin_m: float) -> tuple[float, float]:
+    """:func:`degree_margins` at one latitude, in plain floats (a check asks it four times; see
+    :func:`metres_per_degree_at` for why it is written twice)."""
+    dlat = margin_m / 110_574.0 * 1.01
+    far_lat = abs(lat) + dlat
+    if far_lat >= 89.0:
+        return dlat, 180.0
+    return dlat, min(180.0, margin_m / (111_320.0 * math.cos(math.radians(far_lat))) * 1.01)
 
 
 # ---------------------------------------------------------------------------- GeoJSON

@@ -1143,8 +1143,8 @@ class Service:
         slots = p.positions.near(shape, LocalPlane(LatLon(centre.y, centre.x)), 0.0)
         lon, lat = p.positions.lon[slots], p.positions.lat[slots]
         inside = slots[(lon >= box[0]) & (lon <= box[2]) & (lat >= box[1]) & (lat <= box[3])]
-        keys = [p.positions.key(int(slot)) for slot in inside[:LOOK_LIMIT]]
-        assets = [self._show_asset(p.assets[k], p.reports.get(k), viewer) for k in keys]
+        placed = [p.positions.value(slot) for slot in inside[:LOOK_LIMIT].tolist()]
+        assets = [self._show_asset(asset, report, viewer) for asset, report in placed]
         zones = [self._show_zone(z, viewer) for z in p.zones.near(shape, 0.0)]
         activities = [
             self._show_activity(a)

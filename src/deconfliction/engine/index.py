@@ -73,45 +73,49 @@ with only the first two levels, the 1 % of positions less certain than 1 km were
 on every check and made a point check five times slower."""
 
 
-class _Cells:
-    """One level's buckets: (cell, slot) pairs sorted by cell, and the slots moved since.
+class _Buckets:
+    """Every level's (cell, slot) pairs sorted by cell, and the pairs added since.
 
-    A query finds a disk's cells with two ``searchsorted`` calls and no Python object per
-    candidate. Moves land in ``recent`` (measured on every query, so it stays short) and
-    are merged into the sorted arrays now and then; entries that no longer match a slot's
-    current cell are skipped by the query and dropped by the merge.
+    An H3 cell id names its resolution, so the levels share one sorted array: a query looks up
+    the cells of all its levels' disks with one pair of ``searchsorted`` calls (a pair per
+    level cost a point check at a million assets 150 µs). Moves land in the recent pairs
+    (measured on every query, so they stay few) and are merged into the sorted arrays now and
+    then. A pair whose cell is no longer its slot's current cell is skipped by the query and
+    dropped by the merge.
     """
 
-    __slots__ = ("_recent_array", "cells", "recent", "slots")
+    __slots__ = ("cells", "recent", "recent_cells", "recent_slots", "slots")
 
     def __init__(self) -> None:
         self.cells = np.empty(0, dtype=np.int64)
         self.slots = np.empty(0, dtype=np.int64)
-        self.recent: list[int] = []
-        self._recent_array = np.empty(0, dtype=np.int64)
+        self.recent = 0  # how many of recent_cells and recent_slots hold pairs
+        # numpy arrays rather than lists: a query reads them as they are, with no conversion
+        self.recent_cells = np.empty(MERGE_MIN_MOVES, dtype=np.int64)
+        self.recent_slots = np.empty(MERGE_MIN_MOVES, dtype=np.int64)
 
-    def __bool__(self) -> bool:
-        return bool(len(self.cells) or self.recent)
-
-    def recent_slots(self) -> np.ndarray:
-        """``recent`` as an array, converted once per change rather than once per query."""
-        if len(self._recent_array) != len(self.recent):
-            self._recent_array = np.asarray(self.recent, dtype=np.int64)
-        return self._recent_array
+    def add(self, cell: int, slot: int) -> None:
+        if self.recent == len(self.recent_cells):
+            self.recent_cells, self.recent_slots = (np.resize(a, 2 * len(a)) for a in (self.recent_cells, self.recent_slots))
+        self.recent_cells[self.recent], self.recent_slots[self.recent] = cell, slot
+        self.recent += 1
 
 
-class PointIndex(Generic[K]):
-    """Points with an uncertainty, bucketed by H3 cell at one of several resolutions.
+class PointIndex(Generic[K, V]):
+    """Points with an uncertainty and a value each, bucketed by H3 cell at one of several resolutions.
 
     Each key holds a slot in numpy arrays (position, uncertainty, current level and cell);
     a query returns slots, and the rules measure all candidates in one vectorised step
-    before any Python object is touched.
+    before any Python object is touched. The slot's value is then one list index away:
+    at a million points, a dict lookup by key costs a finding about a microsecond more,
+    in cache misses on the key's tuple and strings.
     """
 
     def __init__(self) -> None:
-        self._levels = [_Cells() for _ in LEVELS]
+        self._buckets = _Buckets()
+        self._held = [0] * len(LEVELS)  # slots at each level: a query skips the empty ones
         self._slot: dict[K, int] = {}
-        self._keys: list[K | None] = []
+        self.values: list[V | None] = []  # by slot, None when free
         self._free: list[int] = []
         self._wide: set[int] = set()
         self._moves = 0
@@ -120,23 +124,16 @@ class PointIndex(Generic[K]):
         self.lat = np.zeros(0)
         self.uncertainty_m = np.zeros(0)
         self._level = np.zeros(0, dtype=np.int64)  # a slot's level, -1 when none (wide or removed)
-        self._cell = np.zeros(0, dtype=np.int64)  # a slot's cell at that level
+        self._cell = np.zeros(0, dtype=np.int64)  # a slot's cell at that level, -1 when none
 
     def __len__(self) -> int:
         return len(self._slot)
 
-    def key(self, slot: int) -> K:
-        key = self._keys[slot]
-        assert key is not None
-        return key
-
-    def _new_slot(self, key: K) -> int:
+    def _new_slot(self) -> int:
         if self._free:
-            slot = self._free.pop()
-            self._keys[slot] = key
-            return slot
-        slot = len(self._keys)
-        self._keys.append(key)
+            return self._free.pop()
+        slot = len(self.values)
+        self.values.append(None)
         if slot >= len(self.lon):
             grow = max(1024, len(self.lon))
             self.lon, self.lat, self.uncertainty_m = (
@@ -145,30 +142,49 @@ class PointIndex(Generic[K]):
             self._level, self._cell = (np.concatenate((a, np.full(grow, -1, dtype=np.int64))) for a in (self._level, self._cell))
         return slot
 
-    def put(self, key: K, point: LatLon, uncertainty_m: float) -> None:
+    def value(self, slot: int) -> V:
+        value = self.values[slot]
+        assert value is not None
+        return value
+
+    def revalue(self, key: K, value: V) -> None:
+        """A new value for a point that stays where it is (nothing when ``key`` has no point)."""
+        slot = self._slot.get(key)
+        if slot is not None:
+            self.values[slot] = value
+
+    def put(self, key: K, point: LatLon, uncertainty_m: float, value: V) -> None:
         slot = self._slot.get(key)
         if slot is None:
-            slot = self._slot[key] = self._new_slot(key)
-        self._wide.discard(slot)
+            slot = self._slot[key] = self._new_slot()
+        else:
+            self._leave_level(slot)
+        self.values[slot] = value
         self.lon[slot], self.lat[slot], self.uncertainty_m[slot] = point.lon, point.lat, uncertainty_m
         for i, level in enumerate(LEVELS):
             if uncertainty_m <= level.max_uncertainty_m:
                 self._level[slot] = i
-                self._cell[slot] = h3i.latlng_to_cell(point.lat, point.lon, level.resolution)
-                self._levels[i].recent.append(slot)
+                self._held[i] += 1
+                self._cell[slot] = cell = h3i.latlng_to_cell(point.lat, point.lon, level.resolution)
+                self._buckets.add(cell, slot)
                 self._moved()
                 return
-        self._level[slot] = -1
         self._wide.add(slot)
 
     def remove(self, key: K) -> None:
         slot = self._slot.pop(key, None)
         if slot is None:
             return
-        self._wide.discard(slot)
-        self._level[slot] = -1  # its bucket entries no longer match and are skipped
-        self._keys[slot] = None
+        self._leave_level(slot)  # its bucket entries no longer match and are skipped
+        self.values[slot] = None
         self._free.append(slot)
+
+    def _leave_level(self, slot: int) -> None:
+        level = int(self._level[slot])
+        if level >= 0:
+            self._held[level] -= 1
+        self._level[slot] = self._cell[slot] = -1
+        self._wide.discard(slot)
 
     def _moved(self) -> None:
         self._moves += 1
@@ -187,68 +203,82 @@ class PointIndex(Generic[K]):
             self._merge_at = max(MERGE_MIN_MOVES, len(self._slot) // 256)
 
     def _merge(self) -> None:
-        """Fold the recent moves into each level's sorted arrays, dropping what no longer holds."""
+        """Fold the recent moves into the sorted arrays, dropping what no longer holds."""
         self._moves = 0
-        for i, cells in enumerate(self._levels):
-            if not cells.recent:
-                continue
-            valid = (self._level[cells.slots] == i) & (self._cell[cells.slots] == cells.cells)
-            keep_cells, keep_slots = cells.cells[valid], cells.slots[valid]
-            kept = np.zeros(len(self._keys), dtype=bool)
-            kept[keep_slots] = True
-            recent = np.unique(np.asarray(cells.recent, dtype=np.int64))
-            recent = recent[(self._level[recent] == i) & ~kept[recent]]
-            recent_cells = self._cell[recent]
-            order = np.argsort(recent_cells, kind="stable")
-            at = np.searchsorted(keep_cells, recent_cells[order])
-            cells.cells = np.insert(keep_cells, at, recent_cells[order])
-            cells.slots = np.insert(keep_slots, at, recent[order])
-            cells.recent = []
+        buckets = self._buckets
+        if not buckets.recent:
+            return
+        valid = self._cell[buckets.slots] == buckets.cells
+        keep_cells, keep_slots = buckets.cells[valid], buckets.slots[valid]
+        kept = np.zeros(len(self.values), dtype=bool)
+        kept[keep_slots] = True
+        recent = np.unique(buckets.recent_slots[: buckets.recent])
+        recent = recent[(self._cell[recent] >= 0) & ~kept[recent]]
+        recent_cells = self._cell[recent]
+        order = np.argsort(recent_cells, kind="stable")
+        at = np.searchsorted(keep_cells, recent_cells[order])
+        buckets.cells = np.insert(keep_cells, at, recent_cells[order])
+        buckets.slots = np.insert(keep_slots, at, recent[order])
+        buckets.recent = 0
 
     def near(self, geom: BaseGeometry, plane: LocalPlane, reach_m: float) -> np.ndarray:
         """Slots whose point may lie within ``reach_m`` (+ its uncertainty) of ``geom`` (lon/lat)."""
         if len(self._slot) <= SCAN_MAX:
             return self._scan(geom, reach_m)
-        found = [np.fromiter(self._wide, dtype=np.int64, count=len(self._wide))]
-        moved: list[np.ndarray] = []
-        # A point, or an area small enough, is searched as a disk of cells around its
-        # centre (far cheaper than covering the area's shape with cells).
+        wide = np.fromiter(self._wide, dtype=np.int64, count=len(self._wide))
+        wanted = self._cells_near(geom, plane, reach_m)
+        if not len(wanted):
+            return wide
+        buckets = self._buckets
+        lo, hi = np.searchsorted(buckets.cells, wanted, "left"), np.searchsorted(buckets.cells, wanted, "right")
+        counts = hi - lo
+        index = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
+        slots = buckets.slots[index]
+        found = [slots[self._cell[slots] == buckets.cells[index]], wide]
+        if buckets.recent:
+            cells, slots = buckets.recent_cells[: buckets.recent], buckets.recent_slots[: buckets.recent]
+            at = np.minimum(np.searchsorted(wanted, cells), len(wanted) - 1)
+            hit = np.flatnonzero(wanted[at] == cells)
+            moved = slots[hit][self._cell[slots[hit]] == cells[hit]]
+            if len(moved):
+                # A slot that moved away and back is both in its bucket and among the recent moves
+                # (and may be there twice). Moves found are few: comparing each with every slot
+                # found costs less than sorting them all (np.unique).
+                moved = np.unique(moved)
+                found.append(moved[~(found[0][:, None] == moved).any(axis=0)])
+        return np.concatenate(found)
+
+    def _cells_near(self, geom: BaseGeometry, plane: LocalPlane, reach_m: float) -> np.ndarray:
+        """The cells, sorted, of every level held that hold all its points that may lie within ``reach_m`` of ``geom``.
+
+        A point, or an area small enough, is searched as a disk of cells around its centre
+        (far cheaper than covering the area's shape with cells).
+        """
         centre, radius = (geom, 0.0) if isinstance(geom, Point) else _circumcircle(geom, plane)
-        for i, (level, cells) in enumerate(zip(LEVELS, self._levels, strict=True)):
-            if not cells:
+        cells = []
+        for level, held in zip(LEVELS, self._held, strict=True):
+            if not held:
                 continue
             if radius <= DISK_RADIUS_M:
                 origin = h3i.latlng_to_cell(centre.y, centre.x, level.resolution)
-                wanted = h3n.grid_disk(origin, level.disk_k(reach_m + radius)).astype(np.int64)
+                cells.append(h3n.grid_disk(origin, level.disk_k(reach_m + radius)))
             else:
                 margin = reach_m + level.max_uncertainty_m + 2 * level.edge_max_m
                 grown = plane.unproject(plane.project(geom).buffer(margin, quad_segs=4))
                 shape = h3.geo_to_h3shape(shapely.geometry.mapping(grown))
-                wanted = h3n.h3shape_to_cells_experimental(shape, level.resolution, contain="overlap").astype(np.int64)
-            wanted.sort()
-            lo, hi = np.searchsorted(cells.cells, wanted, "left"), np.searchsorted(cells.cells, wanted, "right")
-            counts = hi - lo
-            index = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
-            slots = cells.slots[index]
-            found.append(slots[(self._level[slots] == i) & (self._cell[slots] == cells.cells[index])])
-            if cells.recent:
-                recent = cells.recent_slots()
-                current = recent[self._level[recent] == i]
-                at = np.minimum(np.searchsorted(wanted, self._cell[current]), len(wanted) - 1)
-                moved.append(current[wanted[at] == self._cell[current]])
-        if any(len(m) for m in moved):
-            # A slot that moved away and back is both in its bucket and among the recent moves.
-            return np.unique(np.concatenate(found + moved))
-        return np.concatenate(found)
+                cells.append(h3n.h3shape_to_cells_experimental(shape, level.resolution, contain="overlap"))
+        if not cells:
+            return np.empty(0, dtype=np.int64)
+        return np.sort(np.concatenate(cells).astype(np.int64))
 
     def _scan(self, geom: BaseGeometry, reach_m: float) -> np.ndarray:
         """:meth:`near` for a small index: every slot against one lon/lat box, in numpy.
 
-        Searching the H3 levels costs about 150 µs whatever the index holds; this costs a few
+        Searching the H3 levels costs about 50 µs whatever the index holds; this costs a few
         comparisons per slot, so it wins below ``SCAN_MAX`` slots. The box is widened by the
         largest uncertainty held in the levels (positions beyond them are always returned).
         """
-        n = len(self._keys)
+        n = len(self.values)
         held = self._level[:n] >= 0
         widest = float(self.uncertainty_m[:n][held].max()) if held.any() else 0.0
         west, south, east, north = degrees_envelope(geom.bounds, reach_m + widest)
@@ -334,6 +364,8 @@ class Outline:
     def distances_m(self, lat: np.ndarray, lon: np.ndarray, search_m: float) -> np.ndarray:
         """Metres from each point to the outline: segments within ``search_m`` first, all of them if none is."""
         n, m = len(lat), len(self.ends)
+        if n == 1 and m <= DIRECT_PAIRS:  # one point (a check's): every segment, with no pairs to lay out
+            return np.array([segment_distances_m(lat, lon, self.ends).min()])
         if n * m <= DIRECT_PAIRS:  # a simple outline: measuring every pair beats searching the tree
             points = np.repeat(np.arange(n), m)
             all_pairs = segment_distances_m(lat[points], lon[points], np.tile(self.ends, (n, 1)))

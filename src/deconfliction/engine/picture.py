@@ -28,6 +28,8 @@ PROBES_KEPT = 1_000
 """Probe notices kept in the picture per owner, newest; older ones are in the record (``probe.suspected``)."""
 
 Key = tuple[str, str]
+Placed = tuple[Asset, Report]
+"""An asset with its newest report: what the point indexes hold for each position."""
 
 
 def _footprint(zone: Zone) -> BaseGeometry:
@@ -48,8 +50,9 @@ class Picture:
         self.parties: dict[str, Party] = {}
         self.assets: dict[Key, Asset] = {}
         self.reports: dict[Key, Report] = {}
-        self.positions: PointIndex[Key] = PointIndex()
-        self.hidden_positions: PointIndex[Key] = PointIndex()  # the hidden assets' alone, for the probe watch
+        # Each position with its asset and report, which the rules would otherwise look up by key.
+        self.positions: PointIndex[Key, Placed] = PointIndex()
+        self.hidden_positions: PointIndex[Key, Placed] = PointIndex()  # the hidden assets' alone, for the probe watch
         self.zones: ShapeIndex[Key, Zone] = ShapeIndex()
         self.aors: ShapeIndex[Key, Aor] = ShapeIndex()
         self.lapses_noticed: set[Key] = set()  # AORs whose lapse was announced since their last confirmation
@@ -95,6 +98,10 @@ class Picture:
 
     def put_asset(self, asset: Asset, seq: int = 0) -> int:
         self.assets[asset.key] = asset
+        report = self.reports.get(asset.key)
+        if report is not None:
+            self.positions.revalue(asset.key, (asset, report))
+            self.hidden_positions.revalue(asset.key, (asset, report))
         return self._changed(seq)
 
     def _note_positions(self, seq: int, asset: Asset | None, *reports: Report) -> None:
@@ -114,14 +121,15 @@ class Picture:
         version = self._changed(seq)
         old = self.reports.get(key)
         asset = self.assets.get(key)
+        assert asset is not None, "a report for an asset the picture does not hold: the service checks first"
         if old is None:
             self._note_positions(version, asset, report)
         elif old.point != report.point or old.uncertainty_m != report.uncertainty_m:
             self._note_positions(version, asset, old, report)  # where it was too: leaving an area is a change there
         self.reports[key] = report
-        self.positions.put(key, report.point, report.uncertainty_m)
-        if asset is not None and asset.disclosure is Disclosure.HIDDEN:
-            self.hidden_positions.put(key, report.point, report.uncertainty_m)
+        self.positions.put(key, report.point, report.uncertainty_m, (asset, report))
+        if asset.disclosure is Disclosure.HIDDEN:
+            self.hidden_positions.put(key, report.point, report.uncertainty_m, (asset, report))
         return version
 
     def withdraw_position(self, key: Key, seq: int = 0) -> int:

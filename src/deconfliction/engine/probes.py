@@ -107,13 +107,12 @@ def sightings(picture: Picture, query: CheckQuery, buffer_m: float, near_m: floa
     found: list[Sighting] = []
     candidates = zip(slots[within].tolist(), distances[within].tolist(), uncertainties[within].tolist(), strict=True)
     for slot, d, uncertainty in candidates:
-        key = index.key(slot)
-        asset = picture.assets[key]
+        asset, report = index.value(slot)
         if asset.party == query.asker:
             continue
         if level_for(asset.party, asset.disclosure, query.asker, asset.kind.value, picture.grants) is not Disclosure.HIDDEN:
             continue  # a grant opened it: the asker sees it, there is nothing to probe
-        point = picture.reports[key].point
+        point = report.point
         shape = LocalPlane(point).project(query.geometry)
         hit = d - uncertainty <= area.reach
         near = d - uncertainty <= area.reach + near_m

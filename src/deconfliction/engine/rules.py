@@ -167,9 +167,7 @@ def _assets(
         distances = shapely.distance(q_xy, shapely.points(xs, ys))
     within = distances - index.uncertainty_m[slots] <= reach
     for slot, d in zip(slots[within].tolist(), distances[within].tolist(), strict=True):
-        key = index.key(slot)
-        report = picture.reports[key]
-        asset = picture.assets[key]
+        asset, report = index.value(slot)
         finding = Finding(
             party=asset.party,
             object=asset.kind.value,
