@@ -406,6 +406,10 @@ Coordinates = TypeVar("Coordinates", np.ndarray, float)
 """Degrees or metres: an array of them, or a single one."""
 
 
+PLANE_ORIGIN = Point(0.0, 0.0)
+"""The origin of every :class:`LocalPlane`: a checked point's own place on its plane."""
+
+
 class LocalPlane:
     """A tangent plane at one point, in metres, to measure short distances between shapes.
 

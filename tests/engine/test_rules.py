@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from pyproj import Geod
 from shapely.geometry import LineString, Point, box
 
 from deconfliction.engine.picture import Picture
-from deconfliction.engine.rules import border, check
+from deconfliction.engine.rules import border, borders, check
 from deconfliction.geo import SAFETY_FACTOR, LatLon
 from deconfliction.model import (
     AltitudeBand,
@@ -327,6 +328,17 @@ def test_border_distance_is_the_same_through_the_segment_tree() -> None:
     simple.put_territory(Territory("east", box(71.0, 34.3, 71.3, 34.9)))
     for point in (LatLon(34.55, 71.01), LatLon(34.55, 70.5), LatLon(34.95, 71.1), LatLon(30.0, 71.1)):
         assert border(detailed, point) == border(simple, point)
+
+
+@pytest.mark.parametrize("segmentize", [None, 0.0001], ids=["simple", "detailed"])
+def test_border_of_one_point_is_what_a_batch_of_reports_reads_for_it(picture: Picture, segmentize: float | None) -> None:
+    """A check reads its border alone, a batch of reports in arrays; in, out, between and far off, the same."""
+    if segmentize:
+        picture.put_territory(Territory("east", box(71.0, 34.3, 71.3, 34.9).segmentize(segmentize)))
+    points = [LatLon(34.2 + 0.09 * i, 70.6 + 0.1 * j) for i in range(9) for j in range(9)] + [LatLon(-30.0, 10.0)]
+    lat, lon = np.array([p.lat for p in points]), np.array([p.lon for p in points])
+    assert [border(picture, p) for p in points] == borders(picture, lat, lon)
+    assert {border(picture, p).territory for p in points} == {"west", "east", None}
 
 
 @pytest.mark.parametrize("distance_m", [900, 1600], ids=["inside-buffer", "outside-buffer"])

@@ -22,7 +22,7 @@ import shapely
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
-from deconfliction.geo import LatLon, LocalPlane, degree_margins, degrees_envelope, segment_distances_m
+from deconfliction.geo import PLANE_ORIGIN, LatLon, LocalPlane, degree_margins, degrees_envelope, segment_distances_m
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -73,6 +73,10 @@ with only the first two levels, the 1 % of positions less certain than 1 km were
 on every check and made a point check five times slower."""
 
 
+ROW = np.dtype([("lon", "f8"), ("lat", "f8"), ("uncertainty_m", "f8"), ("cell", "i8")])
+"""What the point index holds of each slot, for the query and the rules' measuring."""
+
+
 class _Buckets:
     """Every level's (cell, slot) pairs sorted by cell, and the pairs added since.
 
@@ -120,11 +124,17 @@ class PointIndex(Generic[K, V]):
         self._wide: set[int] = set()
         self._moves = 0
         self._merge_at: float = MERGE_MIN_MOVES  # moves before the next merge: it grows with the index
-        self.lon = np.zeros(0)
-        self.lat = np.zeros(0)
-        self.uncertainty_m = np.zeros(0)
         self._level = np.zeros(0, dtype=np.int64)  # a slot's level, -1 when none (wide or removed)
-        self._cell = np.zeros(0, dtype=np.int64)  # a slot's cell at that level, -1 when none
+        self._rows = np.zeros(0, dtype=ROW)
+        self._view_rows()
+
+    def _view_rows(self) -> None:
+        """A slot's position, uncertainty and cell lie side by side in one row of 32 bytes, so
+        the query's test of a candidate's cell brings its position into the cache for the
+        rules: one miss a candidate rather than four (15 % of a check at a million assets)."""
+        self.lon, self.lat = self._rows["lon"], self._rows["lat"]
+        self.uncertainty_m = self._rows["uncertainty_m"]
+        self._cell = self._rows["cell"]  # a slot's cell at its level, -1 when none
 
     def __len__(self) -> int:
         return len(self._slot)
@@ -134,12 +144,12 @@ class PointIndex(Generic[K, V]):
             return self._free.pop()
         slot = len(self.values)
         self.values.append(None)
-        if slot >= len(self.lon):
-            grow = max(1024, len(self.lon))
-            self.lon, self.lat, self.uncertainty_m = (
-                np.concatenate((a, np.zeros(grow))) for a in (self.lon, self.lat, self.uncertainty_m)
-            )
-            self._level, self._cell = (np.concatenate((a, np.full(grow, -1, dtype=np.int64))) for a in (self._level, self._cell))
+        if slot >= len(self._rows):
+            grow = np.zeros(max(1024, len(self._rows)), dtype=ROW)
+            grow["cell"] = -1
+            self._rows = np.concatenate((self._rows, grow))
+            self._level = np.concatenate((self._level, np.full(len(grow), -1, dtype=np.int64)))
+            self._view_rows()
         return slot
 
     def value(self, slot: int) -> V:
@@ -335,13 +345,16 @@ class ShapeIndex(Generic[K, V]):
 
     def near(self, geom: BaseGeometry, reach_m: float) -> list[V]:
         """Values whose footprint comes within about ``reach_m`` of ``geom`` (a superset)."""
+        return self.within(shapely.box(*degrees_envelope(geom.bounds, reach_m)))
+
+    def within(self, box: BaseGeometry) -> list[V]:
+        """Values whose footprint's bounding box meets ``box`` (lon/lat), in the order they were put."""
         if not self._items:
             return []
         if self._tree is None:
             self._keys = list(self._items)
             self._tree = shapely.STRtree([self._items[k][0] for k in self._keys])
-        envelope = shapely.box(*degrees_envelope(geom.bounds, reach_m))
-        hits: np.ndarray = self._tree.query(envelope)
+        hits: np.ndarray = self._tree.query(box)
         return [self._items[self._keys[i]][1] for i in sorted(hits.tolist())]
 
 
@@ -357,15 +370,21 @@ class Outline:
     """
 
     def __init__(self, boundary: BaseGeometry) -> None:
+        self.boundary = boundary
         coords = [np.asarray(part.coords)[:, :2] for part in shapely.get_parts(boundary)]
         self.ends = np.concatenate([np.hstack((c[:-1], c[1:])) for c in coords])  # [lon1, lat1, lon2, lat2]
         self.tree = shapely.STRtree(shapely.linestrings(self.ends.reshape(-1, 2, 2)))
 
+    def distance_m(self, point: LatLon, search_m: float) -> float:
+        """:meth:`distances_m` for one point (a check's). A simple outline is projected whole onto the
+        point's plane and measured by shapely, in a third of the time numpy takes over arrays of one."""
+        if len(self.ends) <= DIRECT_PAIRS:
+            return float(shapely.distance(PLANE_ORIGIN, LocalPlane(point).project(self.boundary)))
+        return float(self.distances_m(np.array([point.lat]), np.array([point.lon]), search_m)[0])
+
     def distances_m(self, lat: np.ndarray, lon: np.ndarray, search_m: float) -> np.ndarray:
         """Metres from each point to the outline: segments within ``search_m`` first, all of them if none is."""
         n, m = len(lat), len(self.ends)
-        if n == 1 and m <= DIRECT_PAIRS:  # one point (a check's): every segment, with no pairs to lay out
-            return np.array([segment_distances_m(lat, lon, self.ends).min()])
         if n * m <= DIRECT_PAIRS:  # a simple outline: measuring every pair beats searching the tree
             points = np.repeat(np.arange(n), m)
             all_pairs = segment_distances_m(lat[points], lon[points], np.tile(self.ends, (n, 1)))

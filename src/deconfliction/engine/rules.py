@@ -22,7 +22,7 @@ from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
 from deconfliction.engine.picture import Picture
-from deconfliction.geo import SAFETY_FACTOR, LatLon, LocalPlane, degrees_envelope
+from deconfliction.geo import PLANE_ORIGIN, SAFETY_FACTOR, LatLon, LocalPlane, degrees_envelope
 from deconfliction.geo import buffered as geo_buffered
 from deconfliction.model import (
     AssetKind,
@@ -82,18 +82,23 @@ class SearchArea:
     q_xy: BaseGeometry  # the query's geometry on the plane
     reach: float  # radius plus buffer, widened by the plane's error bound, metres
     envelope: tuple[float, float, float, float]  # lon/lat box that holds the whole buffered area
+    box: BaseGeometry  # the envelope as a polygon: the shape indexes' search, made once for all of them
 
 
 def search_area(query: CheckQuery, buffer_m: float) -> SearchArea:
     """The plane, the widened reach and the lon/lat envelope of ``query`` with ``buffer_m``."""
     ref = reference_point(query.geometry)
     plane = LocalPlane(ref)
-    # A point is the plane's origin itself; only areas and lines need projecting.
-    q_xy = Point(0.0, 0.0) if isinstance(query.geometry, Point) else plane.project(query.geometry)
-    minx, miny, maxx, maxy = q_xy.bounds
-    extent = math.hypot(maxx - minx, maxy - miny) / 2 + (query.radius_m + buffer_m) * 1.01
+    if isinstance(query.geometry, Point):  # the plane's origin itself: nothing to project
+        q_xy, half_diagonal, bounds = PLANE_ORIGIN, 0.0, (ref.lon, ref.lat, ref.lon, ref.lat)
+    else:
+        q_xy = plane.project(query.geometry)
+        minx, miny, maxx, maxy = q_xy.bounds
+        half_diagonal, bounds = math.hypot(maxx - minx, maxy - miny) / 2, query.geometry.bounds
+    extent = half_diagonal + (query.radius_m + buffer_m) * 1.01
     reach = (query.radius_m + buffer_m) * max(SAFETY_FACTOR, 1 + plane.error_bound(extent))
-    return SearchArea(ref, plane, q_xy, reach, degrees_envelope(query.geometry.bounds, reach + 1.0))
+    envelope = degrees_envelope(bounds, reach + 1.0)
+    return SearchArea(ref, plane, q_xy, reach, envelope, shapely.box(*envelope))
 
 
 def check(picture: Picture, query: CheckQuery, now: datetime, buffer_m: float) -> CheckResult:
@@ -102,13 +107,11 @@ def check(picture: Picture, query: CheckQuery, now: datetime, buffer_m: float) -
     >>> check(picture, CheckQuery("isaf", CheckKind.FIRES, Point(71.013, 34.552), window), now, 1500)
     """
     area = search_area(query, buffer_m)
-    ref, plane, q_xy, reach, envelope = area.reference, area.plane, area.q_xy, area.reach, area.envelope
-
     conflicts: list[Finding] = []
     gaps: list[Gap] = []
-    _assets(picture, query, now, plane, q_xy, reach, conflicts, gaps)
-    _zones(picture, query, plane, q_xy, reach, conflicts)
-    _coverage(picture, query, now, plane, q_xy, reach, envelope, gaps)
+    _assets(picture, query, now, area, conflicts, gaps)
+    _zones(picture, query, area, conflicts)
+    _coverage(picture, query, now, area, gaps)
 
     status = Status.CONFLICT if conflicts else Status.UNKNOWN if gaps else Status.CLEAR
     conflicts.sort(key=lambda f: (f.distance_m, f.party, f.id))
@@ -116,24 +119,23 @@ def check(picture: Picture, query: CheckQuery, now: datetime, buffer_m: float) -
         status=status,
         conflicts=tuple(conflicts),
         gaps=tuple(gaps),
-        border=border(picture, ref),
-        reference=ref,
+        border=border(picture, area.reference),
+        reference=area.reference,
         buffer_m=buffer_m,
         picture_version=picture.version,
-        envelope=envelope,
+        envelope=area.envelope,
     )
 
 
 def stakeholders(picture: Picture, query: CheckQuery, buffer_m: float) -> set[str]:
     """Parties whose AOR or territory the buffered query touches, fresh or not."""
     area = search_area(query, buffer_m)
-    env = shapely.box(*area.envelope)
     buffered: BaseGeometry | None = None
     found: set[str] = set()
-    shapes = [(a.party, a.geometry) for a in picture.aors.near(query.geometry, area.reach)]
-    shapes += [(t.party, t.geometry) for t in picture.territories.near(query.geometry, area.reach)]
+    shapes = [(a.party, a.geometry) for a in picture.aors.within(area.box)]
+    shapes += [(t.party, t.geometry) for t in picture.territories.within(area.box)]
     for party, geometry in shapes:
-        if party in found or not geometry.intersects(env):
+        if party in found or not geometry.intersects(area.box):
             continue
         buffered = buffered or geo_buffered(area.q_xy, area.reach)
         if _clipped_xy(area.plane, geometry, area.envelope).intersects(buffered):
@@ -145,9 +147,7 @@ def _assets(
     picture: Picture,
     query: CheckQuery,
     now: datetime,
-    plane: LocalPlane,
-    q_xy: BaseGeometry,
-    reach: float,
+    area: SearchArea,
     conflicts: list[Finding],
     gaps: list[Gap],
 ) -> None:
@@ -157,15 +157,15 @@ def _assets(
     position inside the buffer makes a gap, not a conflict and not a clear.
     """
     index = picture.positions
-    slots = index.near(query.geometry, plane, reach)
+    slots = index.near(query.geometry, area.plane, area.reach)
     if not len(slots):
         return
-    xs, ys = plane.xy(index.lon[slots], index.lat[slots])
-    if isinstance(q_xy, Point):  # the plane's origin is the checked point itself
+    xs, ys = area.plane.xy(index.lon[slots], index.lat[slots])
+    if area.q_xy is PLANE_ORIGIN:  # the checked point itself
         distances = np.hypot(xs, ys)
     else:
-        distances = shapely.distance(q_xy, shapely.points(xs, ys))
-    within = distances - index.uncertainty_m[slots] <= reach
+        distances = shapely.distance(area.q_xy, shapely.points(xs, ys))
+    within = distances - index.uncertainty_m[slots] <= area.reach
     for slot, d in zip(slots[within].tolist(), distances[within].tolist(), strict=True):
         asset, report = index.value(slot)
         finding = Finding(
@@ -183,14 +183,7 @@ def _assets(
             conflicts.append(finding)
 
 
-def _zones(
-    picture: Picture,
-    query: CheckQuery,
-    plane: LocalPlane,
-    q_xy: BaseGeometry,
-    reach: float,
-    conflicts: list[Finding],
-) -> None:
+def _zones(picture: Picture, query: CheckQuery, area: SearchArea, conflicts: list[Finding]) -> None:
     """A zone conflicts when the kind must keep clear of it and it is within the buffer, in time and height.
 
     Candidates are measured together in one vectorised call; shapes of many vertices are
@@ -198,7 +191,7 @@ def _zones(
     """
     candidates = [
         zone
-        for zone in picture.zones.near(query.geometry, reach)
+        for zone in picture.zones.within(area.box)
         if zone_applies(zone, query.kind)
         and (zone.window is None or zone.window.overlaps(query.window))
         and (zone.altitude is None or query.altitude is None or zone.altitude.overlaps(query.altitude))
@@ -206,20 +199,20 @@ def _zones(
     if not candidates:
         return
     half_widths = np.fromiter((zone.width_m / 2 for zone in candidates), dtype=float, count=len(candidates))
-    # One search box for all, wide enough for the widest route among them.
-    env = degrees_envelope(query.geometry.bounds, reach + float(half_widths.max()) + 1.0)
     parts = np.fromiter((zone.geometry for zone in candidates), dtype=object, count=len(candidates))
     # Only shapes of many vertices are cut to the box first, to keep their projection cheap:
     # the plane maps straight lon/lat edges to straight edges, so cutting changes no distance.
     large = shapely.get_num_coordinates(parts) > CLIP_VERTICES
     if large.any():
+        # One search box for all, wide enough for the widest route among them.
+        env = degrees_envelope(query.geometry.bounds, area.reach + float(half_widths.max()) + 1.0)
         parts[large] = shapely.intersection(parts[large], shapely.box(*env))
-    distances = shapely.distance(q_xy, plane.project_all(parts)) - half_widths
+    distances = shapely.distance(area.q_xy, area.plane.project_all(parts)) - half_widths
     for zone, d in zip(candidates, distances.tolist(), strict=True):
         if math.isnan(d):  # nothing of the zone inside its search box
             continue
         d = max(0.0, d)
-        if d <= reach:
+        if d <= area.reach:
             conflicts.append(
                 Finding(
                     party=zone.party,
@@ -236,44 +229,34 @@ def _inside(bounds: tuple[float, float, float, float], envelope: tuple[float, fl
     return bounds[0] >= envelope[0] and bounds[1] >= envelope[1] and bounds[2] <= envelope[2] and bounds[3] <= envelope[3]
 
 
-def _coverage(
-    picture: Picture,
-    query: CheckQuery,
-    now: datetime,
-    plane: LocalPlane,
-    q_xy: BaseGeometry,
-    reach: float,
-    envelope: tuple[float, float, float, float],
-    gaps: list[Gap],
-) -> None:
+def _coverage(picture: Picture, query: CheckQuery, now: datetime, area: SearchArea, gaps: list[Gap]) -> None:
     """Who vouches for the buffered area: lapsed AORs, and other parties' territory outside any of their AORs.
 
-    ``envelope`` holds the whole buffered area, so an AOR that contains the envelope
-    covers the area, and a shape that misses the envelope misses the area: the common
-    cases need no polygon arithmetic.
+    The search area's envelope holds the whole buffered area, so an AOR that contains the
+    envelope covers the area, and a shape that misses the envelope misses the area: the
+    common cases need no polygon arithmetic.
     """
-    env = shapely.box(*envelope)
-    area: BaseGeometry | None = None
+    buffered: BaseGeometry | None = None
     covered: dict[str, list[BaseGeometry]] = defaultdict(list)
     whole: set[str] = set()
-    for aor in picture.aors.near(query.geometry, reach):
-        if aor.geometry.contains(env):
+    for aor in picture.aors.within(area.box):
+        if aor.geometry.contains(area.box):
             whole.add(aor.party)
         else:
-            area = area or geo_buffered(q_xy, reach)
-            part = _clipped_xy(plane, aor.geometry, envelope)
-            if part.is_empty or not part.intersects(area):
+            buffered = buffered or geo_buffered(area.q_xy, area.reach)
+            part = _clipped_xy(area.plane, aor.geometry, area.envelope)
+            if part.is_empty or not part.intersects(buffered):
                 continue
             covered[aor.party].append(part)
         lapsed = aor.lapsed_since(now)
         if lapsed is not None:
             since = None if aor.confirmed_at is None else lapsed
             gaps.append(Gap(party=aor.party, reason="aor_lapsed", since=since, aor=aor.id))
-    for territory in picture.territories.near(query.geometry, reach):
-        if territory.party == query.asker or territory.party in whole or not territory.geometry.intersects(env):
+    for territory in picture.territories.within(area.box):
+        if territory.party == query.asker or territory.party in whole or not territory.geometry.intersects(area.box):
             continue
-        area = area or geo_buffered(q_xy, reach)
-        part = _clipped_xy(plane, territory.geometry, envelope).intersection(area)
+        buffered = buffered or geo_buffered(area.q_xy, area.reach)
+        part = _clipped_xy(area.plane, territory.geometry, area.envelope).intersection(buffered)
         if part.is_empty:
             continue
         if covered[territory.party]:
@@ -286,9 +269,17 @@ def border(picture: Picture, point: LatLon) -> Border:
     """Whose territory ``point`` is in, and its distance to that territory's boundary.
 
     Outside every territory, the distance is to the nearest territory's boundary; with no
-    territories loaded, both are None.
+    territories loaded, both are None. :func:`borders` answers the same for many points at
+    once; this is its path for one (every check's), without arrays of one to lay out
+    (tests/engine/test_rules.py holds the two equal).
     """
-    return borders(picture, np.array([point.lat]), np.array([point.lon]))[0]
+    territories = [t for _, t in picture.territories]
+    if not territories:
+        return Border(None, None)
+    inside = next((t for t in territories if shapely.intersects_xy(t.geometry, point.lon, point.lat)), None)
+    measured = territories if inside is None else [inside]
+    distance = min(picture.outlines[t.party].distance_m(point, BORDER_SEARCH_M) for t in measured)
+    return Border(None if inside is None else inside.party, round(distance, 1))
 
 
 def borders(picture: Picture, lat: np.ndarray, lon: np.ndarray) -> list[Border]:
