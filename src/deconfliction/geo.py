@@ -339,8 +339,12 @@ def _parse_utm(m: re.Match[str], field: str) -> ParsedPosition:
 # ---------------------------------------------------------------------------- read-back
 
 
+@functools.lru_cache(maxsize=65_536)
 def to_mgrs(point: LatLon) -> str | None:
-    """MGRS at 1 m precision with the usual spaces, or None where MGRS is undefined."""
+    """MGRS at 1 m precision with the usual spaces, or None where MGRS is undefined.
+
+    Cached: a check's answer and its record each show every finding's position, and an asset
+    stays where it is across many checks (3 µs a call, a tenth of that from the cache)."""
     try:
         ref = _MGRS.toMGRS(point.lat, point.lon, MGRSPrecision=5)
         # Within a centimetre south of the equator mgrs rounds the northing up to 10,000 km and writes a

@@ -119,7 +119,7 @@ class PointIndex(Generic[K, V]):
         self._buckets = _Buckets()
         self._held = [0] * len(LEVELS)  # slots at each level: a query skips the empty ones
         self._slot: dict[K, int] = {}
-        self.values: list[V | None] = []  # by slot, None when free
+        self._values: list[V | None] = []  # by slot, None when free
         self._free: list[int] = []
         self._wide: set[int] = set()
         self._moves = 0
@@ -142,8 +142,8 @@ class PointIndex(Generic[K, V]):
     def _new_slot(self) -> int:
         if self._free:
             return self._free.pop()
-        slot = len(self.values)
-        self.values.append(None)
+        slot = len(self._values)
+        self._values.append(None)
         if slot >= len(self._rows):
             grow = np.zeros(max(1024, len(self._rows)), dtype=ROW)
             grow["cell"] = -1
@@ -153,7 +153,7 @@ class PointIndex(Generic[K, V]):
         return slot
 
     def value(self, slot: int) -> V:
-        value = self.values[slot]
+        value = self._values[slot]
         assert value is not None
         return value
 
@@ -161,7 +161,7 @@ class PointIndex(Generic[K, V]):
         """A new value for a point that stays where it is (nothing when ``key`` has no point)."""
         slot = self._slot.get(key)
         if slot is not None:
-            self.values[slot] = value
+            self._values[slot] = value
 
     def put(self, key: K, point: LatLon, uncertainty_m: float, value: V) -> None:
         slot = self._slot.get(key)
@@ -169,7 +169,7 @@ class PointIndex(Generic[K, V]):
             slot = self._slot[key] = self._new_slot()
         else:
             self._leave_level(slot)
-        self.values[slot] = value
+        self._values[slot] = value
         self.lon[slot], self.lat[slot], self.uncertainty_m[slot] = point.lon, point.lat, uncertainty_m
         for i, level in enumerate(LEVELS):
             if uncertainty_m <= level.max_uncertainty_m:
@@ -186,7 +186,7 @@ class PointIndex(Generic[K, V]):
         if slot is None:
             return
         self._leave_level(slot)  # its bucket entries no longer match and are skipped
-        self.values[slot] = None
+        self._values[slot] = None
         self._free.append(slot)
 
     def _leave_level(self, slot: int) -> None:
@@ -220,7 +220,7 @@ class PointIndex(Generic[K, V]):
             return
         valid = self._cell[buckets.slots] == buckets.cells
         keep_cells, keep_slots = buckets.cells[valid], buckets.slots[valid]
-        kept = np.zeros(len(self.values), dtype=bool)
+        kept = np.zeros(len(self._values), dtype=bool)
         kept[keep_slots] = True
         recent = np.unique(buckets.recent_slots[: buckets.recent])
         recent = recent[(self._cell[recent] >= 0) & ~kept[recent]]
@@ -288,7 +288,7 @@ class PointIndex(Generic[K, V]):
         comparisons per slot, so it wins below ``SCAN_MAX`` slots. The box is widened by the
         largest uncertainty held in the levels (positions beyond them are always returned).
         """
-        n = len(self.values)
+        n = len(self._values)
         held = self._level[:n] >= 0
         widest = float(self.uncertainty_m[:n][held].max()) if held.any() else 0.0
         west, south, east, north = degrees_envelope(geom.bounds, reach_m + widest)
