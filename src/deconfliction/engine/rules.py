@@ -86,6 +86,7 @@ class SearchArea:
     reference: LatLon
     plane: LocalPlane
     q_xy: BaseGeometry  # the query's geometry on the plane
+    radius: float  # how far q_xy reaches from the plane's origin (0 for a point), metres
     reach: float  # radius plus buffer, widened by the plane's error bound, metres
     envelope: tuple[float, float, float, float]  # lon/lat box that holds the whole buffered area
     box: BaseGeometry  # the envelope as a polygon: the shape indexes' search, made once for all of them
@@ -96,15 +97,15 @@ def search_area(query: CheckQuery, buffer_m: float) -> SearchArea:
     ref = reference_point(query.geometry)
     plane = LocalPlane(ref)
     if isinstance(query.geometry, Point):  # the plane's origin itself: nothing to project
-        q_xy, half_diagonal, bounds = PLANE_ORIGIN, 0.0, (ref.lon, ref.lat, ref.lon, ref.lat)
+        q_xy, radius, bounds = PLANE_ORIGIN, 0.0, (ref.lon, ref.lat, ref.lon, ref.lat)
     else:
         q_xy = plane.project(query.geometry)
-        minx, miny, maxx, maxy = q_xy.bounds
-        half_diagonal, bounds = math.hypot(maxx - minx, maxy - miny) / 2, query.geometry.bounds
-    extent = half_diagonal + (query.radius_m + buffer_m) * 1.01
+        xy = shapely.get_coordinates(q_xy)
+        radius, bounds = float(np.hypot(xy[:, 0], xy[:, 1]).max()), query.geometry.bounds
+    extent = radius + (query.radius_m + buffer_m) * 1.01
     reach = (query.radius_m + buffer_m) * max(SAFETY_FACTOR, 1 + plane.error_bound(extent))
     envelope = degrees_envelope(bounds, reach + 1.0)
-    return SearchArea(ref, plane, q_xy, reach, envelope, shapely.box(*envelope))
+    return SearchArea(ref, plane, q_xy, radius, reach, envelope, shapely.box(*envelope))
 
 
 def check(picture: Picture, query: CheckQuery, now: datetime, buffer_m: float) -> CheckResult:
@@ -167,9 +168,12 @@ def _assets(
     if not len(slots):
         return
     xs, ys = area.plane.xy(index.lon[slots], index.lat[slots])
-    if area.q_xy is PLANE_ORIGIN:  # the checked point itself
-        distances = np.hypot(xs, ys)
-    else:
+    distances = np.hypot(xs, ys)  # from the origin: the checked point itself, or the area's reference
+    if area.q_xy is not PLANE_ORIGIN:
+        # An area lies within its radius of the origin, so what is farther than the reach beyond that
+        # cannot be within it: GEOS measures only the others (a third of them for a 1 km square).
+        near = distances - index.uncertainty_m[slots] - area.radius <= area.reach
+        slots, xs, ys = slots[near], xs[near], ys[near]
         distances = shapely.distance(area.q_xy, shapely.points(xs, ys))
     within = distances - index.uncertainty_m[slots] <= area.reach
     for slot, d in zip(slots[within].tolist(), distances[within].tolist(), strict=True):
