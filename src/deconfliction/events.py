@@ -42,7 +42,8 @@ def _time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso_or_none(value: datetime | None) -> str | None:
+    """An instant as events and answers write it (ISO 8601), or None."""
     return None if value is None else value.isoformat()
 
 
@@ -64,7 +65,7 @@ def report_event(report: Report, at: datetime, disclosure: Disclosure, kind: Ass
         "lon": report.point.lon,
         "time": report.time.isoformat(),
         "uncertainty_m": report.uncertainty_m,
-        "stale_at": _iso(report.stale_at),
+        "stale_at": iso_or_none(report.stale_at),
         "notation": report.notation,
         "how": report.how,
         "disclosure": disclosure,

@@ -190,10 +190,6 @@ def _no_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 def parse_box(text: object, field: str) -> Box:
     """``west,south,east,north`` in decimal degrees."""
     parts = text.split(",") if isinstance(text, str) else []
@@ -621,7 +617,7 @@ class Service:
     ) -> dict[str, Any]:
         """The report as it is read back; ``written``: its event's data, whose times are formatted already (a batch's)."""
         if written is None:
-            written = {"time": report.time.isoformat(), "stale_at": _iso(report.stale_at)}
+            written = {"time": report.time.isoformat(), "stale_at": ev.iso_or_none(report.stale_at)}
         shown = {
             "time": written["time"],
             "uncertainty_m": report.uncertainty_m,
@@ -1433,10 +1429,10 @@ class Service:
             "waiting_for": [p for p in a.affected if p not in a.answers],
             "proposed_at": a.proposed_at.isoformat(),
             "deadline": a.deadline.isoformat(),
-            "escalated_at": _iso(a.escalated_at),
-            "activated_at": _iso(a.activated_at),
+            "escalated_at": ev.iso_or_none(a.escalated_at),
+            "activated_at": ev.iso_or_none(a.activated_at),
             "override": a.override,
-            "ended_at": _iso(a.ended_at),
+            "ended_at": ev.iso_or_none(a.ended_at),
             "end_reason": a.end_reason,
             "area": list(a.envelope),
         }
