@@ -414,6 +414,12 @@ PLANE_ORIGIN = Point(0.0, 0.0)
 """The origin of every :class:`LocalPlane`: a checked point's own place on its plane."""
 
 
+def farthest_m(xy: BaseGeometry) -> float:
+    """How far the farthest vertex of a plane geometry lies from the plane's origin, metres."""
+    coords = shapely.get_coordinates(xy)
+    return float(np.hypot(coords[:, 0], coords[:, 1]).max())
+
+
 class LocalPlane:
     """A tangent plane at one point, in metres, to measure short distances between shapes.
 

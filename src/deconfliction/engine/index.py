@@ -22,7 +22,15 @@ import shapely
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
-from deconfliction.geo import PLANE_ORIGIN, LatLon, LocalPlane, degree_margins, degrees_envelope, segment_distances_m
+from deconfliction.geo import (
+    PLANE_ORIGIN,
+    LatLon,
+    LocalPlane,
+    degree_margins,
+    degrees_envelope,
+    farthest_m,
+    segment_distances_m,
+)
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -313,8 +321,7 @@ DISK_RADIUS_M = 20_000.0
 
 def _circumcircle(geom: BaseGeometry, plane: LocalPlane) -> tuple[Point, float]:
     """The plane's origin (the area's reference point, lon/lat) and a radius that holds the whole area."""
-    xy = shapely.get_coordinates(plane.project(geom))
-    return Point(plane.lon0, plane.lat0), float(np.hypot(xy[:, 0], xy[:, 1]).max())
+    return Point(plane.lon0, plane.lat0), farthest_m(plane.project(geom))
 
 
 class ShapeIndex(Generic[K, V]):

@@ -43,7 +43,7 @@ from shapely.geometry.base import BaseGeometry
 
 from deconfliction.disclosure import level_for
 from deconfliction.engine.picture import Picture
-from deconfliction.engine.rules import search_area
+from deconfliction.engine.rules import measure, search_area
 from deconfliction.geo import LatLon, LocalPlane
 from deconfliction.geo import buffered as geo_buffered
 from deconfliction.model import CheckQuery, Disclosure
@@ -93,19 +93,10 @@ def sightings(picture: Picture, query: CheckQuery, buffer_m: float, near_m: floa
     area = search_area(query, buffer_m)
     index = picture.hidden_positions
     beyond = max(2.0 * area.reach, near_m)
-    slots = index.near(query.geometry, area.plane, area.reach + beyond)
-    if not len(slots):
-        return []
-    xs, ys = area.plane.xy(index.lon[slots], index.lat[slots])
-    if isinstance(area.q_xy, Point):
-        distances = np.hypot(xs, ys)
-    else:
-        distances = shapely.distance(area.q_xy, shapely.points(xs, ys))
-    uncertainties = index.uncertainty_m[slots]
-    within = distances - uncertainties <= area.reach + beyond
+    slots, distances = measure(area, index, index.near(query.geometry, area.plane, area.reach + beyond), area.reach + beyond)
     place = (round(area.reference.lat, 4), round(area.reference.lon, 4), round(area.reach))
     found: list[Sighting] = []
-    candidates = zip(slots[within].tolist(), distances[within].tolist(), uncertainties[within].tolist(), strict=True)
+    candidates = zip(slots.tolist(), distances.tolist(), index.uncertainty_m[slots].tolist(), strict=True)
     for slot, d, uncertainty in candidates:
         asset, report = index.value(slot)
         if asset.party == query.asker:

@@ -21,8 +21,9 @@ import shapely
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
+from deconfliction.engine.index import K, PointIndex, V
 from deconfliction.engine.picture import Picture
-from deconfliction.geo import PLANE_ORIGIN, SAFETY_FACTOR, LatLon, LocalPlane, degrees_envelope
+from deconfliction.geo import PLANE_ORIGIN, SAFETY_FACTOR, LatLon, LocalPlane, degrees_envelope, farthest_m
 from deconfliction.geo import buffered as geo_buffered
 from deconfliction.model import (
     AssetKind,
@@ -100,8 +101,7 @@ def search_area(query: CheckQuery, buffer_m: float) -> SearchArea:
         q_xy, radius, bounds = PLANE_ORIGIN, 0.0, (ref.lon, ref.lat, ref.lon, ref.lat)
     else:
         q_xy = plane.project(query.geometry)
-        xy = shapely.get_coordinates(q_xy)
-        radius, bounds = float(np.hypot(xy[:, 0], xy[:, 1]).max()), query.geometry.bounds
+        radius, bounds = farthest_m(q_xy), query.geometry.bounds
     extent = radius + (query.radius_m + buffer_m) * 1.01
     reach = (query.radius_m + buffer_m) * max(SAFETY_FACTOR, 1 + plane.error_bound(extent))
     envelope = degrees_envelope(bounds, reach + 1.0)
@@ -164,19 +164,8 @@ def _assets(
     position inside the buffer makes a gap, not a conflict and not a clear.
     """
     index = picture.positions
-    slots = index.near(query.geometry, area.plane, area.reach)
-    if not len(slots):
-        return
-    xs, ys = area.plane.xy(index.lon[slots], index.lat[slots])
-    distances = np.hypot(xs, ys)  # from the origin: the checked point itself, or the area's reference
-    if area.q_xy is not PLANE_ORIGIN:
-        # An area lies within its radius of the origin, so what is farther than the reach beyond that
-        # cannot be within it: GEOS measures only the others (a third of them for a 1 km square).
-        near = distances - index.uncertainty_m[slots] - area.radius <= area.reach
-        slots, xs, ys = slots[near], xs[near], ys[near]
-        distances = shapely.distance(area.q_xy, shapely.points(xs, ys))
-    within = distances - index.uncertainty_m[slots] <= area.reach
-    for slot, d in zip(slots[within].tolist(), distances[within].tolist(), strict=True):
+    slots, distances = measure(area, index, index.near(query.geometry, area.plane, area.reach), area.reach)
+    for slot, d in zip(slots.tolist(), distances.tolist(), strict=True):
         asset, report = index.value(slot)
         finding = Finding(
             party=asset.party,
@@ -191,6 +180,23 @@ def _assets(
             gaps.append(Gap(party=asset.party, reason="stale_asset", since=report.stale_at, asset=finding))
         else:
             conflicts.append(finding)
+
+
+def measure(area: SearchArea, index: PointIndex[K, V], slots: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """Of the candidate ``slots``, those whose point, less its uncertainty, lies within ``reach`` of the query; with
+    their distances, metres. The check's own test, and the probe watch's at its wider reach."""
+    if not len(slots):
+        return slots, np.empty(0)
+    xs, ys = area.plane.xy(index.lon[slots], index.lat[slots])
+    distances = np.hypot(xs, ys)  # from the origin: the checked point itself, or the area's reference
+    if area.q_xy is not PLANE_ORIGIN:
+        # An area lies within its radius of the origin, so what is farther than the reach beyond that
+        # cannot be within it: GEOS measures only the others (a third of them for a 1 km square).
+        near = distances - index.uncertainty_m[slots] - area.radius <= reach
+        slots, xs, ys = slots[near], xs[near], ys[near]
+        distances = shapely.distance(area.q_xy, shapely.points(xs, ys))
+    within = distances - index.uncertainty_m[slots] <= reach
+    return slots[within], distances[within]
 
 
 def _zones(picture: Picture, query: CheckQuery, area: SearchArea, conflicts: list[Finding]) -> None:
