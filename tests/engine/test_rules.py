@@ -11,11 +11,14 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyproj import Geod
 from shapely.geometry import LineString, Point, box
 
 from deconfliction.engine.picture import Picture
-from deconfliction.engine.rules import border, borders, check
+from deconfliction.engine.rules import UNCOVERED_AREA_M2, border, borders, check, search_area
 from deconfliction.geo import SAFETY_FACTOR, LatLon
 from deconfliction.model import (
     AltitudeBand,
@@ -354,3 +357,53 @@ def test_check_zone_of_many_vertices_is_measured_as_its_simple_twin(picture: Pic
         answers.append([(f.id, round(f.distance_m)) for f in ask(p).conflicts])
     assert answers[0] == answers[1]
     assert bool(answers[0]) is (distance_m < 1500)
+
+
+# ---------------------------------------------------------------- coverage against the plane's arithmetic
+
+_EDGES = st.integers(0, 12).map(lambda i: round(70.94 + 0.01 * i, 2))  # coinciding edges are the point of the test
+_LATS = st.integers(0, 12).map(lambda i: round(34.49 + 0.01 * i, 2))
+
+
+@st.composite
+def _aor_layouts(draw: st.DrawFn) -> list[Aor]:
+    """Up to four of east's AORs near the border at 71.0, edge to edge or overlapping, some lapsed."""
+    aors = []
+    for i in range(draw(st.integers(0, 4))):
+        west, east = sorted(draw(st.lists(_EDGES, min_size=2, max_size=2, unique=True)))
+        south, north = sorted(draw(st.lists(_LATS, min_size=2, max_size=2, unique=True)))
+        confirmed = NOW - (7 * HOUR if draw(st.booleans()) else HOUR)
+        aors.append(Aor("east", f"a{i}", box(west, south, east, north), 6 * 3600, confirmed))
+    return aors
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    aors=_aor_layouts(),
+    lat=st.floats(34.51, 34.59),
+    lon=st.floats(70.96, 71.04),
+    buffer_m=st.sampled_from([200.0, 1500.0, 4000.0]),
+)
+def test_coverage_gaps_are_those_of_polygon_arithmetic_on_the_plane(
+    aors: list[Aor], lat: float, lon: float, buffer_m: float
+) -> None:
+    """The shortcuts (an AOR holding the whole envelope, AORs holding the territory's part of it together)
+    give the gaps that projecting everything and measuring what is left uncovered gives."""
+    p = Picture()
+    east = box(71.0, 34.3, 71.3, 34.9)
+    p.put_territory(Territory("east", east))
+    p.put_territory(Territory("west", box(70.7, 34.3, 71.0, 34.9)))
+    for aor in aors:
+        p.put_aor(aor)
+    query = CheckQuery("west", CheckKind.FIRES, Point(lon, lat), Window(NOW, NOW))
+    area = search_area(query, buffer_m)
+    disk = area.plane.project(Point(lon, lat)).buffer(area.reach)
+    expected = [
+        ("aor_lapsed", aor.id) for aor in aors if aor.lapsed_since(NOW) and area.plane.project(aor.geometry).intersects(disk)
+    ]
+    uncovered = area.plane.project(east).intersection(disk)
+    if aors:
+        uncovered = uncovered.difference(shapely.union_all([area.plane.project(a.geometry) for a in aors]))
+    if uncovered.area > UNCOVERED_AREA_M2:
+        expected.append(("no_aor", None))
+    assert [(g.reason, g.aor) for g in check(p, query, NOW, buffer_m).gaps] == expected

@@ -26,6 +26,7 @@ from deconfliction.engine.picture import Picture
 from deconfliction.geo import PLANE_ORIGIN, SAFETY_FACTOR, LatLon, LocalPlane, degrees_envelope, farthest_m
 from deconfliction.geo import buffered as geo_buffered
 from deconfliction.model import (
+    Aor,
     AssetKind,
     Border,
     CheckKind,
@@ -250,35 +251,56 @@ def _coverage(picture: Picture, query: CheckQuery, now: datetime, area: SearchAr
 
     The search area's envelope holds the whole buffered area, so an AOR that contains the
     envelope covers the area, and a shape that misses the envelope misses the area: the
-    common cases need no polygon arithmetic.
+    common cases need no polygon arithmetic. Nor does a territory whose part in the envelope
+    its party's AORs hold together (a buffer across an AOR's edge, or across the border):
+    see :func:`_held_in_envelope`.
     """
     buffered: BaseGeometry | None = None
-    covered: dict[str, list[BaseGeometry]] = defaultdict(list)
+    partial: dict[str, list[Aor]] = defaultdict(list)
     whole: set[str] = set()
     for aor in picture.aors.within(area.box):
+        lapsed = aor.lapsed_since(now)
         if aor.geometry.contains(area.box):
             whole.add(aor.party)
         else:
-            buffered = buffered or geo_buffered(area.q_xy, area.reach)
-            part = _clipped_xy(area.plane, aor.geometry, area.envelope)
-            if part.is_empty or not part.intersects(buffered):
+            partial[aor.party].append(aor)
+            if lapsed is None:
                 continue
-            covered[aor.party].append(part)
-        lapsed = aor.lapsed_since(now)
+            buffered = buffered or geo_buffered(area.q_xy, area.reach)
+            if not _clipped_xy(area.plane, aor.geometry, area.envelope).intersects(buffered):
+                continue
         if lapsed is not None:
             since = None if aor.confirmed_at is None else lapsed
             gaps.append(Gap(party=aor.party, reason="aor_lapsed", since=since, aor=aor.id))
     for territory in picture.territories.within(area.box):
         if territory.party == query.asker or territory.party in whole or not territory.geometry.intersects(area.box):
             continue
+        aors = [aor.geometry for aor in partial[territory.party]]
+        if aors and _held_in_envelope(territory.geometry, aors, area):
+            continue
         buffered = buffered or geo_buffered(area.q_xy, area.reach)
         part = _clipped_xy(area.plane, territory.geometry, area.envelope).intersection(buffered)
         if part.is_empty:
             continue
-        if covered[territory.party]:
-            part = part.difference(shapely.union_all(covered[territory.party]))
+        if aors:
+            part = part.difference(shapely.union_all([_clipped_xy(area.plane, a, area.envelope) for a in aors]))
         if part.area > UNCOVERED_AREA_M2:
             gaps.append(Gap(party=territory.party, reason="no_aor", since=None))
+
+
+def _held_in_envelope(territory: BaseGeometry, aors: list[BaseGeometry], area: SearchArea) -> bool:
+    """Whether ``aors`` together hold all of ``territory`` that lies in the search envelope: then no part
+    of the buffered area (which the envelope holds) is outside them.
+
+    Asked in lon/lat, without the plane: three GEOS calls on a few vertices instead of projecting,
+    buffering and differencing. A sure answer only: an envelope that wraps around the antimeridian,
+    or a sliver between shapes that do not quite meet, says no, and the plane's arithmetic decides.
+    """
+    west, _, east, _ = area.envelope
+    if west < -180.0 or east > 180.0:
+        return False
+    inside = territory.intersection(area.box)
+    return bool(shapely.union_all(aors).covers(inside)) if len(aors) > 1 else bool(aors[0].covers(inside))
 
 
 def border(picture: Picture, point: LatLon) -> Border:
