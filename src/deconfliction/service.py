@@ -255,6 +255,9 @@ class Service:
         # writer holds the reading lock just while it applies, in short chunks.
         self._writing = threading.RLock()
         self._reading = threading.RLock()
+        # A check waiting for the picture goes before a batch's next chunk: Python's locks are not fair, and the
+        # batch's thread, holding the interpreter, would take the reading lock straight back chunk after chunk.
+        self._turn = threading.Lock()
         self.feed = Feed()
         self._key: Ed25519PrivateKey | None = None
         self._heads_lock = threading.Lock()
@@ -596,6 +599,8 @@ class Service:
             # than decode again what was just encoded (the hot path of streaming ingest).
             # Each report is a fact of its own, so checks may run between chunks.
             for start in range(0, len(reports), APPLY_CHUNK):
+                with self._turn:
+                    pass
                 with self._reading:
                     for report, seq in zip(reports[start : start + APPLY_CHUNK], seqs[start:], strict=False):
                         self.picture.put_report(report, seq)
@@ -1003,7 +1008,7 @@ class Service:
         altitude = None if body.get("altitude_m") is None else AltitudeBand.parse(body["altitude_m"])
         query = CheckQuery(asker, kind, geometry, window, radius, altitude)
         self.budget.take(asker)
-        with self._reading:
+        with self._turn, self._reading:
             activity = None if body.get("activity") is None else self._own_activity(asker, body["activity"], "activity")
             result = check(self.picture, query, now, self.settings.buffer_m(kind))
             seen = sightings(self.picture, query, self.settings.buffer_m(kind), self.settings.probe_near_m, now)

@@ -47,20 +47,47 @@ class Row:
         return entry_bytes(self.seq, self.time, self.party, self.type, self.data)
 
 
-def rows_for(events: Sequence[Event], first_seq: int) -> list[Row]:
-    """The rows of events about to be appended from ``first_seq`` on: each sealed, encoded and hashed once."""
-    rows = []
+@dataclass(slots=True)
+class Encoded:
+    """An event sealed and encoded as its row holds it, before it has a place in the log (a sequence number, a leaf).
+
+    Sealing and encoding are most of the work of a large write and need no place yet: a store
+    does them before it takes its write lock, so that a check's record that arrives meanwhile
+    waits for the batch's insert alone (:func:`placed` does the rest under the lock).
+    """
+
+    type: str
+    time: str
+    party: str | None
+    subject: str | None
+    data: str  # canonical JSON of the public data
+    sealed: str | None  # JSON list of sealed parts, or None
+
+
+def encode(events: Sequence[Event]) -> list[Encoded]:
+    """Each event sealed and encoded once."""
+    encoded = []
     times: dict[datetime, str] = {}  # the events of one write share their time: format it once
-    for i, e in enumerate(events):
-        seq = first_seq + i
+    for e in events:
         time = times.get(e.time) or times.setdefault(e.time, e.time.isoformat())
         public, parts = seal(e)
-        data = canonical_json(public)
         sealed = canonical_json([p.as_json() for p in parts]) if parts else None
-        rows.append(
-            Row(seq, e.type, time, e.party, subject_of(e), data, sealed, leaf_hash(entry_bytes(seq, time, e.party, e.type, data)))
-        )
+        encoded.append(Encoded(e.type, time, e.party, subject_of(e), canonical_json(public), sealed))
+    return encoded
+
+
+def placed(encoded: Sequence[Encoded], first_seq: int) -> list[Row]:
+    """The rows of encoded events about to be appended from ``first_seq`` on: each entry's bytes hashed into its leaf."""
+    rows = []
+    for seq, e in enumerate(encoded, first_seq):
+        leaf = leaf_hash(entry_bytes(seq, e.time, e.party, e.type, e.data))
+        rows.append(Row(seq, e.type, e.time, e.party, e.subject, e.data, e.sealed, leaf))
     return rows
+
+
+def rows_for(events: Sequence[Event], first_seq: int) -> list[Row]:
+    """The rows of events about to be appended from ``first_seq`` on: each sealed, encoded and hashed once."""
+    return placed(encode(events), first_seq)
 
 
 def sealed_parts(sealed: str | None) -> list[Sealed]:

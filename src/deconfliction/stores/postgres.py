@@ -58,9 +58,10 @@ from deconfliction.stores.base import (
     GroupCommit,
     Row,
     SqlReads,
+    encode,
     event_from_row,
     new_signing_key,
-    rows_for,
+    placed,
 )
 
 SCHEMA_VERSION = 3
@@ -204,9 +205,10 @@ class PostgresStore(SqlReads):
         return self._append(events, synced=True)
 
     def _append(self, events: Sequence[Event], synced: bool) -> list[int]:
+        encoded = encode(events)  # before the lock: a record waiting behind a large write waits for its insert alone
         with self._lock:
             self._open_or_fail()
-            rows = rows_for(events, self._last + 1)
+            rows = placed(encoded, self._last + 1)
             for attempt in (1, 2):
                 committing = False
                 try:

@@ -33,11 +33,13 @@ from deconfliction.stores.base import (
     ROW_COLUMNS,
     ROW_WIDTH,
     SUPERSEDED,
+    Encoded,
     GroupCommit,
     SqlReads,
+    encode,
     event_from_row,
     new_signing_key,
-    rows_for,
+    placed,
 )
 
 SCHEMA_VERSION = 2
@@ -177,15 +179,16 @@ class SQLiteStore(SqlReads):
             self._committed.set()  # the sync thread's: a second sync racing this caller's would cost a disk flush
 
     def _commit(self, events: Sequence[Event]) -> list[int]:
+        encoded = encode(events)  # before the lock: a record waiting behind a large write waits for its insert alone
         with self._turn:
             pass
         with self._lock:
-            return self._commit_holding_lock(events)
+            return self._commit_holding_lock(encoded)
 
-    def _commit_holding_lock(self, events: Sequence[Event]) -> list[int]:
+    def _commit_holding_lock(self, encoded: Sequence[Encoded]) -> list[int]:
         if self._sync_failed is not None:
             raise StoreError(self._sync_failed)
-        rows = rows_for(events, self._last + 1)
+        rows = placed(encoded, self._last + 1)
         # As few statements as can be: SQLite hands the interpreter to the other threads during each one,
         # and under load taking it back costs more than the statement (the lock is held meanwhile). One
         # statement is one transaction, committed by SQLite itself; a larger write takes several in one.
@@ -277,7 +280,7 @@ class SQLiteStore(SqlReads):
             # Nothing else is writing: commit here, on the event loop. Without a sync the commit takes a
             # fraction of a millisecond, less than the group commit's two hand-offs between threads cost.
             try:
-                seqs = self._commit_holding_lock(events)
+                seqs = self._commit_holding_lock(encode(events))
             finally:
                 self._lock.release()
             self._after_commit(seqs, synced=False)
