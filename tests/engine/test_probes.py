@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
+from unittest.mock import patch
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from shapely.geometry import LineString, Point
 
-from deconfliction.engine.probes import MAX_REMEMBERED, ProbeWatch, Sighting
+from deconfliction.engine.probes import MAX_REMEMBERED, Probe, ProbeWatch, Sighting, _Trail
 from deconfliction.geo import LatLon
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -118,3 +122,38 @@ def test_misses_of_any_shape_narrow_the_first_hit() -> None:
     without_line = ProbeWatch(alarm_m=2000.0, checks=20, window_s=3600)
     without_line.observe(points)
     assert without_line.observe([seen(0.0, -1000.0, hit=True, at_s=5)]) == [], "the line's miss is what narrowed it"
+
+
+_METRES = st.floats(-2500.0, 2500.0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    asset=st.tuples(st.floats(-800.0, 800.0), st.floats(-800.0, 800.0)),
+    places=st.lists(st.tuples(_METRES, _METRES), min_size=1, max_size=5),
+    order=st.lists(st.integers(0, 4), max_size=14),
+)
+def test_an_answer_taken_again_leaves_the_trail_as_measuring_it_again_would(
+    asset: tuple[float, float], places: list[tuple[float, float]], order: list[int]
+) -> None:
+    """A repeated point check is not measured again: the signs, the region, its width and the counts are what
+    measuring every answer gives. The asset is somewhere near the post; the same check always gets the same answer."""
+    asked = [places[i % len(places)] for i in order]
+    hits = [math.dist(place, asset) <= REACH for place in asked]
+    sightings = [seen(x, y, hit=hit, at_s=i) for i, ((x, y), hit) in enumerate(zip(asked, hits, strict=True))]
+    quick, full = ProbeWatch(2000.0, 20, 3600), ProbeWatch(2000.0, 20, 3600)
+    assert [p.as_json() for p in quick.observe(sightings)] == [p.as_json() for p in full_observe(full, sightings)]
+    for a, b in zip(trails_of(quick), trails_of(full), strict=True):
+        assert (a.hits, a.single_m, a.width is None) == (b.hits, b.single_m, b.width is None)
+        if a.consistent is not None and b.consistent is not None and a.width is not None and b.width is not None:
+            assert a.consistent.symmetric_difference(b.consistent).area < 1.0 and abs(a.width - b.width) < 0.01
+
+
+def full_observe(watch: ProbeWatch, sightings: list[Sighting]) -> list[Probe]:
+    """What the watch says when it measures every answer, repeats too."""
+    with patch.object(_Trail, "_taken_before", lambda self, s: False):
+        return watch.observe(sightings)
+
+
+def trails_of(watch: ProbeWatch) -> list[_Trail]:
+    return [trail for trails in watch._trails.values() for trail in trails.values()]
