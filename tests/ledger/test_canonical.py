@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from deconfliction.events import report_event
 from deconfliction.geo import LatLon
-from deconfliction.ledger.seal import _flat, canonical_json
+from deconfliction.ledger.seal import Sealed, _flat, canonical_json, parts_json
 from deconfliction.model import AssetKind, Disclosure, Report
 
 STANDARD = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -54,3 +54,20 @@ def test_a_reports_data_takes_the_fast_way() -> None:
     data = report_event(report, datetime(2026, 1, 1, tzinfo=UTC), Disclosure.EXACT, AssetKind.UNIT).data
     assert _flat(data)
     assert canonical_json(data) == STANDARD.encode(data)
+
+
+readers = st.lists(st.text(), max_size=3).map(tuple)
+
+
+@settings(max_examples=500)
+@given(st.lists(st.tuples(readers, st.binary(min_size=16, max_size=16), objects), max_size=3))
+def test_sealed_parts_are_written_as_the_encoder_writes_their_list(
+    parts: list[tuple[tuple[str, ...], bytes, dict[str, Any]]],
+) -> None:
+    """A row's sealed parts are assembled around each part's data as sealing encoded it, byte for byte the list."""
+    try:
+        sealed = [Sealed(who, salt.hex(), data, canonical_json(data)) for who, salt, data in parts]
+    except ValueError:  # NaN or an infinity: refused before anything is assembled
+        return
+    assert parts_json(sealed) == STANDARD.encode([p.as_json() for p in sealed])
+    assert parts_json([Sealed(p.readers, p.salt, p.data) for p in sealed]) == parts_json(sealed), "encoded here or there"

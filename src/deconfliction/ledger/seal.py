@@ -18,7 +18,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -80,10 +80,18 @@ class Sealed:
     readers: tuple[str, ...]
     salt: str  # hex
     data: dict[str, Any]
+    # ``data`` in canonical JSON, kept by :func:`seal`, which encodes it once for the commitment and the
+    # store's row (a check's full answer, the largest part the record seals, was encoded twice).
+    encoded: str | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def text(self) -> str:
+        """``data`` in canonical JSON."""
+        return canonical_json(self.data) if self.encoded is None else self.encoded
 
     @property
     def commitment(self) -> str:
-        return hashlib.sha256(bytes.fromhex(self.salt) + canonical_json(self.data).encode()).hexdigest()
+        return hashlib.sha256(bytes.fromhex(self.salt) + self.text.encode()).hexdigest()
 
     def as_json(self) -> dict[str, Any]:
         return {"readers": list(self.readers), "salt": self.salt, "data": self.data}
@@ -161,10 +169,19 @@ def seal(event: Event) -> tuple[dict[str, Any], list[Sealed]]:
     for i, (readers, names) in enumerate(sealing):
         taken = {name: public.pop(name) for name in names if name in public}
         if taken:
-            parts.append(Sealed(readers, salts[2 * SALT_BYTES * i : 2 * SALT_BYTES * (i + 1)], taken))
+            parts.append(Sealed(readers, salts[2 * SALT_BYTES * i : 2 * SALT_BYTES * (i + 1)], taken, canonical_json(taken)))
     if parts:
         public["sealed"] = [p.commitment for p in parts]
     return public, parts
+
+
+def parts_json(parts: Sequence[Sealed]) -> str:
+    """``canonical_json([p.as_json() for p in parts])``, assembled around each part's data as already
+    encoded (keys in sorted order: data, readers, salt), as :func:`entry_bytes` assembles an entry."""
+    written = (
+        f'{{"data":{p.text},"readers":[{",".join(_string(r) for r in p.readers)}],"salt":{_string(p.salt)}}}' for p in parts
+    )
+    return f"[{','.join(written)}]"
 
 
 def unseal(public: dict[str, Any], parts: Sequence[Sealed]) -> dict[str, Any]:

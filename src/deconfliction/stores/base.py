@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from deconfliction.geo import Box
 from deconfliction.ledger.merkle import MerkleTree, leaf_hash
-from deconfliction.ledger.seal import Sealed, canonical_json, entry_bytes, seal, unseal
+from deconfliction.ledger.seal import Sealed, canonical_json, entry_bytes, parts_json, seal, unseal
 from deconfliction.model import Event
 
 # Events that change nothing in the picture; the log keeps them, start-up skips them.
@@ -71,7 +71,7 @@ def encode(events: Sequence[Event]) -> list[Encoded]:
     for e in events:
         time = times.get(e.time) or times.setdefault(e.time, e.time.isoformat())
         public, parts = seal(e)
-        sealed = canonical_json([p.as_json() for p in parts]) if parts else None
+        sealed = parts_json(parts) if parts else None
         encoded.append(Encoded(e.type, time, e.party, subject_of(e), canonical_json(public), sealed))
     return encoded
 
