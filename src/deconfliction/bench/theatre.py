@@ -103,11 +103,13 @@ def _aors(party: str, west: float, east: float, now: datetime) -> Iterator[Aor]:
         yield Aor(party, f"{party}-{lat}", box(west, lat, east, lat + 1), 6 * 3600, confirmed)
 
 
-def make_theatre(assets: int, zones: int | None = None, seed: int = 1) -> Theatre:
-    """A theatre of ``assets`` assets and ``zones`` zones (default one per ten assets)."""
+def make_theatre(assets: int, zones: int | None = None, seed: int = 1, now: datetime = NOW) -> Theatre:
+    """A theatre of ``assets`` assets and ``zones`` zones (default one per ten assets), as it stands at ``now``.
+
+    The same seed gives the same theatre at any ``now``: every time in it is relative to ``now``.
+    """
     zones = assets // 10 if zones is None else zones
     rng = random.Random(seed)
-    now = NOW
     territories = [
         Territory("west", box(BORDER_LON - DEPTH_DEG, SOUTH, BORDER_LON, NORTH)),
         Territory("east", box(BORDER_LON, SOUTH, BORDER_LON + DEPTH_DEG, NORTH)),
