@@ -299,8 +299,8 @@ def _held_in_envelope(territory: BaseGeometry, aors: list[BaseGeometry], area: S
     west, _, east, _ = area.envelope
     if west < -180.0 or east > 180.0:
         return False
-    inside = territory.intersection(area.box)
-    return bool(shapely.union_all(aors).covers(inside)) if len(aors) > 1 else bool(aors[0].covers(inside))
+    held = aors[0] if len(aors) == 1 else shapely.union_all(aors)
+    return bool(held.covers(territory.intersection(area.box)))
 
 
 def border(picture: Picture, point: LatLon) -> Border:
