@@ -8,7 +8,7 @@ from unittest.mock import patch
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from shapely.geometry import LineString, Point
+from shapely.geometry import LineString
 
 from deconfliction.engine.probes import MAX_REMEMBERED, Probe, ProbeWatch, Sighting, _Trail
 from deconfliction.geo import LatLon
@@ -20,8 +20,8 @@ REACH = 1500.0
 
 def seen(east: float, north: float, *, hit: bool, at_s: float = 0.0, point: LatLon = POST, near: bool = True) -> Sighting:
     """bravo's fires check ``east``/``north`` metres from alfa's post, as the watch is given it."""
-    shape = Point(east, north)
-    distance = shape.distance(Point(0.0, 0.0))
+    shape = (east, north)
+    distance = math.hypot(east, north)
     place = (round(north), round(east), round(REACH))
     at = T0 + timedelta(seconds=at_s)
     return Sighting("bravo", "alfa", "post", "site", "Post", point, at, hit, shape, REACH, distance, near, place)
@@ -80,13 +80,26 @@ def test_trails_idle_for_a_window_are_forgotten_and_what_is_kept_is_bounded() ->
     watch = ProbeWatch(alarm_m=1.0, checks=10_000, window_s=3600)
     watch.observe([seen(3000.0, float(i % 3000), hit=False, at_s=i) for i in range(5000)])
     ((trail,),) = (trails.values() for trails in watch._trails.values())
-    assert len(trail.recent_at) == MAX_REMEMBERED and len(trail.missed_points) == 3 * MAX_REMEMBERED
+    assert trail.recent is not None and trail.missed_points is not None
+    assert len(trail.recent) == 2 * MAX_REMEMBERED and len(trail.missed_points) == MAX_REMEMBERED
     watch.observe([seen(3000.0, 1.0, hit=False, at_s=9000)])  # much later: the checks of an hour before it are gone
-    assert len(trail.recent_at) == 1
+    assert len(trail.recent) == 2, "one check: when and where"
     watch.take_due(T0 + timedelta(seconds=9000 + 3500))
     assert len(watch) == 1, "checked near within the window: kept"
     watch.take_due(T0 + timedelta(seconds=9000 + 3500 + 301))  # looked for again a twelfth of a window on
     assert len(watch) == 0, "idle for a whole window: forgotten"
+
+
+def test_a_miss_asked_again_before_any_hit_is_kept_once_and_a_far_one_keeps_only_numbers() -> None:
+    """Most trails hold a miss or two: a node keeps one per asker and hidden asset for hours, so they stay small."""
+    watch = ProbeWatch(alarm_m=2000.0, checks=20, window_s=3600)
+    watch.observe([seen(3000.0, 0.0, hit=False, at_s=i, near=False) for i in range(50)])
+    ((trail,),) = (trails.values() for trails in watch._trails.values())
+    assert trail.missed_points == {(3000.0, 0.0, REACH): None}
+    assert (trail.recent, trail.taken, trail.missed_shapes, trail.consistent) == (None, None, None, None)
+    (probe,) = watch.observe([seen(1200.0, 0.0, hit=True, at_s=60), seen(-1200.0, 0.0, hit=True, at_s=61)])
+    assert probe.signs == ("narrowing",) and probe.hits == 2
+    assert trail.missed_points is None and trail.taken is not None and (3000.0, 0.0, REACH, False) in trail.taken
 
 
 def test_a_unit_that_moved_starts_a_new_trail() -> None:

@@ -32,9 +32,9 @@ import threading
 from array import array
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import shapely
@@ -44,7 +44,7 @@ from shapely.geometry.base import BaseGeometry
 from deconfliction.disclosure import level_for
 from deconfliction.engine.picture import Picture
 from deconfliction.engine.rules import measure, search_area
-from deconfliction.geo import LatLon, LocalPlane
+from deconfliction.geo import PLANE_ORIGIN, LatLon, LocalPlane, offsets_m
 from deconfliction.geo import buffered as geo_buffered
 from deconfliction.model import CheckQuery, Disclosure
 
@@ -55,12 +55,14 @@ NARROWER = 0.75
 """How much narrower than the narrowest single answer the answers together must place an asset to be a sign."""
 
 
-@dataclass(frozen=True, slots=True)
-class Sighting:
+class Sighting(NamedTuple):
     """What one check told its asker about one hidden asset: it is within ``reach_m`` of ``shape``, or not.
 
-    ``shape`` is the checked geometry on the plane at the asset's ``point``, in metres; the
-    region itself (:meth:`told`) is drawn only when the watch needs it.
+    ``shape`` is the checked geometry on the plane at the asset's ``point``, in metres: an
+    area, or a point as its x, y (most checks; a shapely point costs more to make than all the
+    rest of a sighting, and most sightings are misses that never need one). The region itself
+    (:meth:`told`) is drawn only when the watch needs it. A named tuple rather than a frozen
+    dataclass: a check makes one for every hidden asset near it, four times faster.
     """
 
     asker: str
@@ -71,15 +73,19 @@ class Sighting:
     point: LatLon  # where the asset was when the check was answered
     at: datetime
     hit: bool  # inside the region (a finding), or outside it
-    shape: BaseGeometry
+    shape: BaseGeometry | tuple[float, float]
     reach_m: float
     distance_m: float  # from the checked geometry to the asset
     near: bool  # the buffered area came within near_m of the asset: the check counts towards clustering
     place: tuple[float, float, float]  # the check's place and reach, rounded: equal for a repeated check
 
+    def geometry(self) -> BaseGeometry:
+        """``shape`` as a shapely geometry."""
+        return Point(self.shape) if isinstance(self.shape, tuple) else self.shape
+
     def told(self) -> BaseGeometry:
         # The asker may draw the region around its own geometry: on the asset's plane it is the same region.
-        return geo_buffered(self.shape, self.reach_m)
+        return geo_buffered(self.geometry(), self.reach_m)
 
 
 def sightings(picture: Picture, query: CheckQuery, buffer_m: float, near_m: float, at: datetime) -> list[Sighting]:
@@ -96,15 +102,17 @@ def sightings(picture: Picture, query: CheckQuery, buffer_m: float, near_m: floa
     slots, distances = measure(area, index, index.near(query.geometry, area.plane, area.reach + beyond), area.reach + beyond)
     place = (round(area.reference.lat, 4), round(area.reference.lon, 4), round(area.reach))
     found: list[Sighting] = []
-    candidates = zip(slots.tolist(), distances.tolist(), index.uncertainty_m[slots].tolist(), strict=True)
-    for slot, d, uncertainty in candidates:
+    # A point check on each asset's plane, for all of them in one pass; an area is projected for each.
+    xs, ys = offsets_m(index.lat[slots], index.lon[slots], area.reference)
+    uncertainties = index.uncertainty_m[slots]
+    for slot, d, uncertainty, x, y in zip(*(a.tolist() for a in (slots, distances, uncertainties, xs, ys)), strict=True):
         asset, report = index.value(slot)
         if asset.party == query.asker:
             continue
         if level_for(asset.party, asset.disclosure, query.asker, asset.kind.value, picture.grants) is not Disclosure.HIDDEN:
             continue  # a grant opened it: the asker sees it, there is nothing to probe
         point = report.point
-        shape = LocalPlane(point).project(query.geometry)
+        shape = (x, y) if area.q_xy is PLANE_ORIGIN else LocalPlane(point).project(query.geometry)
         hit = d - uncertainty <= area.reach
         near = d - uncertainty <= area.reach + near_m
         who = (query.asker, asset.party, asset.id, asset.kind.value, asset.name)
@@ -148,73 +156,88 @@ class Probe:
 
 @dataclass(slots=True)
 class _Trail:
-    """One asker's checks around one asset at one position, kept compact: a node keeps one per asker and
-    hidden asset checked near, for a whole window (hours), so each remembered check is a few numbers."""
+    """One asker's checks around one asset at one position. A node keeps one per asker and hidden asset
+    checked near for a whole window (hours), and most hold a single miss, so a trail is kept compact: each
+    remembered check is a few numbers, and its containers are made when it first needs them (the
+    collector walks every object a node keeps)."""
 
     point: LatLon
     first_at: datetime
     last_at: datetime
     consistent: BaseGeometry | None = None  # where the asset may be, given the hits and misses; None before a hit
     width: float | None = None  # consistent's width, kept with it: judged on every sighting, changed by few
-    # Misses before the first hit, as the regions they told: a point check's as x, y, reach (the most
-    # common, and a shapely point per miss costs ten times the memory), any other shape as itself.
-    missed_points: array[float] = field(default_factory=lambda: array("d"))
-    missed_shapes: deque[tuple[BaseGeometry, float]] = field(default_factory=lambda: deque(maxlen=MAX_REMEMBERED))
     hits: int = 0
     single_m: float = float("inf")  # the narrowest one answer placed the asset in
     closest_m: float = float("inf")
-    # The near checks in the window: when (POSIX seconds) and where (the place's hash: a collision, one in
-    # 2**64, would count two checks as one).
-    recent_at: array[float] = field(default_factory=lambda: array("d"))
-    recent_place: array[int] = field(default_factory=lambda: array("q"))
     reported_width_m: float = float("inf")
     reported_checks: int = 0
-    # The point checks whose answers the region (or the misses kept) already holds, as (x, y, reach, hit):
+    # Misses before the first hit, as the regions they told, oldest first: a point check's as (x, y, reach),
+    # the keys of a dict that drops a repeat (most misses; a shapely point each would cost ten times the
+    # memory), any other shape as itself.
+    missed_points: dict[tuple[float, float, float], None] | None = None
+    missed_shapes: deque[tuple[BaseGeometry, float]] | None = None
+    # The near checks in the window, as pairs of when (POSIX seconds) and where (the place's hash cut to 53
+    # bits, which a double holds exactly: a collision, one in 2**53, would count two checks as one).
+    recent: array[float] | None = None
+    # From the first hit on, the point checks' answers the region already holds, as (x, y, reach, hit):
     # the same answer again tells nothing new, and taking it again costs polygon arithmetic for nothing.
-    taken: set[tuple[float, float, float, bool]] = field(default_factory=set)
+    taken: set[tuple[float, float, float, bool]] | None = None
 
-    def take(self, s: Sighting, window: timedelta) -> None:
+    def take(self, s: Sighting, window_s: float) -> None:
         self.last_at = max(self.last_at, s.at)
         self.closest_m = min(self.closest_m, s.distance_m)
         if s.near:
-            self._remember(s.at.timestamp(), hash(s.place), (s.at - window).timestamp())
+            self._remember(s.at.timestamp(), float(hash(s.place) >> 11), window_s)
         if s.hit:
             self.hits += 1
-        if self._taken_before(s):
-            return
-        if s.hit:
-            told = s.told()
-            # A point check's region is a disk: its width is its diameter, without GEOS searching the
-            # polygon for its enclosing circle (44 µs, the trail's dearest step).
-            told_width = 2.0 * s.reach_m if isinstance(s.shape, Point) else _width(told)
-            self.single_m = min(self.single_m, told_width)
-            if self.consistent is None:
-                # The misses so far count from the first hit on: before it, they placed nothing.
-                excluded = self._missed_near(s)
-                region = told.difference(shapely.union_all(excluded)) if excluded else told
-                del self.missed_points[:]
-                self.missed_shapes.clear()
-            else:
-                region = self.consistent.intersection(told)
-            if region.is_empty:  # answers that contradict each other: the asset changed; start from this one
-                region = told
-                self.taken = {_answer(s)} if isinstance(s.shape, Point) else set()
-            self._place(region, told_width if region is told else None)
-        elif self.consistent is None:
+        if self.consistent is None and not s.hit:
             self._miss(s)
-        elif float(s.shape.distance(self.consistent)) <= s.reach_m:
-            narrower = self.consistent.difference(s.told())
-            if not narrower.is_empty:
-                self._place(narrower)
+        elif not self._taken_before(s):
+            self._learn(s)
+
+    def _learn(self, s: Sighting) -> None:
+        """Narrow the region by an answer not taken before: the first hit, or any answer after it."""
+        if not s.hit:
+            assert self.consistent is not None  # a miss before the first hit is only kept
+            if float(s.geometry().distance(self.consistent)) <= s.reach_m:
+                narrower = self.consistent.difference(s.told())
+                if not narrower.is_empty:
+                    self._place(narrower)
+            return
+        told = s.told()
+        # A point check's region is a disk: its width is its diameter, without GEOS searching the
+        # polygon for its enclosing circle (44 µs, the trail's dearest step).
+        told_width = 2.0 * s.reach_m if isinstance(s.shape, tuple) else _width(told)
+        self.single_m = min(self.single_m, told_width)
+        if self.consistent is None:
+            region = self._less_misses(told, s)
+        else:
+            region = self.consistent.intersection(told)
+        if region.is_empty:  # answers that contradict each other: the asset changed; start from this one
+            region = told
+            answer = _answer(s)
+            self.taken = None if answer is None else {answer}
+        self._place(region, told_width if region is told else None)
+
+    def _less_misses(self, told: BaseGeometry, hit: Sighting) -> BaseGeometry:
+        """The first hit's region less the misses' (they count from the first hit on: before it, they placed
+        nothing); the misses' answers are taken from now on."""
+        excluded = self._missed_near(hit)
+        if self.missed_points:
+            self.taken = (self.taken or set()) | {(*point, False) for point in self.missed_points}
+        self.missed_points = self.missed_shapes = None
+        return told.difference(shapely.union_all(excluded)) if excluded else told
 
     def _taken_before(self, s: Sighting) -> bool:
         """Whether ``s`` is a point check's answer that the trail has taken already (if not, it is noted as taken)."""
-        if not isinstance(s.shape, Point):
-            return False
         answer = _answer(s)
-        if answer in self.taken:
+        if answer is None:
+            return False
+        if self.taken is None:
+            self.taken = set()
+        elif answer in self.taken:
             return True
-        if len(self.taken) >= MAX_REMEMBERED:
+        elif len(self.taken) >= MAX_REMEMBERED:
             self.taken.clear()  # bounded: forgetting costs only arithmetic done again
         self.taken.add(answer)
         return False
@@ -224,48 +247,51 @@ class _Trail:
         self.consistent = region
         self.width = _width(region) if width is None else width
 
-    def _remember(self, at: float, place: int, horizon: float) -> None:
+    def _remember(self, at: float, place: float, window_s: float) -> None:
         """Add a near check; drop those older than the window (they no longer count) and past the bound."""
+        if self.recent is None:
+            self.recent = array("d")
+        recent = self.recent
         old = 0
-        while old < len(self.recent_at) and self.recent_at[old] < horizon:
-            old += 1
-        old = max(old, len(self.recent_at) + 1 - MAX_REMEMBERED)
-        del self.recent_at[:old], self.recent_place[:old]
-        self.recent_at.append(at)
-        self.recent_place.append(place)
+        while old < len(recent) and recent[old] < at - window_s:
+            old += 2
+        del recent[: max(old, len(recent) + 2 - 2 * MAX_REMEMBERED)]
+        recent.extend((at, place))
 
     def _miss(self, s: Sighting) -> None:
-        if isinstance(s.shape, Point):
-            if len(self.missed_points) >= 3 * MAX_REMEMBERED:
-                del self.missed_points[:3]
-            self.missed_points.extend((s.shape.x, s.shape.y, s.reach_m))
+        if isinstance(s.shape, tuple):
+            if self.missed_points is None:
+                self.missed_points = {}
+            self.missed_points[(*s.shape, s.reach_m)] = None
+            if len(self.missed_points) > MAX_REMEMBERED:
+                del self.missed_points[next(iter(self.missed_points))]
         else:
+            if self.missed_shapes is None:
+                self.missed_shapes = deque(maxlen=MAX_REMEMBERED)
             self.missed_shapes.append((s.shape, s.reach_m))
 
     def _missed_near(self, hit: Sighting) -> list[BaseGeometry]:
         """The regions the misses told that can overlap ``hit``'s (cheap: shapes and reaches first)."""
-        regions = [geo_buffered(shape, reach) for shape, reach in self.missed_shapes if _may_meet(shape, reach, hit)]
+        asked, reach_m = hit.geometry(), hit.reach_m
+        shapes = self.missed_shapes or ()
+        regions = [geo_buffered(shape, reach) for shape, reach in shapes if shape.distance(asked) <= reach + reach_m]
         if self.missed_points:
-            xyr = np.frombuffer(self.missed_points, dtype=float).reshape(-1, 3)
+            xyr = np.array(list(self.missed_points), dtype=float)
             points = shapely.points(xyr[:, :2])
-            meet = shapely.distance(points, hit.shape) <= xyr[:, 2] + hit.reach_m
+            meet = shapely.distance(points, asked) <= xyr[:, 2] + reach_m
             regions += [geo_buffered(point, reach) for point, reach in zip(points[meet], xyr[meet, 2].tolist(), strict=True)]
         return regions
 
-    def checks_since(self, start: datetime) -> int:
-        since = start.timestamp()
-        return len({place for at, place in zip(self.recent_at, self.recent_place, strict=True) if at >= since})
+    def checks_since(self, since: float) -> int:
+        """Distinct near checks from ``since`` (POSIX seconds) on."""
+        recent = self.recent or array("d")
+        return len({place for at, place in zip(recent[::2], recent[1::2], strict=True) if at >= since})
 
 
-def _answer(s: Sighting) -> tuple[float, float, float, bool]:
+def _answer(s: Sighting) -> tuple[float, float, float, bool] | None:
     """A point check's answer about an asset, exactly: where it was asked (on the asset's plane), how far it
-    reached, hit or miss."""
-    return (s.shape.x, s.shape.y, s.reach_m, s.hit)
-
-
-def _may_meet(shape: BaseGeometry, reach_m: float, other: Sighting) -> bool:
-    """Whether two told regions can overlap at all (cheap: shapes and reaches only)."""
-    return float(shape.distance(other.shape)) <= reach_m + other.reach_m
+    reached, hit or miss. None for an area's: those are not kept."""
+    return (*s.shape, s.reach_m, s.hit) if isinstance(s.shape, tuple) else None
 
 
 def _width(region: BaseGeometry) -> float:
@@ -293,11 +319,13 @@ class ProbeWatch:
         probes = []
         with self._lock:
             for s in seen:
-                trails = self._trails.setdefault((s.owner, s.asset), {})
+                trails = self._trails.get((s.owner, s.asset))
+                if trails is None:
+                    trails = self._trails[(s.owner, s.asset)] = {}
                 trail = trails.get(s.asker)
                 if trail is None or trail.point != s.point:  # the asset moved: what was learnt of it is old
                     trail = trails[s.asker] = _Trail(s.point, s.at, s.at)
-                trail.take(s, self.window)
+                trail.take(s, self.window.total_seconds())
                 probe = self._judge(s, trail)
                 if probe is not None:
                     probes.append(probe)
@@ -337,7 +365,9 @@ class ProbeWatch:
         if width is not None and width < min(self.alarm_m, NARROWER * trail.single_m) and width <= trail.reported_width_m / 2:
             signs.append("narrowing")
             trail.reported_width_m = width
-        checks = trail.checks_since(s.at - self.window)
+        if not signs and not s.near:  # only a near check adds to the count: without one, no new sign
+            return None
+        checks = trail.checks_since((s.at - self.window).timestamp())
         if checks >= self.checks and checks >= 2 * trail.reported_checks:
             signs.append("clustering")
             trail.reported_checks = checks
