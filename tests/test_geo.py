@@ -520,6 +520,20 @@ def test_offsets_place_a_point_on_each_origin_s_plane_as_that_plane_does(
         assert (x, y) == pytest.approx(expected, rel=1e-12, abs=1e-6)
 
 
+def test_a_box_past_180_is_read_as_its_two_parts_one_each_side() -> None:
+    """What every search does with the box around a buffer beside the antimeridian."""
+    east_past, west_past = geo.wrapped((179.9, 1.0, 180.2, 2.0)), geo.wrapped((-180.2, 1.0, -179.9, 2.0))
+    assert [pytest.approx(part) for part in east_past] == [(179.9, 1.0, 180.0, 2.0), (-180.0, 1.0, -179.8, 2.0)]
+    assert [pytest.approx(part) for part in west_past] == [(179.8, 1.0, 180.0, 2.0), (-180.0, 1.0, -179.9, 2.0)]
+    assert geo.wrapped((10.0, 1.0, 11.0, 2.0)) == ((10.0, 1.0, 11.0, 2.0),)
+    assert geo.wrapped((-180.5, 1.0, 180.5, 2.0)) == ((-180.0, 1.0, 180.0, 2.0),), "the whole band of latitude"
+    inside = geo.in_envelope(
+        np.array([179.95, -179.85, -179.7, 179.95]), np.array([1.5, 1.5, 1.5, 2.5]), (179.9, 1.0, 180.2, 2.0)
+    )
+    assert inside.tolist() == [True, True, False, False]
+    assert geo.wrapped_box((179.9, 1.0, 180.2, 2.0)).area == pytest.approx(0.3)
+
+
 def test_local_plane_xy_wraps_across_the_antimeridian() -> None:
     plane = LocalPlane(LatLon(-16.5, 179.99))
     x, _ = plane.xy(np.array([-179.99]), np.array([-16.5]))

@@ -510,7 +510,9 @@ def degrees_envelope(bounds: tuple[float, float, float, float], margin_m: float)
     """A lon/lat box that surely holds everything within ``margin_m`` of ``bounds``.
 
     Degrees of latitude are never shorter than 110,574 m; degrees of longitude shrink
-    with the cosine of the latitude farthest from the equator inside the box.
+    with the cosine of the latitude farthest from the equator inside the box. Near the
+    antimeridian the box reaches past 180° (west of -180, or east of 180): :func:`wrapped`
+    gives its parts on either side, which is how every search must read it.
     """
     minx, miny, maxx, maxy = bounds
     dlat, dlon = degree_margins_at(max(abs(miny), abs(maxy)), margin_m)
@@ -518,6 +520,37 @@ def degrees_envelope(bounds: tuple[float, float, float, float], margin_m: float)
     if dlon >= 180.0:
         return (-180.0, max(-90.0, south), 180.0, min(90.0, north))
     return (minx - dlon, south, maxx + dlon, north)
+
+
+def wrapped(envelope: Box) -> tuple[Box, ...]:
+    """``envelope``'s parts within -180° to 180° of longitude: itself, or two where it reaches across the
+    antimeridian (a buffer around a point at 179.99° E reaches to 179.98° W: its box runs east to 180.02°).
+    A box that only touches ±180° gets the line's other name too, a part of no width: -180° is 180°."""
+    west, south, east, north = envelope
+    if east - west >= 360.0:
+        return ((-180.0, south, 180.0, north),)
+    if west <= -180.0:
+        return ((west + 360.0, south, 180.0, north), (-180.0, south, east, north))
+    if east >= 180.0:
+        return ((west, south, 180.0, north), (-180.0, south, east - 360.0, north))
+    return (envelope,)
+
+
+def wrapped_box(envelope: Box) -> BaseGeometry:
+    """:func:`wrapped` as one shape to search with: a box, or the two boxes on either side of 180° (not a
+    part of no width, where a box only touches ±180°: GEOS's polygon arithmetic takes no such polygon)."""
+    parts = [part for part in wrapped(envelope) if part[2] > part[0]] or [envelope]
+    return shapely.box(*parts[0]) if len(parts) == 1 else shapely.MultiPolygon([shapely.box(*part) for part in parts])
+
+
+def in_envelope(lon: np.ndarray, lat: np.ndarray, envelope: Box) -> np.ndarray:
+    """Which points lie in ``envelope`` (read as :func:`wrapped`)."""
+    inside: np.ndarray | None = None
+    for west, south, east, north in wrapped(envelope):
+        part = (lon >= west) & (lon <= east) & (lat >= south) & (lat <= north)
+        inside = part if inside is None else inside | part
+    assert inside is not None
+    return inside
 
 
 def degree_margins(lat: np.ndarray, margin_m: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:

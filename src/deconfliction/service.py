@@ -47,7 +47,7 @@ from deconfliction.engine.activities import (
 from deconfliction.engine.changes import Changed, PictureKey
 from deconfliction.engine.picture import Picture
 from deconfliction.engine.probes import ProbeWatch, Sighting, sightings
-from deconfliction.engine.rules import border, borders, check, zone_applies
+from deconfliction.engine.rules import border, borders, check, reference_point, zone_applies
 from deconfliction.errors import (
     AlreadyExists,
     DeconflictionError,
@@ -61,7 +61,17 @@ from deconfliction.errors import (
     Unauthenticated,
 )
 from deconfliction.feed import Feed
-from deconfliction.geo import Box, LatLon, LocalPlane, degrees_envelope, parse_geojson, parse_position, to_geojson
+from deconfliction.geo import (
+    Box,
+    LatLon,
+    LocalPlane,
+    degrees_envelope,
+    in_envelope,
+    parse_geojson,
+    parse_position,
+    to_geojson,
+    wrapped_box,
+)
 from deconfliction.ledger.heads import public_key_hex, sign_head
 from deconfliction.ledger.seal import may_read
 from deconfliction.model import (
@@ -1139,25 +1149,23 @@ class Service:
     def _look(self, box: Box, viewer: str | None) -> dict[str, Any]:
         """What ``viewer`` may see inside ``box``, with the key that proves it was seen; under the reading lock."""
         p = self.picture
-        shape = shapely.box(*box)
-        centre = shape.centroid
-        slots = p.positions.near(shape, LocalPlane(LatLon(centre.y, centre.x)), 0.0)
-        lon, lat = p.positions.lon[slots], p.positions.lat[slots]
-        inside = slots[(lon >= box[0]) & (lon <= box[2]) & (lat >= box[1]) & (lat <= box[3])]
+        shape = wrapped_box(box)  # a box widened by a kind's buffer may reach across the antimeridian
+        slots = p.positions.near(shape, LocalPlane(reference_point(shapely.box(*box))), 0.0)
+        inside = slots[in_envelope(p.positions.lon[slots], p.positions.lat[slots], box)]
         placed = [p.positions.value(slot) for slot in inside[:LOOK_LIMIT].tolist()]
         assets = [self._show_asset(asset, report, viewer) for asset, report in placed]
-        zones = [self._show_zone(z, viewer) for z in p.zones.near(shape, 0.0)]
+        zones = [self._show_zone(z, viewer) for z in p.zones.within(shape)]
         activities = [
             self._show_activity(a)
             for a in p.activities.values()
-            if not a.state.ended and a.concerns(viewer) and shapely.box(*a.envelope).intersects(shape)
+            if not a.state.ended and a.concerns(viewer) and wrapped_box(a.envelope).intersects(shape)
         ]
         return {
             "area": list(box),
             "picture_key": str(PictureKey.issue(p.version, box)),
             "assets": [a for a in assets if a is not None],
             "zones": [z for z in zones if z is not None],
-            "aors": [self._show_aor(a) for a in p.aors.near(shape, 0.0)],
+            "aors": [self._show_aor(a) for a in p.aors.within(shape)],
             "activities": activities,
             "truncated": len(inside) > LOOK_LIMIT,
         }

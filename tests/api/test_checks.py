@@ -325,3 +325,25 @@ def test_check_refusal_is_not_recorded(covered: Api) -> None:
     refusal(covered.post("/v1/checks", "bravo", json={"position": "nowhere", "kind": "fires"}), 422, "invalid_position")
     second = covered.check("bravo", position="34.8, 71.2", kind="fires")
     assert second["record"] == first["record"] + 1
+
+
+# ---------------------------------------------------------------------------- across the antimeridian
+
+
+def test_a_check_beside_the_antimeridian_sees_what_lies_across_it(bare_api: Api) -> None:
+    """Fiji's islands lie either side of 180°: bravo's check 560 m west of the line reaches alfa's post 60 m east
+    of it, and a look widened by the fires buffer lists it."""
+    api = bare_api
+    api.party("alfa")
+    api.party("bravo")
+    api.ok("PUT", "/v1/territories/alfa", "admin", 200, json={"area": box(-180.0, -17.0, -179.0, -16.0)})
+    api.ok("PUT", "/v1/territories/bravo", "admin", 200, json={"area": box(179.0, -17.0, 180.0, -16.0)})
+    api.aor("alfa", "alfa-all", box(-180.0, -17.0, -179.0, -16.0))
+    api.aor("bravo", "bravo-all", box(179.0, -17.0, 180.0, -16.0))
+    api.asset("alfa", "post", "site", position="-16.5, -179.9995", name="Post Taveuni")
+    answer = api.check("bravo", position="-16.5, 179.99475", kind="fires")
+    assert answer["status"] == "conflict" and found(answer) == [("alfa", "post")]
+    assert answer["conflicts"][0]["distance_m"] == pytest.approx(WGS84.inv(179.99475, -16.5, -179.9995, -16.5)[2], rel=0.003)
+    assert answer["border"]["territory"] == "bravo"
+    look = api.ok("GET", "/v1/picture?area=179.99,-16.51,179.999,-16.49&kind=fires", "bravo", 200)
+    assert [a["id"] for a in look["assets"]] == ["post"] and [a["party"] for a in look["aors"]] == ["alfa", "bravo"]

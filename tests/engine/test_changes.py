@@ -109,6 +109,51 @@ def test_since_is_the_brute_force_over_entries_after_seq(
         assert log.since(q, query) == brute_since(entries, q, query), (q, query)
 
 
+side_lon = st.integers(0, 16).map(lambda v: 176.0 + v / 4)  # 176° to 180°, on a quarter-degree grid
+
+
+@st.composite
+def beside_180(draw: st.DrawFn) -> Box:
+    """A footprint beside the antimeridian, east or west of it: a change's box stays within ±180°."""
+    w, e = sorted((draw(side_lon), draw(side_lon)))
+    s, n = sorted((draw(lat_grid), draw(lat_grid)))
+    return (w, s, e, n) if draw(st.booleans()) else (-e, s, -w, n)
+
+
+@st.composite
+def across_180(draw: st.DrawFn) -> Box:
+    """A key's box around a check beside the antimeridian: it may reach past 180° (east) or -180° (west)."""
+    w = draw(side_lon)
+    e = w + draw(st.integers(0, 24)) / 4
+    s, n = sorted((draw(lat_grid), draw(lat_grid)))
+    return (w, s, e, n) if draw(st.booleans()) else (-e, s, -w, n)
+
+
+def meets_on_the_globe(a: Box, b: Box) -> bool:
+    """Whether two boxes share a point once a turn of the globe is not told apart."""
+    return any(meets((a[0] + turn, a[1], a[2] + turn, a[3]), b) for turn in (-360.0, 0.0, 360.0))
+
+
+@PROPERTY
+@given(entries=st.lists(beside_180(), max_size=30), queries=st.lists(across_180(), min_size=1, max_size=8))
+def test_since_meets_what_lies_across_the_antimeridian(entries: list[Box], queries: list[Box]) -> None:
+    """A key's box reaching past 180° is the same place as the one just past -180°: changes there must count."""
+    log = ChangeLog()
+    for seq, b in enumerate(entries, start=1):
+        log.record(seq, changed(seq), b)
+    for query in queries:
+        expected = {changed(seq): seq for seq, b in enumerate(entries, start=1) if meets_on_the_globe(b, query)}
+        assert log.since(0, query) == expected, query
+
+
+def test_a_margin_reaches_across_the_antimeridian() -> None:
+    """A position 0.001° east of the antimeridian with 500 m uncertainty: a change in a box 0.001° west of it."""
+    log = ChangeLog()
+    log.record(1, changed(1), (-179.999, 10.0, -179.999, 10.0), margin_m=500.0)
+    assert log.since(0, (179.999, 10.0, 179.999, 10.0)) == {changed(1): 1}
+    assert log.since(0, (179.99, 10.0, 179.99, 10.0)) == {}, "1.1 km away: beyond the margin"
+
+
 def test_since_on_an_empty_log_is_empty() -> None:
     assert ChangeLog().since(0, WORLD) == {}
 

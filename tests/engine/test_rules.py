@@ -333,6 +333,38 @@ def test_border_distance_is_the_same_through_the_segment_tree() -> None:
         assert border(detailed, point) == border(simple, point)
 
 
+def test_a_buffer_across_the_antimeridian_sees_the_other_side_s_territory_assets_and_zones() -> None:
+    """West holds 179° E to 180°, east 180° to 179° W: a check 560 m west of the line reaches 900 m into east's side."""
+    p = Picture()
+    p.put_territory(Territory("west", box(179.0, -17.0, 180.0, -16.0)))
+    p.put_territory(Territory("east", box(-180.0, -17.0, -179.0, -16.0)))
+    p.put_aor(Aor("west", "west-aor", box(179.0, -17.0, 180.0, -16.0), freshness_s=6 * 3600, confirmed_at=NOW - HOUR))
+    at = LatLon(-16.5, 179.99475)
+    unknown = ask(p, at)
+    assert unknown.status is Status.UNKNOWN and [(g.party, g.reason) for g in unknown.gaps] == [("east", "no_aor")]
+    p.put_aor(Aor("east", "east-aor", box(-180.0, -17.0, -179.0, -16.0), freshness_s=6 * 3600, confirmed_at=NOW - HOUR))
+    assert ask(p, at).status is Status.CLEAR, "east vouches for its side"
+    add_asset(p, "east", "post", LatLon(-16.5, -179.9995))
+    p.put_zone(Zone("east", "hospital", ZoneKind.PROTECTED_AREA, box(-179.999, -16.501, -179.998, -16.5)))
+    conflict = ask(p, at)
+    assert conflict.status is Status.CONFLICT and {f.id for f in conflict.conflicts} == {"post", "hospital"}
+    across = [GEOD.inv(at.lon, at.lat, lon, -16.5)[2] for lon in (-179.9995, -179.999)]  # the post, the hospital's corner
+    assert [f.distance_m for f in conflict.conflicts] == pytest.approx(across, rel=0.003)
+
+
+def test_border_across_the_antimeridian_is_measured_across_it() -> None:
+    """Islands either side of 180° (Fiji's lie so): the nearest shore is over the line, not the far one on this side."""
+    parts = [box(179.3, -17.0, 179.6, -16.0), box(-179.99, -17.0, -179.0, -16.0)]
+    point = LatLon(-16.5, 179.995)  # 0.015° west of the far part's west edge, 0.395° east of the near part's east edge
+    expected = GEOD.inv(179.995, -16.5, -179.99, -16.5)[2]
+    for outline in (shapely.MultiPolygon(parts), shapely.MultiPolygon(parts).segmentize(0.0001)):  # simple, and by its tree
+        picture = Picture()
+        picture.put_territory(Territory("east", outline))
+        assert border(picture, point).distance_m == pytest.approx(expected, rel=0.003)
+        (batch,) = borders(picture, np.array([point.lat]), np.array([point.lon]))
+        assert batch.distance_m == pytest.approx(expected, rel=0.003)
+
+
 @pytest.mark.parametrize("segmentize", [None, 0.0001], ids=["simple", "detailed"])
 def test_border_of_one_point_is_what_a_batch_of_reports_reads_for_it(picture: Picture, segmentize: float | None) -> None:
     """A check reads its border alone, a batch of reports in arrays; in, out, between and far off, the same."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from deconfliction.errors import InvalidInput
-from deconfliction.geo import Box, degree_margins
+from deconfliction.geo import Box, degree_margins, wrapped
 from deconfliction.model import Disclosure
 
 CAPACITY = 2_000_000
@@ -93,13 +93,17 @@ class ChangeLog:
         boxes = np.frombuffer(self._box, dtype=np.float64).reshape(-1, 4)[start:]
         margins = np.frombuffer(self._margin, dtype=np.float64)[start:]
         dlat, dlon = degree_margins((boxes[:, 1] + boxes[:, 3]) / 2, margins)
-        west, south, east, north = box
-        hit = (
-            (boxes[:, 0] - dlon <= east)
-            & (boxes[:, 2] + dlon >= west)
-            & (boxes[:, 1] - dlat <= north)
-            & (boxes[:, 3] + dlat >= south)
-        )
+        _, south, _, north = box
+        hit = (boxes[:, 1] - dlat <= north) & (boxes[:, 3] + dlat >= south)
+        # Longitudes are compared within -180° to 180°: the box in its parts (geo.wrapped), and an entry whose
+        # footprint reaches ±180° (a route beside the antimeridian, a position's uncertainty) a turn round too.
+        west_of, east_of = boxes[:, 0] - dlon, boxes[:, 2] + dlon
+        turns = (-360.0, 0.0, 360.0) if ((west_of <= -180.0) | (east_of >= 180.0)).any() else (0.0,)
+        meets = np.zeros(len(boxes), dtype=bool)
+        for west, _, east, _ in wrapped(box):
+            for turn in turns:
+                meets |= (west_of + turn <= east) & (east_of + turn >= west)
+        hit &= meets
         objs = np.frombuffer(self._obj, dtype=np.dtype(f"i{self._obj.itemsize}"))[start:][hit]
         found: dict[Changed, int] = {}
         for obj, s in zip(objs.tolist(), seqs[start:][hit].tolist(), strict=True):

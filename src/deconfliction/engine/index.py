@@ -29,7 +29,9 @@ from deconfliction.geo import (
     degree_margins,
     degrees_envelope,
     farthest_m,
+    in_envelope,
     segment_distances_m,
+    wrapped_box,
 )
 
 K = TypeVar("K", bound=Hashable)
@@ -282,6 +284,8 @@ class PointIndex(Generic[K, V]):
                 cells.append(h3n.grid_disk(origin, level.disk_k(reach_m + radius)))
             else:
                 margin = reach_m + level.max_uncertainty_m + 2 * level.edge_max_m
+                # Across the antimeridian the unprojected shape's longitudes jump from 180° to -180°: H3 reads a
+                # polygon wider than 180° as crossing it, which is what it is (tests/engine/test_index.py).
                 grown = plane.unproject(plane.project(geom).buffer(margin, quad_segs=4))
                 shape = h3.geo_to_h3shape(shapely.geometry.mapping(grown))
                 cells.append(h3n.h3shape_to_cells_experimental(shape, level.resolution, contain="overlap"))
@@ -299,9 +303,7 @@ class PointIndex(Generic[K, V]):
         n = len(self._values)
         held = self._level[:n] >= 0
         widest = float(self.uncertainty_m[:n][held].max()) if held.any() else 0.0
-        west, south, east, north = degrees_envelope(geom.bounds, reach_m + widest)
-        lon, lat = self.lon[:n], self.lat[:n]
-        inside = held & (lon >= west) & (lon <= east) & (lat >= south) & (lat <= north)
+        inside = held & in_envelope(self.lon[:n], self.lat[:n], degrees_envelope(geom.bounds, reach_m + widest))
         wide = np.fromiter(self._wide, dtype=np.int64, count=len(self._wide))
         return np.concatenate((np.flatnonzero(inside), wide))
 
@@ -354,16 +356,20 @@ class ShapeIndex(Generic[K, V]):
 
     def near(self, geom: BaseGeometry, reach_m: float) -> list[V]:
         """Values whose footprint comes within about ``reach_m`` of ``geom`` (a superset)."""
-        return self.within(shapely.box(*degrees_envelope(geom.bounds, reach_m)))
+        return self.within(wrapped_box(degrees_envelope(geom.bounds, reach_m)))
 
     def within(self, box: BaseGeometry) -> list[V]:
-        """Values whose footprint's bounding box meets ``box`` (lon/lat), in the order they were put."""
+        """Values whose footprint's bounding box meets ``box`` (lon/lat: a box, or the two of :func:`~deconfliction.geo.
+        wrapped_box` across the antimeridian, each searched for itself), in the order they were put."""
         if not self._items:
             return []
         if self._tree is None:
             self._keys = list(self._items)
             self._tree = shapely.STRtree([self._items[k][0] for k in self._keys])
-        hits: np.ndarray = self._tree.query(box)
+        if isinstance(box, shapely.MultiPolygon):
+            hits: np.ndarray = np.unique(self._tree.query(shapely.get_parts(box))[1])
+        else:
+            hits = self._tree.query(box)
         return [self._items[self._keys[i]][1] for i in sorted(hits.tolist())]
 
 
@@ -400,8 +406,14 @@ class Outline:
             nearest: np.ndarray = all_pairs.reshape(n, m).min(axis=1)
             return nearest
         dlat, dlon = degree_margins(lat, search_m)
-        boxes = shapely.box(lon - dlon, lat - dlat, lon + dlon, lat + dlat)
-        points, segments = self.tree.query(boxes)
+        west, south, east, north = lon - dlon, lat - dlat, lon + dlon, lat + dlat
+        # A box past ±180° is searched a turn round as well: the segments beyond the antimeridian are as near.
+        owner, past = np.arange(len(lat)), np.flatnonzero((west <= -180.0) | (east >= 180.0))
+        turn = np.where(west[past] <= -180.0, 360.0, -360.0)
+        west, east = np.concatenate((west, west[past] + turn)), np.concatenate((east, east[past] + turn))
+        owner = np.concatenate((owner, past))
+        found, segments = self.tree.query(shapely.box(west, south[owner], east, north[owner]))
+        points = owner[found]
         best = np.full(len(lat), np.inf)
         if len(points):
             np.minimum.at(best, points, segment_distances_m(lat[points], lon[points], self.ends[segments]))

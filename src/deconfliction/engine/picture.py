@@ -16,12 +16,11 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from deconfliction.engine.changes import Changed, ChangeLog
 from deconfliction.engine.index import Outline, PointIndex, ShapeIndex
-from deconfliction.geo import degrees_envelope
+from deconfliction.geo import degrees_envelope, wrapped_box
 from deconfliction.model import Activity, ActivityState, Aor, Asset, Disclosure, Party, Report, Territory, Zone, ZoneKind
 
 PROBES_KEPT = 1_000
@@ -33,8 +32,9 @@ Placed = tuple[Asset, Report]
 
 
 def _footprint(zone: Zone) -> BaseGeometry:
+    """What the zone index searches: the shape, or a box around a widened route (two beside the antimeridian)."""
     if zone.kind is ZoneKind.ROUTE:
-        return box(*degrees_envelope(zone.geometry.bounds, zone.width_m / 2))
+        return wrapped_box(degrees_envelope(zone.geometry.bounds, zone.width_m / 2))
     return zone.geometry
 
 
@@ -192,7 +192,7 @@ class Picture:
         old = self.activities.get(activity.key)
         self.activities[activity.key] = activity
         if activity.state is ActivityState.ACTIVE:
-            self.active.put(activity.key, box(*activity.envelope), activity)
+            self.active.put(activity.key, wrapped_box(activity.envelope), activity)
         else:
             self.active.remove(activity.key)
         version = self._changed(seq)

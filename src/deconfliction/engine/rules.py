@@ -23,7 +23,7 @@ from shapely.geometry.base import BaseGeometry
 
 from deconfliction.engine.index import K, PointIndex, V
 from deconfliction.engine.picture import Picture
-from deconfliction.geo import PLANE_ORIGIN, SAFETY_FACTOR, LatLon, LocalPlane, degrees_envelope, farthest_m
+from deconfliction.geo import PLANE_ORIGIN, SAFETY_FACTOR, LatLon, LocalPlane, degrees_envelope, farthest_m, wrapped_box
 from deconfliction.geo import buffered as geo_buffered
 from deconfliction.model import (
     Aor,
@@ -64,21 +64,23 @@ def reference_point(geom: BaseGeometry) -> LatLon:
     return LatLon(p.y, p.x)
 
 
-def _clipped_xy(plane: LocalPlane, geom: BaseGeometry, envelope: tuple[float, float, float, float]) -> BaseGeometry:
-    """The part of a lon/lat shape that matters inside ``envelope``, in plane metres (large shapes stay cheap).
+def _clipped_xy(area: SearchArea, geom: BaseGeometry) -> BaseGeometry:
+    """The part of a lon/lat shape that matters inside the search area's envelope, in plane metres (large shapes
+    stay cheap).
 
     The plane maps lon/lat affinely, so a shape of few vertices that does not wrap around the
     plane's antimeridian is projected whole: cutting it first costs three times more and
-    changes nothing inside the envelope. Others are cut to the envelope first, with an
-    intersection rather than ``clip_by_rect``: the latter may return invalid polygons, which
-    the coverage arithmetic below cannot take.
+    changes nothing inside the envelope. Others are cut to the envelope's box first (its two
+    boxes, across the antimeridian), with an intersection rather than ``clip_by_rect``: the
+    latter may return invalid polygons, which the coverage arithmetic below cannot take.
     """
+    plane = area.plane
     minx, _, maxx, _ = bounds = geom.bounds
-    if _inside(bounds, envelope) or (
+    if _inside(bounds, area.envelope) or (
         shapely.get_num_coordinates(geom) <= CLIP_VERTICES and plane.lon0 - 180.0 <= minx and maxx <= plane.lon0 + 180.0
     ):
         return plane.project(geom)
-    return plane.project(geom.intersection(shapely.box(*envelope)))
+    return plane.project(geom.intersection(area.box))
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +92,10 @@ class SearchArea:
     q_xy: BaseGeometry  # the query's geometry on the plane
     radius: float  # how far q_xy reaches from the plane's origin (0 for a point), metres
     reach: float  # radius plus buffer, widened by the plane's error bound, metres
-    envelope: tuple[float, float, float, float]  # lon/lat box that holds the whole buffered area
-    box: BaseGeometry  # the envelope as a polygon: the shape indexes' search, made once for all of them
+    envelope: tuple[float, float, float, float]  # lon/lat box that holds the whole buffered area (may pass ±180°)
+    # The envelope as a shape, its two boxes across the antimeridian (geo.wrapped_box): the shape indexes'
+    # search and the coverage's tests, made once for all of them.
+    box: BaseGeometry
 
 
 def search_area(query: CheckQuery, buffer_m: float) -> SearchArea:
@@ -106,7 +110,7 @@ def search_area(query: CheckQuery, buffer_m: float) -> SearchArea:
     extent = radius + (query.radius_m + buffer_m) * 1.01
     reach = (query.radius_m + buffer_m) * max(SAFETY_FACTOR, 1 + plane.error_bound(extent))
     envelope = degrees_envelope(bounds, reach + 1.0)
-    return SearchArea(ref, plane, q_xy, radius, reach, envelope, shapely.box(*envelope))
+    return SearchArea(ref, plane, q_xy, radius, reach, envelope, wrapped_box(envelope))
 
 
 def check(picture: Picture, query: CheckQuery, now: datetime, buffer_m: float) -> CheckResult:
@@ -146,7 +150,7 @@ def stakeholders(picture: Picture, query: CheckQuery, buffer_m: float) -> set[st
         if party in found or not geometry.intersects(area.box):
             continue
         buffered = buffered or geo_buffered(area.q_xy, area.reach)
-        if _clipped_xy(area.plane, geometry, area.envelope).intersects(buffered):
+        if _clipped_xy(area, geometry).intersects(buffered):
             found.add(party)
     return found
 
@@ -223,7 +227,7 @@ def _zones(picture: Picture, query: CheckQuery, area: SearchArea, conflicts: lis
     if large.any():
         # One search box for all, wide enough for the widest route among them.
         env = degrees_envelope(query.geometry.bounds, area.reach + float(half_widths.max()) + 1.0)
-        parts[large] = shapely.intersection(parts[large], shapely.box(*env))
+        parts[large] = shapely.intersection(parts[large], wrapped_box(env))
     distances = shapely.distance(area.q_xy, area.plane.project_all(parts)) - half_widths
     for zone, d in zip(candidates, distances.tolist(), strict=True):
         if math.isnan(d):  # nothing of the zone inside its search box
@@ -267,7 +271,7 @@ def _coverage(picture: Picture, query: CheckQuery, now: datetime, area: SearchAr
             if lapsed is None:
                 continue
             buffered = buffered or geo_buffered(area.q_xy, area.reach)
-            if not _clipped_xy(area.plane, aor.geometry, area.envelope).intersects(buffered):
+            if not _clipped_xy(area, aor.geometry).intersects(buffered):
                 continue
         if lapsed is not None:
             since = None if aor.confirmed_at is None else lapsed
@@ -279,11 +283,11 @@ def _coverage(picture: Picture, query: CheckQuery, now: datetime, area: SearchAr
         if aors and _held_in_envelope(territory.geometry, aors, area):
             continue
         buffered = buffered or geo_buffered(area.q_xy, area.reach)
-        part = _clipped_xy(area.plane, territory.geometry, area.envelope).intersection(buffered)
+        part = _clipped_xy(area, territory.geometry).intersection(buffered)
         if part.is_empty:
             continue
         if aors:
-            part = part.difference(shapely.union_all([_clipped_xy(area.plane, a, area.envelope) for a in aors]))
+            part = part.difference(shapely.union_all([_clipped_xy(area, a) for a in aors]))
         if part.area > UNCOVERED_AREA_M2:
             gaps.append(Gap(party=territory.party, reason="no_aor", since=None))
 
