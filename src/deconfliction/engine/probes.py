@@ -28,6 +28,7 @@ distance band by its owner's choice. Hidden zones are not watched yet.
 
 from __future__ import annotations
 
+import math
 import threading
 from array import array
 from collections import deque
@@ -296,7 +297,14 @@ def _answer(s: Sighting) -> tuple[float, float, float, bool] | None:
 
 def _width(region: BaseGeometry) -> float:
     """The diameter of the smallest circle around ``region``: how closely it places what is in it."""
-    return 2.0 * float(shapely.minimum_bounding_radius(region))
+    # GEOS may raise the floating-point "invalid" flag on its way to a finite answer (the region two disks a hair
+    # apart leave): the answer is what counts. Were it not a number, the box's diagonal, never narrower, stands in.
+    with np.errstate(invalid="ignore"):
+        radius = float(shapely.minimum_bounding_radius(region))
+    if math.isnan(radius):
+        west, south, east, north = region.bounds
+        return math.hypot(east - west, north - south)
+    return 2.0 * radius
 
 
 class ProbeWatch:
