@@ -545,12 +545,8 @@ def wrapped_box(envelope: Box) -> BaseGeometry:
 
 def in_envelope(lon: np.ndarray, lat: np.ndarray, envelope: Box) -> np.ndarray:
     """Which points lie in ``envelope`` (read as :func:`wrapped`)."""
-    inside: np.ndarray | None = None
-    for west, south, east, north in wrapped(envelope):
-        part = (lon >= west) & (lon <= east) & (lat >= south) & (lat <= north)
-        inside = part if inside is None else inside | part
-    assert inside is not None
-    return inside
+    parts = [(lon >= west) & (lon <= east) & (lat >= south) & (lat <= north) for west, south, east, north in wrapped(envelope)]
+    return parts[0] if len(parts) == 1 else parts[0] | parts[1]
 
 
 def degree_margins(lat: np.ndarray, margin_m: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
