@@ -1017,11 +1017,14 @@ class Service:
             )
         altitude = None if body.get("altitude_m") is None else AltitudeBand.parse(body["altitude_m"])
         query = CheckQuery(asker, kind, geometry, window, radius, altitude)
-        self.budget.take(asker)
+        self.budget.check(asker)  # a party that has spent its budget is refused before any work
         with self._turn, self._reading:
             activity = None if body.get("activity") is None else self._own_activity(asker, body["activity"], "activity")
             result = check(self.picture, query, now, self.settings.buffer_m(kind))
             seen = sightings(self.picture, query, self.settings.buffer_m(kind), self.settings.probe_near_m, now)
+        # Spent once the check could be answered: a refusal (an unknown activity, a place past the plane's
+        # reach) changes nothing, the budget included.
+        self.budget.take(asker)
         flags = [] if activity is None else activity_flags(activity, query)
         resolution = self.settings.coarse_resolution
         answer = {

@@ -1111,3 +1111,10 @@ def test_a_look_widens_by_an_activity_kind_as_by_the_check_it_is_held_to(api: Ap
     by_check = api.ok("GET", "/v1/picture", "alfa", 200, params={**area, "kind": check_kind})
     assert by_activity["area"] == by_check["area"]
     assert by_activity["area"][0] < 71.01 and by_activity["area"][2] > 71.02
+
+
+def test_an_activity_reaching_within_56_km_of_a_pole_is_refused_naming_its_volume(api: Api) -> None:
+    """As a check there is (tests/api/test_checks.py): no activity is deconflicted on a plane that does not hold."""
+    response = propose(api, volumes=[point(), point("89.7, 10.0")], key=None)
+    refusal(response, 422, "invalid_input", "volumes.1.position")
+    assert api.ok("GET", "/v1/activities", "alfa", 200) == []

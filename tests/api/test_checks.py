@@ -347,3 +347,15 @@ def test_a_check_beside_the_antimeridian_sees_what_lies_across_it(bare_api: Api)
     assert answer["border"]["territory"] == "bravo"
     look = api.ok("GET", "/v1/picture?area=179.99,-16.51,179.999,-16.49&kind=fires", "bravo", 200)
     assert [a["id"] for a in look["assets"]] == ["post"] and [a["party"] for a in look["aors"]] == ["alfa", "bravo"]
+
+
+def test_a_check_reaching_within_56_km_of_a_pole_is_refused_and_spends_nothing(api: Api) -> None:
+    """The local plane's error bound is not known to hold there: no answer rather than a wrong one; a party's
+    budget of 60 checks is not spent by refusals."""
+    before = api.ok("GET", "/v1/picture", "admin", 200)["picture_version"]
+    for _ in range(61):
+        error = refusal(api.post("/v1/checks", "bravo", json={"position": "89.6, 10.0", "kind": "fires"}), 422, "invalid_input")
+        assert error["field"] == "position" and "89.5°" in error["message"]
+    refusal(api.post("/v1/checks", "bravo", json={"area": box(10.0, 89.45, 10.5, 89.55), "kind": "fires"}), 422, field="area")
+    assert api.check("bravo", position="89.0, 10.0", kind="fires")["status"] == "clear", "61 km from the pole: answered"
+    assert api.ok("GET", "/v1/picture", "admin", 200)["picture_version"] == before

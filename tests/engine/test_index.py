@@ -17,7 +17,7 @@ import h3
 import numpy as np
 import pytest
 import shapely
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pyproj import Geod, Transformer
 from shapely.geometry import LineString, Point, box
@@ -26,7 +26,8 @@ from deconfliction.engine import index
 from deconfliction.engine.index import LEVELS
 from deconfliction.engine.picture import Picture
 from deconfliction.engine.rules import check
-from deconfliction.geo import LatLon
+from deconfliction.errors import InvalidInput
+from deconfliction.geo import PLANE_LATITUDE_LIMIT, LatLon
 from deconfliction.model import (
     DEFAULT_BUFFERS_M,
     Asset,
@@ -145,6 +146,45 @@ def test_index_finds_across_the_antimeridian_what_a_brute_force_scan_finds(
     """Fiji, Chukotka, the Aleutians: 180° runs through land, and a buffer across it must see both sides."""
     _, lon = _offset(lat, 180.0, abs(east_of_180_m), 90.0 if east_of_180_m >= 0 else 270.0)
     _assert_finds_what_a_brute_force_scan_finds(seed, lat, lon, kind, area_half_m, radius_m, spread_m=6_000)
+
+
+@RANDOM_CHECKS
+@given(lon=st.floats(-170, 170), south=st.booleans(), **A_CHECK | {"lat": st.floats(80, 89.99) | st.floats(88.9, 89.99)})
+@example(  # answered before the limit, it missed an asset 52 m inside the buffer, 58 km from the pole
+    seed=8679,
+    lat=89.49467375261952,
+    lon=135.66605011350777,
+    south=False,
+    kind=CheckKind.GROUND,
+    area_half_m=20300.76406215381,
+    radius_m=567.5425445778757,
+)
+def test_near_a_pole_the_index_misses_nothing_or_the_check_is_refused(
+    seed: int, lat: float, lon: float, south: bool, kind: CheckKind, area_half_m: float | None, radius_m: float
+) -> None:
+    """Past 80° the plane's error grows fast: a check there may find more than the buffer holds (the safe side),
+    never less; one whose buffered area reaches past the plane's limit (89.5°) is refused, not answered."""
+    lat = -lat if south else lat
+    picture = _world(seed, lat, lon, assets=60, zones=12)
+    rng = random.Random(seed + 1)
+    q_lat, q_lon = _offset(lat, lon, rng.uniform(0, 20_000), rng.uniform(0, 360))
+    geometry = Point(q_lon, q_lat) if area_half_m is None else _square(q_lat, q_lon, area_half_m)
+    if _crosses_the_antimeridian(geometry):
+        geometry, area_half_m = Point(q_lon, q_lat), None
+    query = CheckQuery("p", kind, geometry, Window(NOW, NOW), radius_m if area_half_m is None else 0.0)
+    buffer_m = DEFAULT_BUFFERS_M[kind]
+    excess = _brute_force(picture, query, buffer_m)
+    must = {i for i, e in excess.items() if e <= 0}
+    for scan_max in SEARCHES:
+        with patch.object(index, "SCAN_MAX", scan_max):
+            try:
+                result = check(picture, query, NOW, buffer_m)
+            except InvalidInput as refused:
+                assert refused.field == ("position" if area_half_m is None else "area")
+                assert abs(geometry.centroid.y) > PLANE_LATITUDE_LIMIT - 0.6, "refused far from the pole"
+                continue
+        found = {f.id for f in result.conflicts} | {g.asset.id for g in result.gaps if g.asset is not None}
+        assert must <= found, f"missed ({scan_max=}): { {i: round(excess[i], 1) for i in must - found} }"
 
 
 def _assert_finds_what_a_brute_force_scan_finds(

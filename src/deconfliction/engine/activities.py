@@ -21,6 +21,7 @@ from shapely.geometry.base import BaseGeometry
 
 from deconfliction.engine.picture import Picture
 from deconfliction.engine.rules import check, search_area, stakeholders
+from deconfliction.errors import InvalidInput
 from deconfliction.geo import Box, LatLon, LocalPlane, buffered
 from deconfliction.model import Activity, ActivityKind, ActivityState, CheckQuery, Volume, Window, Zone
 
@@ -34,8 +35,14 @@ def volume_query(party: str, kind: ActivityKind, volume: Volume) -> CheckQuery:
 
 
 def envelope(party: str, kind: ActivityKind, volumes: tuple[Volume, ...], buffer_m: float) -> Box:
-    """A lon/lat box around every buffered volume: what a picture key must cover."""
-    boxes = [search_area(volume_query(party, kind, v), buffer_m).envelope for v in volumes]
+    """A lon/lat box around every buffered volume: what a picture key must cover. A volume the rules cannot
+    answer for (one reaching past the plane's limit near a pole) is refused here, by its place in the list."""
+    boxes = []
+    for i, volume in enumerate(volumes):
+        try:
+            boxes.append(search_area(volume_query(party, kind, volume), buffer_m).envelope)
+        except InvalidInput as exc:
+            raise exc.at(f"volumes.{i}") from None
     return (
         min(b[0] for b in boxes),
         min(b[1] for b in boxes),

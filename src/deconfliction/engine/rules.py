@@ -23,7 +23,17 @@ from shapely.geometry.base import BaseGeometry
 
 from deconfliction.engine.index import K, PointIndex, V
 from deconfliction.engine.picture import Picture
-from deconfliction.geo import PLANE_ORIGIN, SAFETY_FACTOR, LatLon, LocalPlane, degrees_envelope, farthest_m, wrapped_box
+from deconfliction.errors import InvalidInput
+from deconfliction.geo import (
+    PLANE_LATITUDE_LIMIT,
+    PLANE_ORIGIN,
+    SAFETY_FACTOR,
+    LatLon,
+    LocalPlane,
+    degrees_envelope,
+    farthest_m,
+    wrapped_box,
+)
 from deconfliction.geo import buffered as geo_buffered
 from deconfliction.model import (
     Aor,
@@ -108,6 +118,13 @@ def search_area(query: CheckQuery, buffer_m: float) -> SearchArea:
         q_xy = plane.project(query.geometry)
         radius, bounds = farthest_m(q_xy), query.geometry.bounds
     extent = radius + (query.radius_m + buffer_m) * 1.01
+    if not plane.holds(extent):
+        raise InvalidInput(
+            f"this check's buffered area reaches past {PLANE_LATITUDE_LIMIT:g}° of latitude (within "
+            f"{(90.0 - PLANE_LATITUDE_LIMIT) * 111:.0f} km of the pole), where the service's local plane does not "
+            "hold: it cannot be answered there",
+            field="position" if isinstance(query.geometry, Point) else "area",
+        )
     reach = (query.radius_m + buffer_m) * max(SAFETY_FACTOR, 1 + plane.error_bound(extent))
     envelope = degrees_envelope(bounds, reach + 1.0)
     return SearchArea(ref, plane, q_xy, radius, reach, envelope, wrapped_box(envelope))
