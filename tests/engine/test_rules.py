@@ -361,8 +361,8 @@ def test_border_across_the_antimeridian_is_measured_across_it() -> None:
         picture = Picture()
         picture.put_territory(Territory("east", outline))
         assert border(picture, point).distance_m == pytest.approx(expected, rel=0.003)
-        (batch,) = borders(picture, np.array([point.lat]), np.array([point.lon]))
-        assert batch.distance_m == pytest.approx(expected, rel=0.003)
+        batch = borders(picture, np.array([point.lat, point.lat]), np.array([point.lon, point.lon]))  # two: the arrays' path
+        assert [b.distance_m for b in batch] == pytest.approx([expected, expected], rel=0.003)
 
 
 @pytest.mark.parametrize("segmentize", [None, 0.0001], ids=["simple", "detailed"])
