@@ -599,8 +599,9 @@ def parse_geojson(obj: object, field: str, allowed: Sequence[str], max_area_km2:
     """Validate a GeoJSON geometry and return it as a shapely geometry in lon/lat.
 
     Refuses unknown types, non-numeric or out-of-range coordinates, unclosed rings,
-    rings with too few points, self-intersecting shapes and (given ``max_area_km2``) areas
-    larger than that on the ellipsoid, each with a message that names the field and the fault.
+    rings with too few points, edges meant to cross the antimeridian, self-intersecting shapes
+    and (given ``max_area_km2``) areas larger than that on the ellipsoid, each with a message
+    that names the field and the fault.
     """
     if not isinstance(obj, Mapping):
         raise InvalidInput("a GeoJSON geometry object is required", field=field)
@@ -620,13 +621,18 @@ def parse_geojson(obj: object, field: str, allowed: Sequence[str], max_area_km2:
     elif kind == "LineString" and len(coords) < 2:
         raise InvalidInput("a LineString needs at least 2 positions", field=f"{field}.coordinates")
     geom = shapely.geometry.shape({"type": kind, "coordinates": coords})
+    if (edge := _edge_round_the_globe(geom)) is not None:
+        raise InvalidInput(
+            f"an edge from {edge[0]:g}° to {edge[1]:g}° of longitude spans more than 180°: read as written, it goes "
+            "the long way round the globe. A shape across the antimeridian must be split there (RFC 7946, 3.1.9)",
+            field=f"{field}.coordinates",
+        )
     if not geom.is_valid:
         reason = shapely.is_valid_reason(geom)
         raise InvalidInput(f"the {kind} is not valid: {reason}", field=field)
     if geom.is_empty:
         raise InvalidInput(f"the {kind} is empty", field=field)
     if max_area_km2 is not None and (km2 := area_km2(geom)) > max_area_km2:
-        # A ring meant to cross the antimeridian, read the long way round, lands here too: never guessed at.
         raise InvalidInput(f"the {kind} covers {km2:,.0f} km², more than the {max_area_km2:,.0f} km² allowed", field=field)
     return geom
 
@@ -666,6 +672,19 @@ def _finite(value: float) -> bool:
         return math.isfinite(value)
     except OverflowError:  # an integer too large for a float: JSON allows it, geometry does not
         return False
+
+
+def _edge_round_the_globe(geom: BaseGeometry) -> tuple[float, float] | None:
+    """An edge spanning more than 180° of longitude, as its two longitudes (None if there is none): someone
+    meant it to cross the antimeridian, and the service reads it the other way, round the whole globe."""
+    parts = shapely.get_parts(geom)
+    lines = shapely.get_rings(parts) if geom.geom_type in ("Polygon", "MultiPolygon") else parts
+    for line in lines:
+        lon = shapely.get_coordinates(line)[:, 0]
+        jumps = np.flatnonzero(np.abs(np.diff(lon)) > 180.0)
+        if len(jumps):
+            return float(lon[jumps[0]]), float(lon[jumps[0] + 1])
+    return None
 
 
 def _check_rings(rings: list[Any], field: str) -> None:

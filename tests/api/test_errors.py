@@ -39,6 +39,11 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         yield api
 
 
+BELT = box(179.9, 10.0, -179.9, 10.1)
+"""A box meant to straddle 180°, 22 km wide; read as written, a belt 11 km tall round the rest of the globe."""
+ACROSS = "area.coordinates"
+
+
 def case(who: str, method: str, path: str, body: Any, field: str | None, code: str = "invalid_input", *, id: str) -> Any:
     return pytest.param(who, method, path, body, field, code, id=id)
 
@@ -232,10 +237,23 @@ REFUSALS = [
     case("alfa", "POST", "/v1/checks", {"kind": "fires", "area": SELF_CROSSING}, "area", id="self-crossing-check"),
     case("alfa", "POST", "/v1/aors", {"id": "a9", "area": SELF_CROSSING, "freshness_s": 60}, "area", id="self-crossing-aor"),
     case("admin", "PUT", "/v1/territories/alfa", {"area": SELF_CROSSING}, "area", id="self-crossing-territory"),
-    # -- areas past max_area_km2 (500,000 km²): a box of 10 degrees (about 1.1 million km² here), and a
-    # ring meant to cross the antimeridian that, read as written, goes the long way round the globe
+    # -- shapes meant to cross the antimeridian: read as written, each edge from 179.9° to -179.9° goes the
+    # long way round the globe (a thin one would pass the area limit as a belt round the Earth, missing the
+    # very place it was drawn for): refused, to be split at 180°
+    case("alfa", "POST", "/v1/zones", zone(area=box(-179.5, 10.0, 179.5, 10.5)), ACROSS, id="antimeridian-the-long-way"),
+    case("alfa", "POST", "/v1/zones", zone(area=BELT), ACROSS, id="antimeridian-thin-belt-zone"),
+    case("alfa", "POST", "/v1/checks", {"kind": "fires", "area": BELT}, ACROSS, id="antimeridian-check"),
+    case("admin", "PUT", "/v1/territories/alfa", {"area": BELT}, ACROSS, id="antimeridian-territory"),
+    case(
+        "alfa",
+        "POST",
+        "/v1/zones",
+        zone(kind="route", width_m=100, area={"type": "LineString", "coordinates": [[179.9, 10.0], [-179.9, 10.0]]}),
+        ACROSS,
+        id="antimeridian-route",
+    ),
+    # -- areas past max_area_km2 (500,000 km²): a box of 10 degrees (about 1.1 million km² here)
     case("alfa", "POST", "/v1/zones", zone(area=box(65.0, 30.0, 75.0, 40.0)), "area", id="huge-zone"),
-    case("alfa", "POST", "/v1/zones", zone(area=box(-179.5, 10.0, 179.5, 10.5)), "area", id="antimeridian-the-long-way"),
     case("alfa", "POST", "/v1/checks", {"kind": "fires", "area": box(65.0, 30.0, 75.0, 40.0)}, "area", id="huge-check"),
     case("alfa", "POST", "/v1/aors", {"id": "a9", "area": box(65.0, 30.0, 75.0, 40.0), "freshness_s": 60}, "area", id="huge-aor"),
     case(
