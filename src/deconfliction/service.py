@@ -47,7 +47,7 @@ from deconfliction.engine.activities import (
 from deconfliction.engine.changes import Changed, PictureKey
 from deconfliction.engine.picture import Picture
 from deconfliction.engine.probes import ProbeWatch, Sighting, sightings
-from deconfliction.engine.rules import border, borders, check, reference_point, zone_applies
+from deconfliction.engine.rules import border, borders, check, zone_applies
 from deconfliction.errors import (
     AlreadyExists,
     DeconflictionError,
@@ -1153,7 +1153,8 @@ class Service:
         """What ``viewer`` may see inside ``box``, with the key that proves it was seen; under the reading lock."""
         p = self.picture
         shape = wrapped_box(box)  # a box widened by a kind's buffer may reach across the antimeridian
-        slots = p.positions.near(shape, LocalPlane(reference_point(shapely.box(*box))), 0.0)
+        centre = LatLon((box[1] + box[3]) / 2, (box[0] + box[2]) / 2)  # the box's own, not its two parts'
+        slots = p.positions.near(shape, LocalPlane(centre), 0.0)
         inside = slots[in_envelope(p.positions.lon[slots], p.positions.lat[slots], box)]
         placed = [p.positions.value(slot) for slot in inside[:LOOK_LIMIT].tolist()]
         assets = [self._show_asset(asset, report, viewer) for asset, report in placed]
