@@ -22,7 +22,7 @@ from shapely.geometry import LineString, MultiPolygon, Polygon
 
 from deconfliction import geo
 from deconfliction.errors import InvalidInput, InvalidPosition
-from deconfliction.geo import LatLon, LocalPlane
+from deconfliction.geo import PLANE_LATITUDE_LIMIT, LatLon, LocalPlane
 from tests.fuzz.invariants import holds_for
 
 GEOD = Geod(ellps="WGS84")
@@ -460,6 +460,40 @@ def test_local_plane_distance_between_any_two_points_is_within_its_error_bound(
     assume(true > 1.0)
     plane = LocalPlane(origin)
     assert abs(plane_distance(plane, a, b) / true - 1) <= plane.error_bound(extent_m)
+
+
+@PROPERTY
+@given(
+    lat=st.floats(min_value=80.0, max_value=PLANE_LATITUDE_LIMIT),
+    south=st.booleans(),
+    lon=st.floats(min_value=-179.0, max_value=179.0),
+    extent_m=st.floats(min_value=100.0, max_value=50_000.0),
+    az_a=st.floats(min_value=0.0, max_value=360.0),
+    az_b=st.floats(min_value=0.0, max_value=360.0),
+    fa=st.floats(min_value=0.0, max_value=1.0),
+    fb=st.floats(min_value=0.0, max_value=1.0),
+)
+def test_near_a_pole_the_bound_holds_up_to_its_limit_and_is_infinite_past_it(
+    lat: float, south: bool, lon: float, extent_m: float, az_a: float, az_b: float, fa: float, fb: float
+) -> None:
+    """Past 80° the meridians close in fast: the bound grows with them, and where the extent reaches past
+    the plane's limit no bound is claimed, so what is measured there is always found."""
+    origin = LatLon(-lat if south else lat, lon)
+    plane = LocalPlane(origin)
+    if not plane.holds(extent_m):
+        assert plane.error_bound(extent_m) == math.inf
+        return
+    a, b = destination(origin, az_a, fa * extent_m), destination(origin, az_b, fb * extent_m)
+    true = geo.geodesic_m(a, b)
+    assume(true > 1.0)
+    assert abs(plane_distance(plane, a, b) / true - 1) <= plane.error_bound(extent_m)
+
+
+def test_the_bound_of_many_extents_is_each_ones_bound() -> None:
+    plane = LocalPlane(LatLon(89.0, 20.0))
+    extents = np.array([100.0, 20_000.0, 50_000.0, 60_000.0])
+    assert plane.error_bound(extents).tolist() == [plane.error_bound(float(e)) for e in extents]
+    assert plane.error_bound(60_000.0) == math.inf  # 89° + 0.54°: past the limit
 
 
 def test_local_plane_distance_from_origin_at_80_degrees_is_within_its_error_bound() -> None:

@@ -439,3 +439,21 @@ def test_coverage_gaps_are_those_of_polygon_arithmetic_on_the_plane(
     if uncovered.area > UNCOVERED_AREA_M2:
         expected.append(("no_aor", None))
     assert [(g.reason, g.aor) for g in check(p, query, NOW, buffer_m).gaps] == expected
+
+
+def test_the_reach_to_an_uncertain_unit_widens_its_uncertainty_with_the_buffer() -> None:
+    """The plane errs on the whole distance: 60° north, a unit 3 km uncertain is reached 3,200 m widened
+    by the plane's bound (the buffer by at least SAFETY_FACTOR), not 200 m widened and 3,000 m as they are."""
+    area = search_area(CheckQuery("p", CheckKind.GROUND, Point(10.0, 60.0), Window(NOW, NOW)), 200.0)
+    bound = area.plane.error_bound(3_200 * 1.01)
+    assert area.reach_for(np.array([3_000.0])).tolist() == [200 * max(SAFETY_FACTOR, 1 + bound) + 3_000 * (1 + bound)]
+    assert area.reach_for(np.array([3_000.0]))[0] > area.reach + 3_000.0
+
+
+def test_near_a_pole_a_unit_whose_uncertainty_reaches_past_the_plane_is_never_cleared_by_it() -> None:
+    """At 89.2°, a unit 50 km uncertain reaches past 89.5°, where the plane has no bound: nothing the
+    plane measures clears it, and the other units near the check keep their own reach."""
+    area = search_area(CheckQuery("p", CheckKind.GROUND, Point(10.0, 89.2), Window(NOW, NOW)), 200.0)
+    precise, vague = area.reach_for(np.array([10.0, 50_000.0])).tolist()
+    assert vague == float("inf")
+    assert precise == area.reach_for(np.array([10.0])).tolist()[0] < 400.0

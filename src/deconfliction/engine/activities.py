@@ -121,9 +121,9 @@ def reaches_point(activity: Activity, buffer_m: float, point: LatLon, uncertaint
     for volume in activity.volumes:
         area = search_area(volume_query(activity.party, activity.kind, volume), buffer_m)
         x, y = area.plane.xy(np.array([point.lon]), np.array([point.lat]))
-        gap = shapely.distance(area.q_xy, Point(float(x[0]), float(y[0]))) - uncertainty_m
-        if gap <= area.reach:
-            d = max(0.0, gap - volume.radius_m)
+        gap = shapely.distance(area.q_xy, Point(float(x[0]), float(y[0])))
+        if gap <= area.reach_for(np.array(uncertainty_m)):
+            d = max(0.0, gap - uncertainty_m - volume.radius_m)
             nearest = d if nearest is None else min(nearest, d)
     return nearest
 
@@ -138,7 +138,7 @@ def reaches_zone(activity: Activity, buffer_m: float, zone: Zone) -> bool:
             continue
         area = search_area(query, buffer_m)
         shape = area.plane.project(zone.geometry)
-        if shapely.distance(area.q_xy, shape) - zone.width_m / 2 <= area.reach:
+        if shapely.distance(area.q_xy, shape) <= area.reach_for(np.array(zone.width_m / 2)):
             return True
     return False
 

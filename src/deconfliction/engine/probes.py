@@ -100,13 +100,13 @@ def sightings(picture: Picture, query: CheckQuery, buffer_m: float, near_m: floa
     area = search_area(query, buffer_m)
     index = picture.hidden_positions
     beyond = max(2.0 * area.reach, near_m)
-    slots, distances = measure(area, index, index.near(query.geometry, area.plane, area.reach + beyond), area.reach + beyond)
+    slots, distances, reaches = measure(area, index, index.near(query.geometry, area.plane, area.reach + beyond), beyond)
     place = (round(area.reference.lat, 4), round(area.reference.lon, 4), round(area.reach))
     found: list[Sighting] = []
     # A point check on each asset's plane, for all of them in one pass; an area is projected for each.
     xs, ys = offsets_m(index.lat[slots], index.lon[slots], area.reference)
-    uncertainties = index.uncertainty_m[slots]
-    for slot, d, uncertainty, x, y in zip(*(a.tolist() for a in (slots, distances, uncertainties, xs, ys)), strict=True):
+    reaches -= beyond  # each asset's own reach: the check's
+    for slot, d, reach, x, y in zip(*(a.tolist() for a in (slots, distances, reaches, xs, ys)), strict=True):
         asset, report = index.value(slot)
         if asset.party == query.asker:
             continue
@@ -114,10 +114,10 @@ def sightings(picture: Picture, query: CheckQuery, buffer_m: float, near_m: floa
             continue  # a grant opened it: the asker sees it, there is nothing to probe
         point = report.point
         shape = (x, y) if area.q_xy is PLANE_ORIGIN else LocalPlane(point).project(query.geometry)
-        hit = d - uncertainty <= area.reach
-        near = d - uncertainty <= area.reach + near_m
+        hit = d <= reach
+        near = d <= reach + near_m
         who = (query.asker, asset.party, asset.id, asset.kind.value, asset.name)
-        found.append(Sighting(*who, point, at, hit, shape, area.reach + uncertainty, d, near, place))
+        found.append(Sighting(*who, point, at, hit, shape, reach, d, near, place))
     return found
 
 

@@ -101,11 +101,30 @@ class SearchArea:
     plane: LocalPlane
     q_xy: BaseGeometry  # the query's geometry on the plane
     radius: float  # how far q_xy reaches from the plane's origin (0 for a point), metres
-    reach: float  # radius plus buffer, widened by the plane's error bound, metres
+    base: float  # the query's radius plus the buffer, metres
+    reach: float  # base widened by the plane's error bound, metres: reach_for(0)
     envelope: tuple[float, float, float, float]  # lon/lat box that holds the whole buffered area (may pass ±180°)
     # The envelope as a shape, its two boxes across the antimeridian (geo.wrapped_box): the shape indexes'
     # search and the coverage's tests, made once for all of them.
     box: BaseGeometry
+
+    def reach_for(self, beyond: np.ndarray) -> np.ndarray:
+        """The reach to shapes that extend ``beyond`` metres past what is measured of them (an asset's
+        uncertainty around its point, half a route's width around its line), for each.
+
+        The plane errs on the whole distance, so the part that ``beyond`` covers is widened by its
+        error bound too (the 0.5 % floor, ``SAFETY_FACTOR``, is the buffer's alone): widening the buffer
+        alone missed, 100 km from the pole, an asset 0.4 m inside it with 794 m of uncertainty
+        (tests/engine/test_index.py).
+        """
+        # One bound for all, the farthest-reaching shape's: the bound only grows with the extent, so it
+        # holds for each, at a third of the cost of one bound per shape (7 µs a check).
+        widest = self.base + (float(beyond.max()) if beyond.size else 0.0)
+        bound: float | np.ndarray = self.plane.error_bound(self.radius + widest * 1.01)
+        if math.isinf(bound):  # one shape reaches past the plane's limit: it is always found, the others as usual
+            bound = self.plane.error_bound(self.radius + (self.base + beyond) * 1.01)
+        reach: np.ndarray = self.base * np.maximum(SAFETY_FACTOR, 1 + bound) + beyond * (1 + bound)
+        return reach
 
 
 def search_area(query: CheckQuery, buffer_m: float) -> SearchArea:
@@ -125,9 +144,10 @@ def search_area(query: CheckQuery, buffer_m: float) -> SearchArea:
             "hold: it cannot be answered there",
             field="position" if isinstance(query.geometry, Point) else "area",
         )
-    reach = (query.radius_m + buffer_m) * max(SAFETY_FACTOR, 1 + plane.error_bound(extent))
+    base = query.radius_m + buffer_m
+    reach = base * max(SAFETY_FACTOR, 1 + plane.error_bound(extent))
     envelope = degrees_envelope(bounds, reach + 1.0)
-    return SearchArea(ref, plane, q_xy, radius, reach, envelope, wrapped_box(envelope))
+    return SearchArea(ref, plane, q_xy, radius, base, reach, envelope, wrapped_box(envelope))
 
 
 def check(picture: Picture, query: CheckQuery, now: datetime, buffer_m: float) -> CheckResult:
@@ -186,7 +206,7 @@ def _assets(
     position inside the buffer makes a gap, not a conflict and not a clear.
     """
     index = picture.positions
-    slots, distances = measure(area, index, index.near(query.geometry, area.plane, area.reach), area.reach)
+    slots, distances, _ = measure(area, index, index.near(query.geometry, area.plane, area.reach))
     for slot, d in zip(slots.tolist(), distances.tolist(), strict=True):
         asset, report = index.value(slot)
         finding = Finding(
@@ -204,21 +224,25 @@ def _assets(
             conflicts.append(finding)
 
 
-def measure(area: SearchArea, index: PointIndex[K, V], slots: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray]:
-    """Of the candidate ``slots``, those whose point, less its uncertainty, lies within ``reach`` of the query; with
-    their distances, metres. The check's own test, and the probe watch's at its wider reach."""
+def measure(
+    area: SearchArea, index: PointIndex[K, V], slots: np.ndarray, further_m: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of the candidate ``slots``, those whose point lies within the reach for its uncertainty (and ``further_m``
+    beyond it) of the query; with their distances and those reaches, metres. The check's own test, and the probe
+    watch's farther out."""
     if not len(slots):
-        return slots, np.empty(0)
+        return slots, np.empty(0), np.empty(0)
     xs, ys = area.plane.xy(index.lon[slots], index.lat[slots])
     distances = np.hypot(xs, ys)  # from the origin: the checked point itself, or the area's reference
+    reaches = area.reach_for(index.uncertainty_m[slots]) + further_m
     if area.q_xy is not PLANE_ORIGIN:
         # An area lies within its radius of the origin, so what is farther than the reach beyond that
         # cannot be within it: GEOS measures only the others (a third of them for a 1 km square).
-        near = distances - index.uncertainty_m[slots] - area.radius <= reach
-        slots, xs, ys = slots[near], xs[near], ys[near]
+        near = distances <= area.radius + reaches
+        slots, xs, ys, reaches = slots[near], xs[near], ys[near], reaches[near]
         distances = shapely.distance(area.q_xy, shapely.points(xs, ys))
-    within = distances - index.uncertainty_m[slots] <= reach
-    return slots[within], distances[within]
+    within = distances <= reaches
+    return slots[within], distances[within], reaches[within]
 
 
 def _zones(picture: Picture, query: CheckQuery, area: SearchArea, conflicts: list[Finding]) -> None:
@@ -245,22 +269,21 @@ def _zones(picture: Picture, query: CheckQuery, area: SearchArea, conflicts: lis
         # One search box for all, wide enough for the widest route among them.
         env = degrees_envelope(query.geometry.bounds, area.reach + float(half_widths.max()) + 1.0)
         parts[large] = shapely.intersection(parts[large], wrapped_box(env))
-    distances = shapely.distance(area.q_xy, area.plane.project_all(parts)) - half_widths
-    for zone, d in zip(candidates, distances.tolist(), strict=True):
-        if math.isnan(d):  # nothing of the zone inside its search box
-            continue
-        d = max(0.0, d)
-        if d <= area.reach:
-            conflicts.append(
-                Finding(
-                    party=zone.party,
-                    object=zone.kind.value,
-                    id=zone.id,
-                    name=zone.name,
-                    disclosure=zone.disclosure,
-                    distance_m=max(0.0, d - query.radius_m),
-                )
+    distances = shapely.distance(area.q_xy, area.plane.project_all(parts))
+    # NaN (nothing of the zone inside its search box) is within no reach.
+    apart = distances - half_widths - query.radius_m
+    for i in np.flatnonzero(distances <= area.reach_for(half_widths)).tolist():
+        zone = candidates[i]
+        conflicts.append(
+            Finding(
+                party=zone.party,
+                object=zone.kind.value,
+                id=zone.id,
+                name=zone.name,
+                disclosure=zone.disclosure,
+                distance_m=max(0.0, float(apart[i])),
             )
+        )
 
 
 def _inside(bounds: tuple[float, float, float, float], envelope: tuple[float, float, float, float]) -> bool:
