@@ -175,12 +175,12 @@ def write_snapshot_said(service: Service, path: Path) -> None:
     print(f"snapshot of the log's first {made.size:,} entries written to {path} in {took:.1f} s", file=sys.stderr, flush=True)
 
 
-def create_app(service: Service, tak: Sequence[Listener] = (), snapshot: Path | None = None) -> FastAPI:
+def create_app(service: Service, tak: Sequence[Listener] = (), snapshot: Path | None = None, owns_store: bool = False) -> FastAPI:
     """The HTTP API for ``service``; OpenAPI at ``/openapi.json`` and ``/docs``; with ``tak``, the TAK gateway's listeners.
 
     With ``snapshot``, the picture is written there as the app stops (the last step of its shutdown:
     nothing is written or followed any more), for the node's next start, and by a second process
-    every ``snapshot_every_s`` meanwhile.
+    every ``snapshot_every_s`` meanwhile. With ``owns_store``, the app closes the service's store last.
     """
 
     @asynccontextmanager
@@ -207,6 +207,8 @@ def create_app(service: Service, tak: Sequence[Listener] = (), snapshot: Path | 
                 await snapshotter
         if snapshot is not None:
             await run_in_threadpool(write_snapshot_said, service, snapshot)
+        if owns_store:
+            service.store.close()
 
     app = FastAPI(
         lifespan=lifespan,

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -27,12 +27,9 @@ from deconfliction.ledger.heads import public_key_hex
 from deconfliction.ledger.verify import Entry, stored_entries, verify_record
 from deconfliction.model import activity_ref, check_time
 from deconfliction.report import build_report, entries
-from deconfliction.service import ROOT, SWITCH_INTERVAL_S, Service
+from deconfliction.service import ROOT, Service
 from deconfliction.settings import Settings, settings_table
 from deconfliction.stores import default_snapshot, display_name, open_store
-
-if TYPE_CHECKING:
-    from deconfliction.tak.gateway import Listener
 
 app = typer.Typer(help="deconflict: check every activity against every party's picture.", no_args_is_help=True)
 party_app = typer.Typer(help="Parties (admin).", no_args_is_help=True)
@@ -118,21 +115,6 @@ def _local(db: str, party: str | None) -> LocalClient:
     return LocalClient(Service(open_store(db), settings=Settings.from_env()), party)
 
 
-SHUTDOWN_GRACE_S = 5
-FULL_COLLECTION_EVERY = 1000
-"""Collections of the collector's middle generation between two full ones, in a server (Python's default: 10).
-A full collection walks every object made since start-up that lives on (at a million assets, chiefly the probe
-watch's trails: 230,000 objects after forty seconds under wrk), and stalled the event loop for 70 to 90 ms,
-three times in the first ten seconds (then more rarely, as what it walks grows, each walk dearer). With this,
-no stall over 24 ms in forty seconds, and the p99 of HTTP checks 57 to 47 ms over those forty seconds (77 to
-101 against 58 to 72 ms in runs of ten). Young cyclic garbage is still collected as often as before."""
-KEEP_ALIVE_S = 75
-"""How long an idle connection is kept open. uvicorn's 5 s loses a request from any client that reuses a
-connection every 5 s or so (a console polling, a device reporting): it arrives as the server closes the
-connection, and gets no answer (the soak test caught it). 75 s, as nginx, is longer than a load
-balancer's usual idle timeout (60 s), so the balancer, not the node, closes first."""
-
-
 @app.command()
 def init(
     db: Annotated[str, typer.Option("--db", help="Where to create the store: a SQLite file path or a postgresql:// URL.")],
@@ -166,56 +148,6 @@ def migrate(
         _fail(exc)
 
 
-M_MMAP_THRESHOLD = -3
-"""glibc's ``mallopt`` parameter number for the mmap threshold (``<malloc.h>``)."""
-MMAP_THRESHOLD_BYTES = 128 * 1024
-"""glibc's own starting value: a block this large or larger gets a mapping of its own."""
-
-
-def fix_mmap_threshold() -> bool:
-    """Hold glibc's mmap threshold at its starting value for the rest of the process; False off glibc.
-
-    glibc raises the threshold (up to 32 MiB) each time a mapped block is freed. After that, the
-    arrays that grow by reallocation for as long as a server runs (the change log's, the probe
-    watch's) are moved about the heap as they grow, and the holes they leave between other blocks are
-    never handed back: in a soak the heap's free memory went from 2 to 11 MiB in 7 minutes while the
-    objects in use stayed flat (docs/reliability.md, "Soaked"). Held, a large block grows in its own
-    mapping (mremap) and goes back to the system when freed. No library wraps ``mallopt``; ctypes is
-    the standard way in.
-    """
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except AttributeError:  # not glibc (musl, macOS): their allocators have no such threshold to drift
-        return False
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
-
-
-def _serve(service: Service, host: str, port: int, tak: Sequence[Listener] = (), snapshot: Path | None = None) -> None:
-    import gc
-
-    import uvicorn
-
-    from deconfliction.app import create_app
-
-    fix_mmap_threshold()
-    # The picture is loaded and long-lived: move it out of the collector's generations so
-    # that garbage collection pauses do not grow with the number of assets. No collection
-    # first: a start makes next to no cyclic garbage (317 objects after a whole replay of a
-    # million assets, none from a snapshot), and finding it walked every object (1.4 s).
-    gc.freeze()
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
-    # Event streams never end by themselves: on shutdown, give open requests a few seconds, then close them.
-    app = create_app(service, tak, snapshot)  # written as the app stops
-    uvicorn.run(
-        app, host=host, port=port, log_level="info", timeout_keep_alive=KEEP_ALIVE_S, timeout_graceful_shutdown=SHUTDOWN_GRACE_S
-    )
-
-
 def _settings(**flags: Any) -> Settings:
     try:
         return Settings.from_env(**flags)
@@ -241,11 +173,15 @@ def serve(
     ] = None,
     snapshot: Snapshot = None,
     no_snapshot: NoSnapshot = False,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Processes answering on the one port, each with the whole picture (docs/deployment.md).")
+    ] = 1,
 ) -> None:
     """Run the HTTP API (OpenAPI at /docs) on a store, and the TAK gateway's listeners if asked (docs/tak.md).
 
     The node starts from its snapshot and the log after it, and writes a new one as it stops (docs/deployment.md).
     """
+    from deconfliction import serving
     from deconfliction.tak.gateway import Listener, check_parties
 
     try:
@@ -253,6 +189,9 @@ def serve(
         if tak_tls is not None:
             listeners.append(Listener.parse(str(tak_tls), "tls"))
         kept = _snapshot_path(db, snapshot, no_snapshot)
+        if workers > 1:
+            _serve_workers(db, host, port, workers, kept, bool(listeners))
+            return
         service = Service(open_store(db), settings=_settings(), snapshot=kept)
     except DeconflictionError as exc:
         _fail(exc)
@@ -265,7 +204,23 @@ def serve(
         err.print(f"picture from the snapshot at {kept} (the log's first {service.from_snapshot:,} entries) and the log since")
     err.print(f"deconfliction on http://{host}:{port}  (API docs at /docs), store {display_name(db)}")
     with closing(service.store):
-        _serve(service, host, port, listeners, kept)
+        serving.serve(service, host, port, listeners, kept)
+
+
+def _serve_workers(db: str, host: str, port: int, workers: int, snapshot: Path | None, tak: bool) -> None:
+    """``serve --workers N``: the store and settings checked here, once, then the workers started."""
+    from deconfliction import serving
+
+    if tak:
+        raise InvalidInput(
+            "the TAK gateway's listeners run in one process: serve them with --workers 1 (on another --port), "
+            "on the same store, beside this server",
+            field="--workers",
+        )
+    _settings()
+    open_store(db).close()  # a store that cannot be opened is said here once, not by every worker
+    err.print(f"deconfliction on http://{host}:{port} in {workers} workers  (API docs at /docs), store {display_name(db)}")
+    serving.serve_workers(db, host, port, workers, snapshot)
 
 
 @app.command("snapshot")
@@ -330,7 +285,9 @@ def demo(
         for who, made in tokens.items():
             err.print(f"  {who:8} token: {made}", highlight=False)
         if not no_serve:
-            _serve(service, host, port)
+            from deconfliction import serving
+
+            serving.serve(service, host, port)
 
 
 @party_app.command("create")

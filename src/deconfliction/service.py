@@ -264,6 +264,7 @@ class Service:
         # readers (checks, lists) only need the picture not to change under them, so a
         # writer holds the reading lock just while it applies, in short chunks.
         self._writing = threading.RLock()
+        self._write_depth = 0  # how deep the thread holding the writing lock holds it (see _write_turn)
         self._reading = threading.RLock()
         # A check waiting for the picture goes before a batch's next chunk: Python's locks are not fair, and the
         # batch's thread, holding the interpreter, would take the reading lock straight back chunk after chunk.
@@ -312,8 +313,9 @@ class Service:
 
         Writes and checks wait meanwhile (at a million assets, about 20 s): a node does it as it stops.
         """
-        with self._writing, self._reading:
-            size = len(self.store.tree)
+        with self._write_turn(), self._reading:
+            settled = getattr(self.store, "settled", None)  # a record may have read others' entries meanwhile
+            size = len(self.store.tree) if settled is None else settled()
             made = snapshots.Snapshot(size, self.store.tree.root(size), (self.picture, self._tokens))
             snapshots.write(path, made, self._signing_key())
         return made
@@ -342,20 +344,33 @@ class Service:
         return seqs
 
     def catch_up(self) -> int:
-        """Apply what other nodes on the same database wrote since this node last read; how many events.
+        """Apply what other nodes (or processes) on the same store wrote since this node last read; how many events."""
+        with self._writing:
+            return self._follow()
 
-        Under the writing lock, as this node's own writes are applied: a write here is then
-        validated against everything before it, or refused by the store as behind.
-        """
+    @contextmanager
+    def _write_turn(self) -> Iterator[None]:
+        """The writing lock, the picture first brought up to what other nodes wrote: a write is then validated
+        against the whole log before it, or refused by the store as behind if another node writes in between."""
+        with self._writing:
+            self._write_depth += 1
+            try:
+                if self._write_depth == 1:
+                    self._follow()
+                yield
+            finally:
+                self._write_depth -= 1
+
+    def _follow(self) -> int:
+        """:meth:`catch_up`, the writing lock held."""
         follow = getattr(self.store, "catch_up", None)
         if follow is None:
-            return 0  # a store of one node (SQLite, memory): nothing to follow
-        with self._writing:
-            events = follow()
+            return 0  # a store in memory: one node, nothing to follow
+        events = follow()
+        if events:
             with self._reading:
                 for event in events:
                     self._apply(event)
-        if events:
             self.feed.publish()
         return len(events)
 
@@ -418,7 +433,7 @@ class Service:
             name=check_name(body["name"], "name"),
             stale_after_s=parse_duration_s(body.get("stale_after_s", self.settings.stale_after_s), "stale_after_s"),
         )
-        with self._writing:
+        with self._write_turn():
             if party.id in self.picture.parties:
                 raise AlreadyExists(f"party {party.id!r} exists already", field="id")
             self._commit([ev.party_event(party, self.clock.now(), caller.party)])
@@ -447,7 +462,7 @@ class Service:
             raise NotFound(f"there is no party {party!r}", field="party")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         data = {"hash": hash_token(token), "party": party, "role": chosen.value}
-        with self._writing:
+        with self._write_turn():
             self._commit([Event("token.created", self.clock.now(), caller.party, data)])
         return token
 
@@ -462,7 +477,7 @@ class Service:
             raise NotFound("this service holds no such token (revoked already, or never made)", field="token")
         self.require_admin(caller, held.party)
         data = {"hash": digest, "party": held.party, "role": held.role.value}
-        with self._writing:
+        with self._write_turn():
             self._commit([Event("token.revoked", self.clock.now(), caller.party, data)])
         return {"revoked": True, "party": held.party, "role": held.role.value}
 
@@ -475,7 +490,7 @@ class Service:
         if party not in self.picture.parties:
             raise NotFound(f"there is no party {party!r}", field="party")
         territory = Territory(party, parse_geojson(area, "area", AREA_TYPES))
-        with self._writing:
+        with self._write_turn():
             self._commit([ev.territory_event(territory, self.clock.now(), caller.party)])
         return {"party": party, "area": to_geojson(territory.geometry), "picture_version": self.picture.version}
 
@@ -497,7 +512,7 @@ class Service:
             name=check_name(body.get("name") or body["id"], "name"),
             disclosure=check_enum(Disclosure, body.get("disclosure", self._default_disclosure(party)), "disclosure"),
         )
-        with self._writing:
+        with self._write_turn():
             if asset.key in self.picture.assets:
                 raise AlreadyExists(f"{party} has an asset {asset.id!r} already", field="id")
             now = self.clock.now()
@@ -582,7 +597,7 @@ class Service:
         if len(bodies) > self.settings.max_batch:
             raise InvalidInput(f"{len(bodies)} reports is more than the {self.settings.max_batch} allowed at once", field=field)
         allowed = ("asset", "position", "time", "uncertainty_m", "stale_after_s", "how")
-        with self._writing:
+        with self._write_turn():
             now = self.clock.now()
             reports: list[Report] = []
             assets: list[Asset] = []
@@ -648,7 +663,7 @@ class Service:
 
     def withdraw_asset(self, caller: Caller, asset_id: str) -> dict[str, Any]:
         party = self._liaison(caller)
-        with self._writing:
+        with self._write_turn():
             asset = self._own_asset(party, asset_id, "id")
             self._commit([ev.withdrawal_event("asset.withdrawn", party, asset.id, self.clock.now(), asset.disclosure)])
         return {"withdrawn": asset.id, "picture_version": self.picture.version}
@@ -656,7 +671,7 @@ class Service:
     def withdraw_position(self, caller: Caller, asset_id: str) -> dict[str, Any]:
         """The asset's position no longer holds (a site moved away, a unit's report was wrong)."""
         party = self._liaison(caller)
-        with self._writing:
+        with self._write_turn():
             asset = self._own_asset(party, asset_id, "id")
             self._commit([ev.withdrawal_event("position.withdrawn", party, asset.id, self.clock.now(), asset.disclosure)])
         return {"withdrawn": f"{asset.id} position", "picture_version": self.picture.version}
@@ -713,7 +728,7 @@ class Service:
             raise Forbidden(f"a liaison of {party} sets only its own party's default", field="party")
         body = _fields(body, "", ("disclosure",), ("disclosure",))
         level: Disclosure = check_enum(Disclosure, body["disclosure"], "disclosure")
-        with self._writing:
+        with self._write_turn():
             self._commit([Event("party.defaults", self.clock.now(), party, {"party": party, "disclosure": level})])
             return self._show_party(self.picture.parties[party])
 
@@ -732,13 +747,13 @@ class Service:
         if level is Disclosure.HIDDEN:
             raise InvalidInput("a grant opens: exact or coarse; withdraw it to close again", field="level")
         data = {"party": party, "grantee": grantee, "what": body["what"], "level": level}
-        with self._writing:
+        with self._write_turn():
             self._commit([Event("grant.given", self.clock.now(), party, data)])
         return {k: str(v) for k, v in data.items()}
 
     def withdraw_grant(self, caller: Caller, grantee: str, what: str) -> dict[str, Any]:
         party = self._liaison(caller)
-        with self._writing:
+        with self._write_turn():
             if (party, grantee, what) not in self.picture.grants:
                 raise NotFound(f"{party} has granted {grantee!r} nothing on its {what!r}", field="grantee")
             data = {"party": party, "grantee": grantee, "what": what}
@@ -801,7 +816,7 @@ class Service:
             disclosure=check_enum(Disclosure, body.get("disclosure", self._default_disclosure(party)), "disclosure"),
             name=check_name(body.get("name") or body["id"], "name"),
         )
-        with self._writing:
+        with self._write_turn():
             if zone.key in {k for k, _ in self.picture.zones}:
                 raise AlreadyExists(f"{party} has a zone {zone.id!r} already", field="id")
             now = self.clock.now()
@@ -854,7 +869,7 @@ class Service:
 
     def withdraw_zone(self, caller: Caller, zone_id: str) -> dict[str, Any]:
         party = self._liaison(caller)
-        with self._writing:
+        with self._write_turn():
             zone = self.picture.zones.get((party, zone_id))
             if zone is None:
                 raise NotFound(f"{party} has no zone {zone_id!r}", field="id")
@@ -870,7 +885,7 @@ class Service:
             geometry=self._area(body["area"], "area", AREA_TYPES),
             freshness_s=parse_duration_s(body["freshness_s"], "freshness_s"),
         )
-        with self._writing:
+        with self._write_turn():
             if self.picture.aors.get(aor.key) is not None:
                 raise AlreadyExists(f"{party} has an AOR {aor.id!r} already", field="id")
             self._commit([ev.aor_event(aor, self.clock.now())])
@@ -879,7 +894,7 @@ class Service:
     def confirm_aor(self, caller: Caller, aor_id: str) -> dict[str, Any]:
         """The party states that its picture in this AOR is complete as of now."""
         party = self._liaison(caller)
-        with self._writing:
+        with self._write_turn():
             if self.picture.aors.get((party, aor_id)) is None:
                 raise NotFound(f"{party} has no AOR {aor_id!r}", field="aor")
             self._commit([ev.withdrawal_event("aor.confirmed", party, aor_id, self.clock.now())])
@@ -1239,7 +1254,7 @@ class Service:
         body = _fields(body, "", ("id", "kind", "purpose", "volumes", "key"), ("kind", "purpose", "volumes"))
         kind: ActivityKind = check_enum(ActivityKind, body["kind"], "kind")
         purpose = check_text(body["purpose"], "purpose", 2000, "a purpose")
-        with self._writing:
+        with self._write_turn():
             now = self.clock.now()
             volumes = self._volumes(body["volumes"], now)
             activity_id = self._new_activity_id(party, body.get("id"))
@@ -1346,7 +1361,7 @@ class Service:
 
     def _answer_activity(self, caller: Caller, proposer: str, activity_id: str, objection: str | None) -> dict[str, Any]:
         party = self._liaison(caller)
-        with self._writing:
+        with self._write_turn():
             activity = self._visible_activity(party, proposer, activity_id, "id")
             if party not in activity.affected:
                 raise Forbidden(f"{party} proposed {activity.id!r}; only the parties it affects answer it", field="id")
@@ -1368,7 +1383,7 @@ class Service:
         party = self._liaison(caller)
         body = _fields(body, "", ("key", "override"))
         override = None if body.get("override") is None else check_text(body["override"], "override", 2000, "an override reason")
-        with self._writing:
+        with self._write_turn():
             activity = self._own_activity(party, activity_id, "id", proposer)
             if activity.state not in WAITING:
                 raise InvalidState(f"activity {activity.id!r} is {activity.state.value}; it cannot be activated", field="id")
@@ -1395,7 +1410,7 @@ class Service:
 
     def complete(self, caller: Caller, proposer: str, activity_id: str) -> dict[str, Any]:
         party = self._liaison(caller)
-        with self._writing:
+        with self._write_turn():
             activity = self._own_activity(party, activity_id, "id", proposer)
             if activity.state is not ActivityState.ACTIVE:
                 raise InvalidState(
@@ -1412,7 +1427,7 @@ class Service:
         party = self._liaison(caller)
         body = _fields(body or {}, "", ("reason",))
         reason = check_text(body.get("reason", "cancelled by the proposer"), "reason", 2000, "a reason")
-        with self._writing:
+        with self._write_turn():
             activity = self._own_activity(party, activity_id, "id", proposer)
             if activity.state.ended:
                 raise InvalidState(f"activity {activity.id!r} is {activity.state.value} already", field="id")
@@ -1458,7 +1473,7 @@ class Service:
 
     def tick(self) -> list[dict[str, Any]]:
         """Fire what the clock has made due: escalations, windows ended, AORs lapsed, probes seen. Run every ``tick_s``."""
-        with self._writing:
+        with self._write_turn():
             now = self.clock.now()
             events: list[Event] = []
             for activity in list(self.picture.activities.values()):

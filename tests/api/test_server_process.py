@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -60,6 +61,7 @@ class Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**clean_env(), **self.settings},
+                start_new_session=True,  # its group: the workers of --workers, the snapshot writer
             )
         deadline = time.monotonic() + TIMEOUT_S
         while time.monotonic() < deadline:
@@ -82,9 +84,9 @@ class Server:
         self.process = None
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown handler, no flush, no checkpoint."""
+        """SIGKILL to the server and every process it started: no shutdown handler, no flush, no checkpoint."""
         if self.process is not None and self.process.poll() is None:
-            self.process.kill()
+            os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=TIMEOUT_S)
         self.process = None
 

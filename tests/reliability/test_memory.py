@@ -1,4 +1,4 @@
-"""A server's large blocks go back to the system when freed (cli.fix_mmap_threshold, glibc only).
+"""A server's large blocks go back to the system when freed (serving.fix_mmap_threshold, glibc only).
 
 Each case runs in a fresh interpreter, so that the allocator starts as a server's does.
 """
@@ -13,7 +13,7 @@ import pytest
 
 PROGRAM = """
 import ctypes, sys
-from deconfliction.cli import fix_mmap_threshold
+from deconfliction.serving import fix_mmap_threshold
 
 class Mallinfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in

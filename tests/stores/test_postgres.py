@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from deconfliction.bench.servers import PostgisServer
 from deconfliction.cli import app
 from deconfliction.clock import ManualClock
-from deconfliction.errors import Behind, StoreError
+from deconfliction.errors import StoreError
 from deconfliction.model import Event
 from deconfliction.service import Service
 from deconfliction.stores import MemoryStore, default_snapshot, display_name, open_store
@@ -58,24 +58,6 @@ def test_restart_on_postgresql_restores_the_same_picture_and_answers(postgres_ur
         second.store.close()
 
 
-def test_a_node_follows_what_another_wrote_and_answers_with_it(postgres_url: str) -> None:
-    """Node B learns of node A's commit by notification, reads it by sequence number, and checks against it."""
-    a = Service(open_store(postgres_url), ManualClock(T0))
-    b = Service(open_store(postgres_url), ManualClock(T0))
-    try:
-        b.store.wait_for_writes(0.01)  # B listens from here on  # type: ignore[attr-defined]
-        _build(a)
-        assert b.store.wait_for_writes(5.0)  # type: ignore[attr-defined]
-        assert b.catch_up() == a.store.last_seq()
-        assert (b.summary(), b.assets(BLUE)) == (a.summary(), a.assets(BLUE))
-        assert b.check(BLUE, {"position": "34.5, 71.53", "kind": "fires"})["status"] == "conflict"
-        a.catch_up()  # A reads B's check record
-        assert a.store.tree.root() == b.store.tree.root()
-    finally:
-        a.store.close()
-        b.store.close()
-
-
 def test_a_node_that_starts_while_another_writes_applies_every_entry_once(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -101,24 +83,6 @@ def test_a_node_that_starts_while_another_writes_applies_every_entry_once(
     finally:
         a.store.close()
         b_store.close()
-
-
-def test_conflicting_writes_on_two_nodes_one_wins_the_other_asks_again(postgres_url: str) -> None:
-    """B has not read A's write: B's write is refused (503 behind) and changes nothing; caught up, it goes through."""
-    a, b = open_store(postgres_url), open_store(postgres_url)
-    try:
-        assert a.append([report("x", 1)]) == [1]
-        with pytest.raises(Behind) as refused:
-            b.append([report("y", 1)])
-        assert (refused.value.status, refused.value.retry_after_s) == (503, 1.0)
-        assert [e.seq for e in a.events()] == [1]
-        assert [e.data["asset"] for e in b.catch_up()] == ["x"]  # type: ignore[attr-defined]
-        assert b.append([report("y", 1)]) == [2]
-        assert a.catch_up()[0].data["asset"] == "y"  # type: ignore[attr-defined]
-        assert a.tree.root() == b.tree.root()
-    finally:
-        a.close()
-        b.close()
 
 
 def test_an_unreachable_database_is_a_store_error_without_the_password() -> None:

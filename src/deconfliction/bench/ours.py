@@ -243,9 +243,11 @@ LOAD_ENV = {"DECONFLICT_CHECK_RATE_PER_MIN": "0"}
 """A load test is not a party: no check budget."""
 
 
-def _spawn_serving(db: str, port: int, out: IO[bytes] | int, new_session: bool = False) -> subprocess.Popen[bytes]:
+def _spawn_serving(
+    db: str, port: int, out: IO[bytes] | int, new_session: bool = False, workers: int = 1
+) -> subprocess.Popen[bytes]:
     """``deconflict serve`` on ``db`` at ``port`` as a load test runs it, its output (both streams) to ``out``."""
-    command = [str(DECONFLICT), "serve", "--db", db, "--port", str(port)]
+    command = [str(DECONFLICT), "serve", "--db", db, "--port", str(port), "--workers", str(workers)]
     env = {**os.environ, **LOAD_ENV}
     return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=new_session, env=env)
 
@@ -265,22 +267,35 @@ def start_serving(db: str, port: int, log: Path, timeout_s: float = 120.0) -> su
 
 
 @contextmanager
-def server(path: Path, timeout_s: float = 600.0) -> Iterator[dict[str, Any]]:
-    """``deconflict serve`` on the store, on a free loopback port; yields url, pid, start-up seconds, RSS."""
+def server(path: Path, timeout_s: float = 600.0, workers: int = 1) -> Iterator[dict[str, Any]]:
+    """``deconflict serve`` on the store, on a free loopback port; yields url, pid, start-up seconds, RSS (of the
+    process started: with ``workers``, their supervisor's)."""
     port = free_port()
     started = time.perf_counter()
-    process = _spawn_serving(str(path), port, subprocess.DEVNULL, new_session=True)
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(url, process, timeout_s)
-        yield {"url": url, "pid": process.pid, "startup_s": time.perf_counter() - started, "rss_kib": rss_kib(process.pid)}
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
+    with tempfile.TemporaryFile("a+b") as log:  # appended to: the server's writes never land where this reads
+        process = _spawn_serving(str(path), port, log, new_session=True, workers=workers)
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+            wait_until_serving(url, process, timeout_s)
+            # The first worker up answers /healthz: wait for the others, or a load would be measured on fewer.
+            while _started_apps(log) < workers:
+                if time.perf_counter() - started > timeout_s:
+                    raise RuntimeError(f"only {_started_apps(log)} of the {workers} workers at {url} started")
+                time.sleep(0.05)
+            yield {"url": url, "pid": process.pid, "startup_s": time.perf_counter() - started, "rss_kib": rss_kib(process.pid)}
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+
+
+def _started_apps(log: IO[bytes]) -> int:
+    """How many processes have told, in the server's output so far, that their app started (uvicorn's line)."""
+    log.seek(0)
+    return log.read().count(b"Application startup complete.")
 
 
 _WRK_SCRIPT = """

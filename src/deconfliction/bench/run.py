@@ -31,6 +31,8 @@ from deconfliction.settings import Settings
 
 KINDS = (CheckKind.FIRES, CheckKind.AIR, CheckKind.GROUND, CheckKind.OTHER)
 AGREEMENT_SAMPLE = 500  # checks answered by every system and compared
+WORKERS = 2
+"""``serve --workers`` for the second HTTP measurement: one per core of the machine the figures are from."""
 
 
 def parse_size(text: str) -> int:
@@ -140,6 +142,11 @@ def bench_size(
             result["http_polygon_fires"] = ours.http_checks(
                 srv["url"], token, polygons, connections=connections, duration_s=http_s
             )
+        step(f"{size:,} assets: HTTP checks with wrk, {WORKERS} workers")
+        with ours.server(db, workers=WORKERS) as srv:
+            result["http_point_fires_workers"] = ours.http_checks(
+                srv["url"], token, fires, connections=connections, duration_s=http_s
+            ) | {"workers": WORKERS}
     result["memory_per_asset_b"] = None  # filled by run_bench against the empty server
 
     if alternatives:
@@ -276,6 +283,10 @@ def rows(results: dict[str, Any]) -> list[Row]:
         for shape in ("point", "polygon"):
             http = entry[f"http_{shape}_fires"]
             table.append(_row(n, f"HTTP {shape} fires, {http['connections']} clients", http, _rate(http["per_s"])))
+        if "http_point_fires_workers" in entry:  # runs before 2026-12-07 have none
+            http = entry["http_point_fires_workers"]
+            label = f"HTTP point fires, {http['connections']} clients, {http['workers']} workers"
+            table.append(_row(n, label, http, _rate(http["per_s"])))
         ing = entry["ingest_batched"]
         table.append(_row(n, f"ingest, batches of {ing['batch']}, durable", rate=_rate(ing["per_s"])))
         table.append(_row(n, "recorded fires checks (service), no load", ing["checks_quiet"]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from deconfliction.errors import Behind, StoreError
 from deconfliction.geo import Box
 from deconfliction.ledger.merkle import MerkleTree, leaf_hash
 from deconfliction.ledger.seal import Sealed, canonical_json, entry_bytes, parts_json, seal, unseal
@@ -294,11 +295,68 @@ def new_signing_key() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.generate()
 
 
+def only_records(events: Iterable[Event] | Iterable[Encoded]) -> bool:
+    """Whether a write holds records alone (checks, notices): it changes nothing in the picture, so nothing it says
+    depends on entries another node wrote meanwhile, and it may be numbered after them."""
+    return all(e.type in RECORD_ONLY for e in events)
+
+
+class Follower:
+    """A store's part in following the other nodes (processes) that write to the same log.
+
+    Their entries join this node's tree as they are read: when this node writes (its own come
+    after them) or catches up. The service applies them to its picture once :meth:`followed` hands
+    them over; until then a write that changes the picture is refused as behind, since it would
+    have been validated against a picture without them.
+    """
+
+    _tree: MerkleTree
+    _last: int  # the log's entries this node has read or written, all in its tree
+    _followed: list[Row]  # read, not yet handed to the service
+    _lock: threading.Lock  # the store's, held by every writer
+
+    def settled(self) -> int:
+        """How many of the log's first entries the service's picture has all of: the size a snapshot of it may
+        claim. Short of the tree's size while a record's write has read others' entries the picture lacks."""
+        with self._lock:
+            return self._followed[0].seq - 1 if self._followed else self._last
+
+    def _took(self, rows: Sequence[Row]) -> None:
+        """``rows``, read from the log after this node's last entry, join its tree."""
+        for r in rows:
+            if r.seq != self._last + 1:
+                raise StoreError(f"the log skips from entry {self._last} to {r.seq}; nothing was read past it")
+            self._tree.append(r.leaf)
+            self._last = r.seq
+        self._followed.extend(rows)
+
+    def followed(self) -> list[Event]:
+        """The other nodes' entries read since the last call that change the picture, in order; the caller holds the
+        store's lock. Their records (checks, notices) are left out: most of what they write, each one long to decode."""
+        rows, self._followed = self._followed, []
+        return [event_from_row(r.seq, r.type, r.time, r.party, r.data, r.sealed) for r in rows if r.type not in RECORD_ONLY]
+
+    def _refuse_behind(self, log_ends_at: int | None = None) -> None:
+        """Refuse a write that changes the picture while the picture lacks entries another node wrote."""
+        if self._followed or (log_ends_at is not None and log_ends_at != self._last):
+            ends = self._last if log_ends_at is None else log_ends_at
+            applied = self._followed[0].seq - 1 if self._followed else self._last
+            raise Behind(
+                f"another node wrote first (the log ends at {ends}, this node's picture has read to {applied}); "
+                "nothing was written: ask again in a moment"
+            )
+
+
 ROW_COLUMNS = "seq, type, time, party, subject, data, sealed, leaf"
 ROW_WIDTH = len(ROW_COLUMNS.split(","))
 """The columns of an event row, in :class:`Row`'s order."""
 EVENT_COLUMNS = "seq, type, time, party, data, sealed"
 """The columns :func:`event_from_row` takes."""
+
+
+def rows_after(mark: str) -> str:
+    """The query for every row after an entry (the parameter ``mark``), in order: what other nodes wrote."""
+    return f"SELECT {ROW_COLUMNS} FROM events WHERE seq > {mark} ORDER BY seq"
 
 
 class SqlReads:

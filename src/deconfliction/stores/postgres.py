@@ -22,9 +22,11 @@ that entry as well as those in ``latest``, so a ``latest`` behind the log costs 
 read, never a wrong picture; a GIS client reading it sees the positions of moments ago.
 
 Several nodes may serve from one database. A writer takes an exclusive lock on the log for
-its transaction; if another node wrote since this node last caught up, the write is refused
-(:class:`~deconfliction.errors.Behind`, 503, ask again) rather than numbered over what this
-node has not seen, so every write was validated against the whole log before it. Each commit
+its transaction; if another node wrote since this node last caught up, a write that changes
+the picture is refused (:class:`~deconfliction.errors.Behind`, 503, ask again) rather than
+numbered over what this node has not seen, so every write was validated against the whole log
+before it. A record (a check's, a notice) changes nothing in the picture: it is numbered after
+the entries the others wrote, which this node reads in the same transaction. Each commit
 notifies the others (``NOTIFY deconfliction``); a node waits for that
 (:meth:`PostgresStore.wait_for_writes`) and reads what it missed by sequence number
 (:meth:`PostgresStore.catch_up`), so a lost notification delays a node, never skips a write.
@@ -44,7 +46,7 @@ import shapely.geometry
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from deconfliction.errors import Behind, StoreError
+from deconfliction.errors import StoreError
 from deconfliction.geo import Box
 from deconfliction.ledger.merkle import MerkleTree
 from deconfliction.model import Event
@@ -55,13 +57,17 @@ from deconfliction.stores.base import (
     RECORD_ONLY,
     ROW_COLUMNS,
     SUPERSEDED,
+    Encoded,
+    Follower,
     GroupCommit,
     Row,
     SqlReads,
     encode,
     event_from_row,
     new_signing_key,
+    only_records,
     placed,
+    rows_after,
 )
 
 SCHEMA_VERSION = 3
@@ -122,7 +128,7 @@ LOAD_BATCH = 10_000
 log = logging.getLogger(__name__)
 
 
-class PostgresStore(SqlReads):
+class PostgresStore(SqlReads, Follower):
     """``PostgresStore("postgresql://user:password@host:5432/db")``: the event log in PostgreSQL.
 
     Every write is durable as PostgreSQL makes it (``synchronous_commit`` on, its default). A check's
@@ -165,6 +171,7 @@ class PostgresStore(SqlReads):
                 raise StoreError(f"cannot open the store at {self._name}: {exc}") from exc
             raise
         self._last = len(self._tree)
+        self._followed: list[Row] = []
         self._latest = LatestKeeper(url)
         if through is None or through[0] < self._last:  # a node stopped before its keeper caught up (killed, say)
             self._latest.nudge()
@@ -206,9 +213,11 @@ class PostgresStore(SqlReads):
 
     def _append(self, events: Sequence[Event], synced: bool) -> list[int]:
         encoded = encode(events)  # before the lock: a record waiting behind a large write waits for its insert alone
+        records = only_records(encoded)
         with self._lock:
             self._open_or_fail()
-            rows = placed(encoded, self._last + 1)
+            if not records:
+                self._refuse_behind()
             for attempt in (1, 2):
                 committing = False
                 try:
@@ -216,7 +225,7 @@ class PostgresStore(SqlReads):
                     with db.transaction():
                         if not synced:  # flushed by PostgreSQL's WAL writer moments later, or by the next synced commit
                             db.execute("SET LOCAL synchronous_commit TO OFF")
-                        self._write(db, rows, events)
+                        rows = self._write(db, encoded, records, events)
                         committing = True
                     break
                 except psycopg.OperationalError as exc:
@@ -234,33 +243,33 @@ class PostgresStore(SqlReads):
         self._latest.nudge()
         return [r.seq for r in rows]
 
-    def _write(self, db: psycopg.Connection[Any], rows: Sequence[Row], events: Sequence[Event]) -> None:
+    def _write(
+        self, db: psycopg.Connection[Any], encoded: Sequence[Encoded], records: bool, events: Sequence[Event]
+    ) -> list[Row]:
         # One writer at a time across every node on the database; readers are not blocked.
         db.execute("LOCK TABLE events IN EXCLUSIVE MODE")
         row = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
-        if row is not None and int(row[0]) < self._last:
+        ends = 0 if row is None else int(row[0])
+        if ends < self._last:
             raise StoreError(
-                f"the database holds {row[0]} entries, fewer than the {self._last} this node has read: it "
+                f"the database holds {ends} entries, fewer than the {self._last} this node has read: it "
                 "lost acknowledged writes (a failover to a standby that was behind?). Nothing was written; "
                 "compare the signed heads (deconflict ledger verify), then restart the nodes"
             )
-        if row is None or int(row[0]) != self._last:
-            raise Behind(
-                f"another node wrote first (the log ends at {row[0] if row else '?'}, this node has read "
-                f"to {self._last}); nothing was written: ask again in a moment"
-            )
+        if ends != self._last:  # another node wrote first: its entries, for the picture and to number after them
+            self._took([Row(*r) for r in db.execute(rows_after(self.MARK), (self._last,))])
+            if not records:
+                self._refuse_behind(ends)
+        rows = placed(encoded, self._last + 1)
         write_rows(db, rows, events)
         db.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(rows[-1].seq)))  # sent at commit
+        return rows
 
     def catch_up(self) -> list[Event]:
         """What other nodes wrote since this node last read, in order; their leaves join this node's tree."""
         with self._lock:
-            query = f"SELECT {ROW_COLUMNS} FROM events WHERE seq > %s ORDER BY seq"
-            rows = [Row(*row) for row in self._read(query, (self._last,))]
-            for r in rows:
-                self._tree.append(r.leaf)
-            self._last += len(rows)
-        return [event_from_row(r.seq, r.type, r.time, r.party, r.data, r.sealed) for r in rows]
+            self._took([Row(*row) for row in self._read(rows_after(self.MARK), (self._last,))])
+            return self.followed()
 
     def wait_for_writes(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` for another commit's notification (or :meth:`wake_followers`); whether one came."""

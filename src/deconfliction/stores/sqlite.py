@@ -34,12 +34,16 @@ from deconfliction.stores.base import (
     ROW_WIDTH,
     SUPERSEDED,
     Encoded,
+    Follower,
     GroupCommit,
+    Row,
     SqlReads,
     encode,
     event_from_row,
     new_signing_key,
+    only_records,
     placed,
+    rows_after,
 )
 
 SCHEMA_VERSION = 2
@@ -91,9 +95,12 @@ syncs them, so that one disk sync serves the records of many checks, not one or 
 record made the event loop's own work dearer (the engine's part of a check took 378 rather than 213 µs of
 its CPU time at 10k assets: a sync thread waking for every record, and each sync, cost the loop's thread
 too), and the server answered 880 rather than 1,180 checks a second (docs/reliability.md)."""
+FOLLOW_POLL_S = 0.005
+"""How often a node looks whether another process committed to its file (SQLite tells no one of a commit):
+the most a write by another worker or a command on the same store waits before this node's picture has it."""
 
 
-class SQLiteStore(SqlReads):
+class SQLiteStore(SqlReads, Follower):
     """``SQLiteStore("picture.db")``: the event log in one file.
 
     WAL mode. A commit is in the file, so it survives the process being killed, as soon as it
@@ -101,6 +108,11 @@ class SQLiteStore(SqlReads):
     cut. A check's record may be answered on the commit alone (``append_grouped(..., synced=False)``):
     the sync thread syncs it a moment later, so that a slow disk sync (this machine's disk
     stalls for up to 0.8 s at times) never holds up an answer.
+
+    Other processes may write to the same file (the workers of ``deconflict serve --workers``, a
+    command run with ``--db`` while a server runs): each entry's sequence number is the log's
+    primary key, so a write placed after entries another process wrote meanwhile fails whole, and
+    this store reads theirs first (:class:`Follower`; :meth:`wait_for_writes` notices them).
     """
 
     MARK = "?"
@@ -118,6 +130,12 @@ class SQLiteStore(SqlReads):
         self._sync_failed: str | None = None
         self._committed = threading.Event()  # wakes the sync thread: a commit no caller waits to see synced
         self._closing = threading.Event()
+        self._followed: list[Row] = []
+        self._seen_version: int | None = None  # the file's data_version when the writer last read the others' entries
+        self._shared = False  # whether another process has written to the file since this store opened it
+        self._waking = threading.Event()
+        self._following = threading.Lock()  # the follower's connection, used by one wait at a time
+        self._follower: sqlite3.Connection | None = None
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -194,29 +212,121 @@ class SQLiteStore(SqlReads):
     def _commit_holding_lock(self, encoded: Sequence[Encoded]) -> list[int]:
         if self._sync_failed is not None:
             raise StoreError(self._sync_failed)
-        rows = placed(encoded, self._last + 1)
-        # As few statements as can be: SQLite hands the interpreter to the other threads during each one,
-        # and under load taking it back costs more than the statement (the lock is held meanwhile). One
-        # statement is one transaction, committed by SQLite itself; a larger write takes several in one.
-        chunks = [rows[i : i + self._rows_per_insert] for i in range(0, len(rows), self._rows_per_insert)]
+        records = only_records(encoded)
         try:
-            if len(chunks) > 1:
-                self._db.execute("BEGIN IMMEDIATE")
+            if self._shared:  # another process writes too: read its entries now rather than collide with them
+                self._read_changes()
+            if not records:
+                self._refuse_behind()
+            rows = placed(encoded, self._last + 1)
             try:
-                for chunk in chunks:
-                    self._db.execute(_insert(len(chunk)), [v for r in chunk for v in r.values()])
-                if len(chunks) > 1:
-                    self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:  # SQLite rolls back by itself on some errors (a full disk)
-                    self._db.execute("ROLLBACK")
-                raise
+                self._insert(rows, begin=True)
+            except sqlite3.IntegrityError as exc:
+                if exc.sqlite_errorname != "SQLITE_CONSTRAINT_PRIMARYKEY":
+                    raise
+                # Another process wrote first, and its entries hold these numbers: nothing was written.
+                rows = self._insert_after_others(encoded, records)
         except sqlite3.Error as exc:
             raise StoreError(f"the store could not take the write: {self._cause(exc)}") from exc
         for r in rows:
             self._tree.append(r.leaf)
         self._last += len(rows)
         return [r.seq for r in rows]
+
+    def _insert(self, rows: Sequence[Row], begin: bool) -> None:
+        """Insert ``rows``: in one transaction of its own if ``begin``, else in the caller's."""
+        # As few statements as can be: SQLite hands the interpreter to the other threads during each one,
+        # and under load taking it back costs more than the statement (the lock is held meanwhile). One
+        # statement is one transaction, committed by SQLite itself; a larger write takes several in one.
+        chunks = [rows[i : i + self._rows_per_insert] for i in range(0, len(rows), self._rows_per_insert)]
+        begin = begin and len(chunks) > 1
+        if begin:
+            self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for chunk in chunks:
+                self._db.execute(_insert(len(chunk)), [v for r in chunk for v in r.values()])
+            if begin:
+                self._db.execute("COMMIT")
+        except BaseException:
+            if begin and self._db.in_transaction:  # SQLite rolls back by itself on some errors (a full disk)
+                self._db.execute("ROLLBACK")
+            raise
+
+    def _insert_after_others(self, encoded: Sequence[Encoded], records: bool) -> list[Row]:
+        """Read the entries other processes wrote, then insert after them, no process writing in between;
+        a write that changes the picture is refused instead (behind), the entries read for the picture."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._read_others()
+            if not records:
+                self._refuse_behind()
+            rows = placed(encoded, self._last + 1)
+            self._insert(rows, begin=False)
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        return rows
+
+    def _read_others(self) -> None:
+        """Every entry after this store's last into its tree, for :meth:`catch_up`; the caller holds the lock."""
+        rows = [Row(*row) for row in self._db.execute(rows_after(self.MARK), (self._last,))]
+        self._took(rows)
+        self._shared = self._shared or bool(rows)
+
+    def _read_changes(self) -> None:
+        """:meth:`_read_others` if another connection committed since they were last read (mostly none did)."""
+        # The writer's data_version changes only with another connection's commit.
+        [(version,)] = self._db.execute("PRAGMA data_version").fetchall()
+        if version != self._seen_version:
+            self._seen_version = version  # before reading: a commit in between is read now or next time
+            self._read_others()
+
+    def catch_up(self) -> list[Event]:
+        """What other processes wrote since this store last read, in order (their entries join the tree)."""
+        with self._lock:
+            try:
+                self._read_changes()
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read the store: {self._cause(exc)}") from exc
+            return self.followed()
+
+    def wait_for_writes(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for another process's commit to the log (or :meth:`wake_followers`); whether one came.
+
+        SQLite tells no one of a commit: every ``FOLLOW_POLL_S`` this looks at the file's data
+        version (changed by any other connection's commit, this store's own writer's included),
+        and then whether the log ends past this store's last entry.
+        """
+        deadline = time.monotonic() + timeout_s
+        with self._following:
+            if self._closing.is_set():
+                return False
+            if self._follower is None:
+                self._follower = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            db = self._follower
+            try:
+                seen = None
+                while not self._followed:  # entries a record's write read: for the picture without delay
+                    [(version,)] = db.execute("PRAGMA data_version").fetchall()
+                    if version != seen:
+                        seen = version
+                        [(last,)] = db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchall()
+                        if last > self._last:
+                            return True
+                    if self._waking.wait(FOLLOW_POLL_S):
+                        self._waking.clear()
+                        return True
+                    if time.monotonic() >= deadline:
+                        return False
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read the store: {self._cause(exc)}") from exc
+        return True
+
+    def wake_followers(self) -> None:
+        """End this store's :meth:`wait_for_writes` now (the node is stopping)."""
+        self._waking.set()
 
     def sync(self, upto: int | None = None) -> None:
         """Put every entry up to ``upto`` (all that are committed, by default) on the disk; a StoreError if it cannot.
@@ -283,7 +393,8 @@ class SQLiteStore(SqlReads):
         return self._group.submit(events, synced)
 
     async def append_grouped_async(self, events: Sequence[Event], synced: bool = True) -> list[int]:
-        if not synced and not self._turn.locked() and self._lock.acquire(blocking=False):
+        # Not when another process writes too: its write lock would make this one sleep, and the event loop with it.
+        if not synced and not self._shared and not self._turn.locked() and self._lock.acquire(blocking=False):
             # Nothing else is writing: commit here, on the event loop. Without a sync the commit takes a
             # fraction of a millisecond, less than the group commit's two hand-offs between threads cost.
             try:
@@ -364,7 +475,11 @@ class SQLiteStore(SqlReads):
     def close(self) -> None:
         self._closing.set()
         self._committed.set()
+        self._waking.set()
         self._sync_thread.join()
+        with self._following:
+            if self._follower is not None:
+                self._follower.close()
         self._checkpointer.close()
         os.close(self._wal)
         self._reader.close()

@@ -1,0 +1,151 @@
+"""``deconflict serve --workers N``, and other processes writing to a served SQLite store: real processes, real ports.
+
+Every worker holds the whole picture and follows the others' writes through the store (docs/deployment.md).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.test_server_process import DECONFLICT, TIMEOUT_S, Server, call, clean_env, init
+
+BOX = {"type": "Polygon", "coordinates": [[[71.0, 34.3], [71.3, 34.3], [71.3, 34.9], [71.0, 34.9], [71.0, 34.3]]]}
+
+
+CHECK = {"position": "34.6, 71.1", "kind": "fires"}
+
+
+def _alfa(client: httpx.Client, admin: str) -> str:
+    """Party alfa with a territory and a unit; its liaison's token."""
+    call(client, "POST", "/v1/parties", admin, json={"id": "alfa", "name": "Alfa Army"})
+    call(client, "PUT", "/v1/territories/alfa", admin, json={"area": BOX})
+    liaison = str(call(client, "POST", "/v1/parties/alfa/tokens", admin, json={"role": "liaison"})["token"])
+    call(client, "POST", "/v1/assets", liaison, json={"id": "qrf-1", "kind": "unit", "position": "34.60, 71.10"})
+    return liaison
+
+
+def _soon(ask: Callable[[], Any], until: Callable[[Any], bool], timeout_s: float = 2.0) -> Any:
+    """Ask until the answer is as wanted, for up to ``timeout_s``: another process's write reaches this one's picture
+    within milliseconds, not at once."""
+    deadline = time.monotonic() + timeout_s
+    while not until(answer := ask()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return answer
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[tuple[Server, str]]:
+    """A store served by two workers; the admin token."""
+    db = tmp_path / "w.db"
+    admin = init(db)
+    server = Server(db, tmp_path / "server.log", args=["--workers", "2"])
+    try:
+        server.start()
+        yield server, admin
+    finally:
+        server.kill()
+
+
+def test_two_workers_answer_on_one_port_and_every_check_is_recorded_once_in_one_log(workers: tuple[Server, str]) -> None:
+    server, admin = workers
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
+        liaison = _alfa(client, admin)
+
+    def checks(n: int) -> list[int]:
+        with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:  # a connection of its own
+            asked = [
+                call(client, "POST", "/v1/checks", liaison, json={"position": "34.6, 71.1", "kind": "fires"}) for _ in range(n)
+            ]
+        assert {a["status"] for a in asked} == {"conflict"}, "each worker's picture holds the unit"
+        return [a["record"] for a in asked]
+
+    with ThreadPoolExecutor(8) as pool:
+        records = [r for rs in pool.map(checks, [10] * 8) for r in rs]
+    assert len(set(records)) == 80
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
+        call(client, "GET", "/v1/ledger/head", admin)  # signed: what the verifier holds the entries to
+
+    started = re.findall(r"worker (\d+): picture version", server.log.read_text())
+    assert len(set(started)) == 2, server.log.read_text()
+    server.stop()  # SIGTERM: the supervisor stops both workers; one of them writes the snapshot
+    log = server.log.read_text()
+    assert len(re.findall(r"snapshot of the log's first [\d,]+ entries written", log)) == 1, log
+
+    verified = subprocess.run(
+        [str(DECONFLICT), "ledger", "verify", "--db", str(server.db)], capture_output=True, env=clean_env(), timeout=60
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    with closing(sqlite3.connect(server.db)) as db:
+        assert [seq for (seq,) in db.execute("SELECT seq FROM events WHERE type = 'check.asked' ORDER BY seq")] == sorted(records)
+
+
+def test_a_write_on_one_worker_reaches_every_worker(workers: tuple[Server, str]) -> None:
+    """Each request on a connection of its own: the kernel hands them to either worker."""
+    server, admin = workers
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
+        liaison = _alfa(client, admin)
+        call(client, "POST", "/v1/assets", liaison, json={"id": "post", "kind": "site", "position": "34.55, 71.02"})
+
+    def listed() -> set[str]:
+        with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
+            return {a["id"] for a in call(client, "GET", "/v1/assets", liaison)}
+
+    for _ in range(20):
+        assert _soon(listed, lambda ids: "post" in ids) >= {"qrf-1", "post"}
+
+
+def test_a_command_writing_to_the_store_while_a_server_runs_is_followed_not_numbered_over(tmp_path: Path) -> None:
+    """``deconflict party create --db`` beside a running server: the server reads the party, and its own next
+    write goes after it (before, the server's write collided with it, and every write after failed)."""
+    db = tmp_path / "s.db"
+    admin = init(db)
+    server = Server(db, tmp_path / "server.log")
+    try:
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
+            call(client, "POST", "/v1/parties", admin, json={"id": "alfa", "name": "Alfa Army"})
+            made = subprocess.run(
+                [str(DECONFLICT), "party", "create", "bravo", "Bravo Army", "--db", str(db)],
+                capture_output=True,
+                env=clean_env(),
+                timeout=60,
+            )
+            assert made.returncode == 0, made.stderr
+
+            def parties() -> set[str]:
+                return {p["id"] for p in call(client, "GET", "/v1/parties", admin)}
+
+            assert _soon(parties, lambda ids: "bravo" in ids) == {"alfa", "bravo"}
+            call(client, "POST", "/v1/parties", admin, json={"id": "charlie", "name": "Charlie Army"})
+            call(client, "GET", "/v1/ledger/head", admin)  # signed: what the verifier holds the entries to
+        server.stop()
+        verified = subprocess.run(
+            [str(DECONFLICT), "ledger", "verify", "--db", str(db)], capture_output=True, env=clean_env(), timeout=60
+        )
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+    finally:
+        server.kill()
+
+
+def test_the_tak_gateway_is_not_served_by_workers(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    init(db)
+    refused = subprocess.run(
+        [str(DECONFLICT), "serve", "--db", str(db), "--workers", "2", "--tak", "alfa:18999"],
+        capture_output=True,
+        env=clean_env(),
+        timeout=60,
+    )
+    assert refused.returncode == 2
+    assert "--workers" in refused.stderr.decode() and "TAK" in refused.stderr.decode()
