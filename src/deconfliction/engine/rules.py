@@ -120,10 +120,12 @@ class SearchArea:
         # One bound for all, the farthest-reaching shape's: the bound only grows with the extent, so it
         # holds for each, at a third of the cost of one bound per shape (7 µs a check).
         widest = self.base + (float(beyond.max()) if beyond.size else 0.0)
-        bound: float | np.ndarray = self.plane.error_bound(self.radius + widest * 1.01)
+        bound = self.plane.error_bound(self.radius + widest * 1.01)
         if math.isinf(bound):  # one shape reaches past the plane's limit: it is always found, the others as usual
-            bound = self.plane.error_bound(self.radius + (self.base + beyond) * 1.01)
-        reach: np.ndarray = self.base * np.maximum(SAFETY_FACTOR, 1 + bound) + beyond * (1 + bound)
+            bounds = self.plane.error_bound(self.radius + (self.base + beyond) * 1.01)
+            widened: np.ndarray = self.base * np.maximum(SAFETY_FACTOR, 1 + bounds) + beyond * (1 + bounds)
+            return widened
+        reach: np.ndarray = beyond * (1 + bound) + self.base * max(SAFETY_FACTOR, 1 + bound)
         return reach
 
 
@@ -234,7 +236,9 @@ def measure(
         return slots, np.empty(0), np.empty(0)
     xs, ys = area.plane.xy(index.lon[slots], index.lat[slots])
     distances = np.hypot(xs, ys)  # from the origin: the checked point itself, or the area's reference
-    reaches = area.reach_for(index.uncertainty_m[slots]) + further_m
+    reaches = area.reach_for(index.uncertainty_m[slots])
+    if further_m:
+        reaches += further_m
     if area.q_xy is not PLANE_ORIGIN:
         # An area lies within its radius of the origin, so what is farther than the reach beyond that
         # cannot be within it: GEOS measures only the others (a third of them for a 1 km square).
