@@ -440,16 +440,19 @@ def test_local_plane_distance_from_origin_within_0_3_percent_up_to_78_degrees(
     assert ratio == pytest.approx(1.0, rel=0.003)
 
 
+TWO_POINTS = {
+    "lon": st.floats(min_value=-179.0, max_value=179.0),
+    "extent_m": st.floats(min_value=100.0, max_value=50_000.0),
+    "az_a": st.floats(min_value=0.0, max_value=360.0),
+    "az_b": st.floats(min_value=0.0, max_value=360.0),
+    "fa": st.floats(min_value=0.0, max_value=1.0),
+    "fb": st.floats(min_value=0.0, max_value=1.0),
+}
+"""Two points within ``extent_m`` of an origin at ``lon``: at azimuths ``az_a``, ``az_b`` and those shares of the extent."""
+
+
 @PROPERTY
-@given(
-    lat=st.floats(min_value=-80.0, max_value=80.0),
-    lon=st.floats(min_value=-179.0, max_value=179.0),
-    extent_m=st.floats(min_value=100.0, max_value=50_000.0),
-    az_a=st.floats(min_value=0.0, max_value=360.0),
-    az_b=st.floats(min_value=0.0, max_value=360.0),
-    fa=st.floats(min_value=0.0, max_value=1.0),
-    fb=st.floats(min_value=0.0, max_value=1.0),
-)
+@given(lat=st.floats(min_value=-80.0, max_value=80.0), **TWO_POINTS)
 def test_local_plane_distance_between_any_two_points_is_within_its_error_bound(
     lat: float, lon: float, extent_m: float, az_a: float, az_b: float, fa: float, fb: float
 ) -> None:
@@ -463,16 +466,7 @@ def test_local_plane_distance_between_any_two_points_is_within_its_error_bound(
 
 
 @PROPERTY
-@given(
-    lat=st.floats(min_value=80.0, max_value=PLANE_LATITUDE_LIMIT),
-    south=st.booleans(),
-    lon=st.floats(min_value=-179.0, max_value=179.0),
-    extent_m=st.floats(min_value=100.0, max_value=50_000.0),
-    az_a=st.floats(min_value=0.0, max_value=360.0),
-    az_b=st.floats(min_value=0.0, max_value=360.0),
-    fa=st.floats(min_value=0.0, max_value=1.0),
-    fb=st.floats(min_value=0.0, max_value=1.0),
-)
+@given(lat=st.floats(min_value=80.0, max_value=PLANE_LATITUDE_LIMIT), south=st.booleans(), **TWO_POINTS)
 def test_near_a_pole_the_bound_holds_up_to_its_limit_and_is_infinite_past_it(
     lat: float, south: bool, lon: float, extent_m: float, az_a: float, az_b: float, fa: float, fb: float
 ) -> None:

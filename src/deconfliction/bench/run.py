@@ -342,6 +342,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     series = {
         "ours, engine (1 thread)": [e["engine"]["point_fires"]["per_s"] for e in results["sizes"]],
         "ours, HTTP": [e["http_point_fires"]["per_s"] for e in results["sizes"]],
+        f"ours, HTTP, {WORKERS} workers": [e.get("http_point_fires_workers", {}).get("per_s", 0) for e in results["sizes"]],
         "PostGIS, 8 clients": [e.get("postgis", {}).get("concurrent_per_s", 0) for e in results["sizes"]],
         "Redis GEOSEARCH, 8 clients": [e.get("redis", {}).get("concurrent_per_s", 0) for e in results["sizes"]],
     }
@@ -357,6 +358,9 @@ def chart(results: dict[str, Any], path: Path) -> None:
     p99 = {
         "ours, engine": [e["engine"]["point_fires"]["p99_us"] / 1000 for e in results["sizes"]],
         "ours, HTTP": [e["http_point_fires"]["p99_us"] / 1000 for e in results["sizes"]],
+        f"ours, HTTP, {WORKERS} workers": [
+            e.get("http_point_fires_workers", {}).get("p99_us", 0) / 1000 for e in results["sizes"]
+        ],
         "PostGIS, 1 client": [e.get("postgis", {}).get("point_fires", {}).get("p99_us", 0) / 1000 for e in results["sizes"]],
         "Redis, 1 client": [e.get("redis", {}).get("point_fires", {}).get("p99_us", 0) / 1000 for e in results["sizes"]],
     }
