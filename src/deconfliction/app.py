@@ -31,6 +31,7 @@ from deconfliction.api.stream import router as stream_router
 from deconfliction.console import mount_console
 from deconfliction.errors import DeconflictionError, RetryLater, TooLarge
 from deconfliction.service import Service
+from deconfliction.stores.base import Follower
 from deconfliction.tak.gateway import Gateway, Listener
 
 log = logging.getLogger("deconfliction")
@@ -60,12 +61,12 @@ async def _tick(service: Service) -> None:
 
 async def _follow(service: Service, stopping: asyncio.Event) -> None:
     """Follow the other nodes on the same database: wake on their commits (or each second), read what they wrote."""
-    wait = getattr(service.store, "wait_for_writes", None)
-    if wait is None:
-        return  # one node per store: nothing to follow
+    store = service.store
+    if not isinstance(store, Follower):
+        return  # a store in memory: one node, nothing to follow
     while not stopping.is_set():
         try:
-            await run_in_threadpool(wait, FOLLOW_WAIT_S)
+            await run_in_threadpool(store.wait_for_writes, FOLLOW_WAIT_S)
             await run_in_threadpool(service.catch_up)
         except Exception:  # the database is away: keep answering from memory, and try again
             if stopping.is_set():
@@ -77,10 +78,9 @@ async def _follow(service: Service, stopping: asyncio.Event) -> None:
 async def _stop_following(service: Service, follower: asyncio.Task[None], stopping: asyncio.Event) -> None:
     """Let the follower finish its wait before the store closes: a connection closed under it would crash the process."""
     stopping.set()
-    wake = getattr(service.store, "wake_followers", None)
-    if wake is not None:
+    if isinstance(service.store, Follower):
         with contextlib.suppress(Exception):  # the database may be away; then the wait ends by its timeout
-            await run_in_threadpool(wake)
+            await run_in_threadpool(service.store.wake_followers)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.shield(follower), FOLLOW_WAIT_S * 2)
 

@@ -3,6 +3,8 @@
 A party may spend ``burst`` at once; its budget then refills at ``rate_per_s``. A refused
 request gets :class:`~deconfliction.errors.RateLimited` with the wait until the next one
 is allowed (HTTP: 429 with ``Retry-After``). Budgets live in memory: a restart refills them.
+Nodes (and workers) on one store tell each other what they spent through the log
+(:meth:`Budget.spent_elsewhere`), so a party's budget is one across them, a few milliseconds late.
 """
 
 from __future__ import annotations
@@ -63,3 +65,12 @@ class Budget:
                 self._buckets[party] = (tokens, now)
                 raise self._refuse(party, tokens)
             self._buckets[party] = (tokens - 1.0, now)
+
+    def spent_elsewhere(self, party: str, count: int) -> None:
+        """``party`` spent ``count`` on another node: spend them here too, never refused, below nothing if need be
+        (it then waits here as long as it would have there)."""
+        if self.unlimited:
+            return
+        with self._lock:
+            now = self.clock.now()
+            self._buckets[party] = (self._left(party, now) - count, now)

@@ -108,7 +108,7 @@ from deconfliction.model import (
 )
 from deconfliction.settings import Settings
 from deconfliction.stores import MemoryStore, Store
-from deconfliction.stores.base import sealed_parts
+from deconfliction.stores.base import Follower, sealed_parts
 
 MAX_UNCERTAINTY_M = 100_000.0
 _HOW = re.compile(r"^[a-z](-[a-z0-9]+)*$")
@@ -314,8 +314,8 @@ class Service:
         Writes and checks wait meanwhile (at a million assets, about 20 s): a node does it as it stops.
         """
         with self._write_turn(), self._reading:
-            settled = getattr(self.store, "settled", None)  # a record may have read others' entries meanwhile
-            size = len(self.store.tree) if settled is None else settled()
+            # A record may have read others' entries the picture does not have yet.
+            size = self.store.settled() if isinstance(self.store, Follower) else len(self.store.tree)
             made = snapshots.Snapshot(size, self.store.tree.root(size), (self.picture, self._tokens))
             snapshots.write(path, made, self._signing_key())
         return made
@@ -363,15 +363,20 @@ class Service:
 
     def _follow(self) -> int:
         """:meth:`catch_up`, the writing lock held."""
-        follow = getattr(self.store, "catch_up", None)
-        if follow is None:
+        if not isinstance(self.store, Follower):
             return 0  # a store in memory: one node, nothing to follow
-        events = follow()
+        events = self.store.catch_up()
         if events:
             with self._reading:
                 for event in events:
                     self._apply(event)
             self.feed.publish()
+        # The budget of checks is the party's across every node: what it spent on the others is spent here.
+        for party, count in self.store.asked_elsewhere().items():
+            self.budget.spent_elsewhere(party, count)
+        for event in events:
+            if event.type == "activity.proposed" and event.party is not None:
+                self.budget.spent_elsewhere(event.party, 1)
         return len(events)
 
     def _liaison(self, caller: Caller) -> str:

@@ -70,9 +70,9 @@ def test_two_workers_answer_on_one_port_and_every_check_is_recorded_once_in_one_
         assert {a["status"] for a in asked} == {"conflict"}, "each worker's picture holds the unit"
         return [a["record"] for a in asked]
 
-    with ThreadPoolExecutor(8) as pool:
-        records = [r for rs in pool.map(checks, [10] * 8) for r in rs]
-    assert len(set(records)) == 80
+    with ThreadPoolExecutor(8) as pool:  # 48: within the party's budget of 60, which the workers share
+        records = [r for rs in pool.map(checks, [6] * 8) for r in rs]
+    assert len(set(records)) == 48
     with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
         call(client, "GET", "/v1/ledger/head", admin)  # signed: what the verifier holds the entries to
 
@@ -88,6 +88,31 @@ def test_two_workers_answer_on_one_port_and_every_check_is_recorded_once_in_one_
     assert verified.returncode == 0, verified.stdout + verified.stderr
     with closing(sqlite3.connect(server.db)) as db:
         assert [seq for (seq,) in db.execute("SELECT seq FROM events WHERE type = 'check.asked' ORDER BY seq")] == sorted(records)
+
+
+def test_a_partys_budget_is_one_across_the_workers(tmp_path: Path) -> None:
+    """The kernel spreads a party's connections over the workers: with a budget each, it would get up to 40 of
+    its 80 checks through a budget of 20. Each worker spends what the other's records say, milliseconds late."""
+    db = tmp_path / "b.db"
+    admin = init(db)
+    budget = {"DECONFLICT_CHECK_BURST": "20", "DECONFLICT_CHECK_RATE_PER_MIN": "1"}
+    server = Server(db, tmp_path / "server.log", settings=budget, args=["--workers", "2"])
+    try:
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
+            liaison = _alfa(client, admin)
+
+        def statuses(n: int) -> list[int]:
+            with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
+                headers = {"Authorization": f"Bearer {liaison}"}
+                return [client.post("/v1/checks", json=CHECK, headers=headers).status_code for _ in range(n)]
+
+        with ThreadPoolExecutor(8) as pool:
+            answered = [code for codes in pool.map(statuses, [10] * 8) for code in codes]
+        assert set(answered) == {200, 429}
+        assert 20 <= answered.count(200) <= 28, answered  # 20, and those asked within the milliseconds of lag
+    finally:
+        server.kill()
 
 
 def test_a_write_on_one_worker_reaches_every_worker(workers: tuple[Server, str]) -> None:

@@ -13,9 +13,10 @@ from datetime import timedelta
 import pytest
 
 from deconfliction.clock import ManualClock
-from deconfliction.errors import Behind, NotFound
+from deconfliction.errors import Behind, NotFound, RateLimited
 from deconfliction.model import Event
 from deconfliction.service import Service
+from deconfliction.settings import Settings
 from deconfliction.stores import open_store
 from tests.stores.test_store import BLUE, T0, _build, report
 
@@ -127,3 +128,28 @@ def test_checks_on_two_nodes_in_turn_are_all_recorded_in_one_log(nodes: tuple[Se
     b.catch_up()
     assert a.store.tree.root() == b.store.tree.root()
     assert [e.seq for e in a.store.events(after=records[0] - 1, types=["check.asked"])] == records
+
+
+def test_a_partys_checks_on_one_node_spend_its_budget_on_every_node(fresh_db: str) -> None:
+    """A party's budget of checks is one across the nodes, not one per node (a balancer, or the kernel between
+    workers, would otherwise hand it N budgets): each node counts the checks the others' records say it asked."""
+    budget = Settings(check_rate_per_min=1, check_burst=3)
+    a = Service(open_store(fresh_db), ManualClock(T0), settings=budget)
+    b = Service(open_store(fresh_db), ManualClock(T0), settings=budget)
+    try:
+        _build(a)
+        b.catch_up()
+        b.check(BLUE, {"position": "34.5, 71.5", "kind": "fires"})
+        for i in range(2):
+            a.check(BLUE, {"position": f"34.5, 71.5{i}", "kind": "fires"})
+        a.catch_up()
+        with pytest.raises(RateLimited):  # one on B and two here: its three spent
+            a.check(BLUE, {"position": "34.5, 71.53", "kind": "fires"})
+        b.catch_up()
+        with pytest.raises(RateLimited):  # and the same on B, told by A's two records
+            b.check(BLUE, {"position": "34.5, 71.53", "kind": "fires"})
+        b.clock.advance_to(T0 + timedelta(minutes=1))  # type: ignore[attr-defined]
+        assert b.check(BLUE, {"position": "34.5, 71.53", "kind": "fires"})["status"]  # refilled: one a minute
+    finally:
+        a.store.close()
+        b.store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -313,7 +314,21 @@ class Follower:
     _tree: MerkleTree
     _last: int  # the log's entries this node has read or written, all in its tree
     _followed: list[Row]  # read, not yet handed to the service
+    _asked: Counter[str]  # checks the others answered, by asker, not yet handed to the service
     _lock: threading.Lock  # the store's, held by every writer
+
+    # Each store's own: how it reads the others' entries, and learns that there are some.
+    def catch_up(self) -> list[Event]:
+        """What the others wrote since this node last read that changes the picture, in order."""
+        raise NotImplementedError
+
+    def wait_for_writes(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for another node's commit (or :meth:`wake_followers`); whether one came."""
+        raise NotImplementedError
+
+    def wake_followers(self) -> None:
+        """End :meth:`wait_for_writes` now (the node is stopping)."""
+        raise NotImplementedError
 
     def settled(self) -> int:
         """How many of the log's first entries the service's picture has all of: the size a snapshot of it may
@@ -328,7 +343,16 @@ class Follower:
                 raise StoreError(f"the log skips from entry {self._last} to {r.seq}; nothing was read past it")
             self._tree.append(r.leaf)
             self._last = r.seq
+            if r.type == "check.asked" and r.party is not None:
+                self._asked[r.party] += 1
         self._followed.extend(rows)
+
+    def asked_elsewhere(self) -> Counter[str]:
+        """How many checks each party asked of the other nodes since the last call: read from their records'
+        public columns (nothing decoded), for the budget that every node keeps of a party's checks."""
+        with self._lock:
+            asked, self._asked = self._asked, Counter()
+        return asked
 
     def followed(self) -> list[Event]:
         """The other nodes' entries read since the last call that change the picture, in order; the caller holds the

@@ -15,6 +15,7 @@ import sqlite3
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,7 @@ class SQLiteStore(SqlReads, Follower):
         self._committed = threading.Event()  # wakes the sync thread: a commit no caller waits to see synced
         self._closing = threading.Event()
         self._followed: list[Row] = []
+        self._asked: Counter[str] = Counter()
         self._seen_version: int | None = None  # the file's data_version when the writer last read the others' entries
         self._shared = False  # whether another process has written to the file since this store opened it
         self._waking = threading.Event()
