@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import math
 import os
 import sqlite3
 import tempfile
@@ -97,8 +98,15 @@ record made the event loop's own work dearer (the engine's part of a check took 
 its CPU time at 10k assets: a sync thread waking for every record, and each sync, cost the loop's thread
 too), and the server answered 880 rather than 1,180 checks a second (docs/reliability.md)."""
 FOLLOW_POLL_S = 0.005
-"""How often a node looks whether another process committed to its file (SQLite tells no one of a commit):
-the most a write by another worker or a command on the same store waits before this node's picture has it."""
+"""How often a node looks whether another process committed to its file (SQLite tells no one of a commit),
+while others write to it: the most a write by another worker waits before this node's picture has it."""
+FOLLOW_IDLE_POLL_S = 0.05
+"""How often it looks when no other process has written for ``SHARED_FOR_S``: a server alone on its file (most
+are) then looks 20 times a second rather than 200, each look a query on a thread that takes the interpreter
+from the requests (one process at 10k assets answered 4 to 10 % more checks a second; benchmarks/README.md)."""
+SHARED_FOR_S = 10.0
+"""How long after it last read another process's entries a store counts the file as shared: it then looks for
+their writes every ``FOLLOW_POLL_S`` and before each of its own, and commits no record on the event loop."""
 
 
 class SQLiteStore(SqlReads, Follower):
@@ -134,7 +142,7 @@ class SQLiteStore(SqlReads, Follower):
         self._followed: list[Row] = []
         self._asked: Counter[str] = Counter()
         self._seen_version: int | None = None  # the file's data_version when the writer last read the others' entries
-        self._shared = False  # whether another process has written to the file since this store opened it
+        self._others_read_at = -math.inf  # when this store last read another process's entries (monotonic)
         self._waking = threading.Event()
         self._following = threading.Lock()  # the follower's connection, used by one wait at a time
         self._follower: sqlite3.Connection | None = None
@@ -275,7 +283,8 @@ class SQLiteStore(SqlReads, Follower):
         """Every entry after this store's last into its tree, for :meth:`catch_up`; the caller holds the lock."""
         rows = [Row(*row) for row in self._db.execute(rows_after(self.MARK), (self._last,))]
         self._took(rows)
-        self._shared = self._shared or bool(rows)
+        if rows:
+            self._others_read_at = time.monotonic()
 
     def _read_changes(self) -> None:
         """:meth:`_read_others` if another connection committed since they were last read (mostly none did)."""
@@ -284,6 +293,11 @@ class SQLiteStore(SqlReads, Follower):
         if version != self._seen_version:
             self._seen_version = version  # before reading: a commit in between is read now or next time
             self._read_others()
+
+    @property
+    def _shared(self) -> bool:
+        """Whether another process has written to the file lately (``SHARED_FOR_S``)."""
+        return time.monotonic() - self._others_read_at < SHARED_FOR_S
 
     def catch_up(self) -> list[Event]:
         """What other processes wrote since this store last read, in order (their entries join the tree)."""
@@ -297,9 +311,9 @@ class SQLiteStore(SqlReads, Follower):
     def wait_for_writes(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` for another process's commit to the log (or :meth:`wake_followers`); whether one came.
 
-        SQLite tells no one of a commit: every ``FOLLOW_POLL_S`` this looks at the file's data
-        version (changed by any other connection's commit, this store's own writer's included),
-        and then whether the log ends past this store's last entry.
+        SQLite tells no one of a commit: every ``FOLLOW_POLL_S`` (``FOLLOW_IDLE_POLL_S`` while no other
+        process writes) this looks at the file's data version (changed by any other connection's commit,
+        this store's own writer's included), and then whether the log ends past this store's last entry.
         """
         deadline = time.monotonic() + timeout_s
         with self._following:
@@ -317,7 +331,7 @@ class SQLiteStore(SqlReads, Follower):
                         [(last,)] = db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchall()
                         if last > self._last:
                             return True
-                    if self._waking.wait(FOLLOW_POLL_S):
+                    if self._waking.wait(FOLLOW_POLL_S if self._shared else FOLLOW_IDLE_POLL_S):
                         self._waking.clear()
                         return True
                     if time.monotonic() >= deadline:
