@@ -5,7 +5,9 @@ Every worker holds the whole picture and follows the others' writes through the 
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import sqlite3
 import subprocess
 import time
@@ -51,10 +53,16 @@ def workers(tmp_path: Path) -> Iterator[tuple[Server, str]]:
     admin = init(db)
     server = Server(db, tmp_path / "server.log", args=["--workers", "2"])
     try:
-        server.start()
+        server.start()  # once one worker answers
+        assert _soon(lambda: _apps_started(server), lambda n: n == 2, TIMEOUT_S) == 2, server.log.read_text()
         yield server, admin
     finally:
         server.kill()
+
+
+def _apps_started(server: Server) -> int:
+    """How many workers have started their app so far (uvicorn's line, one per worker started)."""
+    return server.log.read_text().count("Application startup complete.")
 
 
 def test_two_workers_answer_on_one_port_and_every_check_is_recorded_once_in_one_log(workers: tuple[Server, str]) -> None:
@@ -128,6 +136,31 @@ def test_a_write_on_one_worker_reaches_every_worker(workers: tuple[Server, str])
 
     for _ in range(20):
         assert _soon(listed, lambda ids: "post" in ids) >= {"qrf-1", "post"}
+
+
+def test_a_worker_killed_is_started_again_from_the_store_and_takes_over_the_snapshots(workers: tuple[Server, str]) -> None:
+    """SIGKILL to the worker that writes the snapshots: the supervisor starts another, which reads the picture
+    from the store, takes the snapshots' lock the dead one held, and answers beside the other."""
+    server, admin = workers
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
+        liaison = _alfa(client, admin)
+    leader = re.findall(r"worker (\d+): picture version \d+; writes the snapshots", server.log.read_text())
+    assert len(leader) == 1, server.log.read_text()
+    os.kill(int(leader[0]), signal.SIGKILL)
+    assert _soon(lambda: _apps_started(server), lambda n: n == 3, TIMEOUT_S) == 3, server.log.read_text()
+    leaders = re.findall(r"worker (\d+): picture version (\d+); writes the snapshots", server.log.read_text())
+    assert len(leaders) == 2 and leaders[1][0] != leader[0], server.log.read_text()
+    assert int(leaders[1][1]) > 0, "started from the store, not empty"
+
+    def asked(_: int) -> str:
+        with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:  # either worker
+            return str(call(client, "POST", "/v1/checks", liaison, json=CHECK)["status"])
+
+    with ThreadPoolExecutor(4) as pool:
+        assert set(pool.map(asked, range(12))) == {"conflict"}, "both workers hold the unit"
+    server.stop()
+    log = server.log.read_text()
+    assert len(re.findall(r"snapshot of the log's first [\d,]+ entries written", log)) == 1, log
 
 
 def test_a_command_writing_to_the_store_while_a_server_runs_is_followed_not_numbered_over(tmp_path: Path) -> None:
