@@ -627,3 +627,30 @@ def test_each_session_is_recorded_with_its_sizes_only_for_the_two_sides(node: No
 
     assert '"owner_cells"' in entries(node.bravo)  # the asker reads its own session's record
     assert '"owner_cells"' not in entries(charlie) and "psi.answered" in entries(charlie)  # others: that it took place
+
+
+def test_a_partys_private_cross_checks_spend_one_budget_across_the_nodes(fresh_db: str) -> None:
+    """Two nodes on one store (or two workers of one server) offering alfa's places: bravo's three asked on
+    either spend the same budget of three, each node told of the other's by its records."""
+    clock = ManualClock(T0)
+    service_a, bravo = owner_service(open_store(fresh_db), clock)
+    service_b = Service(open_store(fresh_db), clock)
+    settings = PsiSettings(party="alfa", burst=3, rate_per_hour=6)
+    apps = [with_psi(create_app(service, owns_store=True)) for service in (service_a, service_b)]
+    for app, service in zip(apps, (service_a, service_b), strict=True):
+        app.state.psi = PsiNode(service, settings)
+    request = base64.b64encode(psi.Asker(activity_at(200.0)).request()).decode()
+    with TestClient(apps[0]) as a, TestClient(apps[1]) as b:
+        on_a, on_b = Node(apps[0], a, service_a, clock, bravo), Node(apps[1], b, service_b, clock, bravo)
+        on_a.ask(5000.0)
+        on_a.ask(5000.0)
+        service_b.catch_up()
+        on_b.ask(5000.0)  # the third: B had one left
+        for node in (on_a, on_b):
+            node.service.catch_up()
+            response = node.client.post(
+                "/v1/psi/sessions",
+                json={"kind": "fires", "resolution": 9, "request": request},
+                headers={"Authorization": f"Bearer {bravo}"},
+            )
+            refusal(response, 429, "rate_limited")

@@ -276,6 +276,7 @@ class Service:
         self._store_lost_at: datetime | None = None  # when a check first found the store away, since it was last reached
         s = self.settings
         self.budget = Budget(s.check_rate_per_min / 60.0, s.check_burst, "checks", self.clock)  # checks and proposals
+        self._budgets = {"check.asked": self.budget}  # shared with the other nodes, by the record that spends them
         self.bad_tokens = Budget(s.bad_tokens_per_min / 60.0, s.bad_token_burst, "unknown tokens", self.clock)  # by address
         self.probes = ProbeWatch(s.probe_alarm_m, s.probe_checks, s.probe_window_s)
         # The log's entries the picture was taken from a snapshot for (0: it was rebuilt from the whole log).
@@ -371,13 +372,20 @@ class Service:
                 for event in events:
                     self._apply(event)
             self.feed.publish()
-        # The budget of checks is the party's across every node: what it spent on the others is spent here.
-        for party, count in self.store.asked_elsewhere().items():
-            self.budget.spent_elsewhere(party, count)
+        # A party's budgets are the party's across every node: what it spent on the others is spent here.
+        for (record, party), count in self.store.recorded_elsewhere().items():
+            budget = self._budgets.get(record)
+            if budget is not None:
+                budget.spent_elsewhere(party, count)
         for event in events:
             if event.type == "activity.proposed" and event.party is not None:
                 self.budget.spent_elsewhere(event.party, 1)
         return len(events)
+
+    def share_budget(self, record: str, budget: Budget) -> None:
+        """Spend on ``budget`` what the records of type ``record`` that other nodes write say a party spent there
+        (the checks' budget is shared so from the start; the private cross-checks' desk shares its own)."""
+        self._budgets[record] = budget
 
     def _liaison(self, caller: Caller) -> str:
         if caller.role is not Role.LIAISON or caller.party is None:

@@ -130,6 +130,7 @@ class PsiNode:
         self.desk = psi.OwnerDesk(
             self.cells_for, limits=settings.limits(), clock=service.clock, fpr=settings.fpr, pad=settings.pad
         )
+        service.share_budget("psi.answered", self.desk.budget)  # one budget across the nodes, as the checks'
         self._cache: dict[tuple[CheckKind, object], frozenset[str]] = {}
         self._lock = threading.Lock()
 

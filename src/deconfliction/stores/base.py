@@ -314,7 +314,7 @@ class Follower:
     _tree: MerkleTree
     _last: int  # the log's entries this node has read or written, all in its tree
     _followed: list[Row]  # read, not yet handed to the service
-    _asked: Counter[str]  # checks the others answered, by asker, not yet handed to the service
+    _recorded: Counter[tuple[str, str]]  # the others' records by type and party, not yet handed to the service
     _lock: threading.Lock  # the store's, held by every writer
 
     # Each store's own: how it reads the others' entries, and learns that there are some.
@@ -343,16 +343,17 @@ class Follower:
                 raise StoreError(f"the log skips from entry {self._last} to {r.seq}; nothing was read past it")
             self._tree.append(r.leaf)
             self._last = r.seq
-            if r.type == "check.asked" and r.party is not None:
-                self._asked[r.party] += 1
+            if r.type in RECORD_ONLY and r.party is not None:
+                self._recorded[r.type, r.party] += 1
         self._followed.extend(rows)
 
-    def asked_elsewhere(self) -> Counter[str]:
-        """How many checks each party asked of the other nodes since the last call: read from their records'
-        public columns (nothing decoded), for the budget that every node keeps of a party's checks."""
+    def recorded_elsewhere(self) -> Counter[tuple[str, str]]:
+        """How many records of each type the other nodes wrote for each party since the last call (checks asked,
+        private cross-checks answered): read from their public columns, nothing decoded, for the budgets that
+        every node keeps of what a party asks."""
         with self._lock:
-            asked, self._asked = self._asked, Counter()
-        return asked
+            recorded, self._recorded = self._recorded, Counter()
+        return recorded
 
     def followed(self) -> list[Event]:
         """The other nodes' entries read since the last call that change the picture, in order; the caller holds the

@@ -173,7 +173,7 @@ class PostgresStore(SqlReads, Follower):
             raise
         self._last = len(self._tree)
         self._followed: list[Row] = []
-        self._asked: Counter[str] = Counter()
+        self._recorded: Counter[tuple[str, str]] = Counter()
         self._latest = LatestKeeper(url)
         if through is None or through[0] < self._last:  # a node stopped before its keeper caught up (killed, say)
             self._latest.nudge()

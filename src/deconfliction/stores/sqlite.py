@@ -140,7 +140,7 @@ class SQLiteStore(SqlReads, Follower):
         self._committed = threading.Event()  # wakes the sync thread: a commit no caller waits to see synced
         self._closing = threading.Event()
         self._followed: list[Row] = []
-        self._asked: Counter[str] = Counter()
+        self._recorded: Counter[tuple[str, str]] = Counter()
         self._seen_version: int | None = None  # the file's data_version when the writer last read the others' entries
         self._others_read_at = -math.inf  # when this store last read another process's entries (monotonic)
         self._waking = threading.Event()
