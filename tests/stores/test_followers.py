@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
+from unittest.mock import patch
 
 import pytest
 
@@ -116,6 +118,34 @@ def test_a_write_through_the_service_is_validated_against_the_other_nodes_writes
     a.withdraw_asset(BLUE, "u2")
     with pytest.raises(NotFound):  # not a report of a unit B still thinks exists
         b.report(BLUE, {"asset": "u2", "position": "34.52, 71.52"})
+
+
+def test_a_write_refused_as_behind_is_tried_again_caught_up_and_validated_anew(nodes: tuple[Service, Service]) -> None:
+    """A writes between B's catching up and B's commit: the store refuses B's write (nothing written), and the
+    service tries it again, caught up, rather than hand the caller a 503. Validated anew: B's report of a unit A
+    withdrew in that moment is refused for that, not written."""
+    a, b = nodes
+    _build(a)
+    b.catch_up()
+    b.clock.advance_to(T0 + timedelta(minutes=5))  # type: ignore[attr-defined]
+    commit = b.store.append
+    tries: list[int] = []
+
+    def another_node_writes_first(events: Any, *args: Any, **kwargs: Any) -> list[int]:
+        tries.append(len(tries))
+        if len(tries) == 1:
+            a.register_asset(BLUE, {"id": "u2", "kind": "unit", "position": "34.5, 71.5"})
+        if len(tries) == 3:
+            a.withdraw_asset(BLUE, "u2")
+        return commit(events, *args, **kwargs)
+
+    with patch.object(b.store, "append", another_node_writes_first):
+        assert b.report(BLUE, {"asset": "u1", "position": "34.51, 71.51"})["asset"] == "u1"
+        assert len(tries) == 2  # refused once, then written after A's registration
+        assert "u2" in {x["id"] for x in b.assets(BLUE)}
+        with pytest.raises(NotFound):  # u2 withdrawn by A between B's catching up and B's commit
+            b.report(BLUE, {"asset": "u2", "position": "34.52, 71.52"})
+    assert [e.data.get("asset") for e in b.store.events(types=["report.accepted"])][-1] == "u1"
 
 
 def test_checks_on_two_nodes_in_turn_are_all_recorded_in_one_log(nodes: tuple[Service, Service]) -> None:
