@@ -75,10 +75,13 @@ def fix_mmap_threshold() -> bool:
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
 
 
-WORKER_SILENT_S = 120
+WORKER_SILENT_S = 30
 """How long a worker may leave its supervisor's health check unanswered before it is killed and started again.
-Long: a worker starting at a million assets unpickles its snapshot in one call that holds the interpreter
-for seconds, and a worker killed while it starts would be started again, and killed again, for ever."""
+Not uvicorn's 5 s: a worker starting at a million assets unpickles its snapshot in one call that holds the
+interpreter for seconds (the whole start from a snapshot takes 8 s on the 2-core bench machine), and a worker
+killed while it starts would be started again, and killed again, for ever. Not much longer either: uvicorn's
+supervisor keeps its own end of each worker's pipe open, so a worker that dies while it is being asked (SIGKILL,
+the OOM killer) is noticed only when this runs out; mostly it is noticed within half a second."""
 
 
 def settle(service: Service) -> None:
