@@ -486,7 +486,7 @@ class LocalPlane:
     def holds(self, extent_m: float) -> bool:
         """Whether :meth:`error_bound` holds for shapes within ``extent_m`` of the origin: not past
         ``PLANE_LATITUDE_LIMIT``, where the meridians close in faster than the bound follows."""
-        return abs(self.lat0) + math.degrees(extent_m / EARTH_RADIUS_M) <= PLANE_LATITUDE_LIMIT
+        return math.isfinite(self.error_bound(extent_m))
 
     @overload
     def error_bound(self, extent_m: float) -> float: ...

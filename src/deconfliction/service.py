@@ -291,8 +291,7 @@ class Service:
         # readers (checks, lists) only need the picture not to change under them, so a
         # writer holds the reading lock just while it applies, in short chunks.
         self._writing = threading.RLock()
-        self._write_depth = 0  # how deep the thread holding the writing lock holds it (see _write_turn)
-        self._writer: int | None = None  # that thread's ident
+        self._writer: int | None = None  # the ident of the thread inside a write's turn (see _write_turn)
         self._reading = threading.RLock()
         # A check waiting for the picture goes before a batch's next chunk: Python's locks are not fair, and the
         # batch's thread, holding the interpreter, would take the reading lock straight back chunk after chunk.
@@ -382,16 +381,15 @@ class Service:
         """The writing lock, the picture first brought up to what other nodes wrote: a write is then validated
         against the whole log before it, or refused by the store as behind if another node writes in between."""
         with self._writing:
-            self._write_depth += 1
+            if self._in_write_turn():  # a write inside another of this thread's: that one caught up
+                yield
+                return
             self._writer = threading.get_ident()
             try:
-                if self._write_depth == 1:
-                    self._follow()
+                self._follow()
                 yield
             finally:
-                self._write_depth -= 1
-                if not self._write_depth:
-                    self._writer = None
+                self._writer = None
 
     def _in_write_turn(self) -> bool:
         """Whether this thread is inside a write's turn (the writing lock held)."""

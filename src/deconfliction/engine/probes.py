@@ -105,7 +105,6 @@ def sightings(picture: Picture, query: CheckQuery, buffer_m: float, near_m: floa
     found: list[Sighting] = []
     # A point check on each asset's plane, for all of them in one pass; an area is projected for each.
     xs, ys = offsets_m(index.lat[slots], index.lon[slots], area.reference)
-    reaches -= beyond  # each asset's own reach: the check's
     for slot, d, reach, x, y in zip(*(a.tolist() for a in (slots, distances, reaches, xs, ys)), strict=True):
         asset, report = index.value(slot)
         if asset.party == query.asker:

@@ -230,22 +230,21 @@ def measure(
     area: SearchArea, index: PointIndex[K, V], slots: np.ndarray, further_m: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Of the candidate ``slots``, those whose point lies within the reach for its uncertainty (and ``further_m``
-    beyond it) of the query; with their distances and those reaches, metres. The check's own test, and the probe
-    watch's farther out."""
+    beyond it) of the query; with their distances and those reaches (without ``further_m``), metres. The check's
+    own test, and the probe watch's farther out."""
     if not len(slots):
         return slots, np.empty(0), np.empty(0)
     xs, ys = area.plane.xy(index.lon[slots], index.lat[slots])
     distances = np.hypot(xs, ys)  # from the origin: the checked point itself, or the area's reference
     reaches = area.reach_for(index.uncertainty_m[slots])
-    if further_m:
-        reaches += further_m
+    limits = reaches + further_m if further_m else reaches
     if area.q_xy is not PLANE_ORIGIN:
         # An area lies within its radius of the origin, so what is farther than the reach beyond that
         # cannot be within it: GEOS measures only the others (a third of them for a 1 km square).
-        near = distances <= area.radius + reaches
-        slots, xs, ys, reaches = slots[near], xs[near], ys[near], reaches[near]
+        near = distances <= area.radius + limits
+        slots, xs, ys, reaches, limits = slots[near], xs[near], ys[near], reaches[near], limits[near]
         distances = shapely.distance(area.q_xy, shapely.points(xs, ys))
-    within = distances <= reaches
+    within = distances <= limits
     return slots[within], distances[within], reaches[within]
 
 

@@ -317,6 +317,10 @@ class Follower:
     _recorded: Counter[tuple[str, str]]  # the others' records by type and party, not yet handed to the service
     _lock: threading.Lock  # the store's, held by every writer
 
+    def __init__(self) -> None:
+        self._followed = []
+        self._recorded = Counter()
+
     # Each store's own: how it reads the others' entries, and learns that there are some.
     def catch_up(self) -> list[Event]:
         """What the others wrote since this node last read that changes the picture, in order."""
@@ -334,7 +338,11 @@ class Follower:
         """How many of the log's first entries the service's picture has all of: the size a snapshot of it may
         claim. Short of the tree's size while a record's write has read others' entries the picture lacks."""
         with self._lock:
-            return self._followed[0].seq - 1 if self._followed else self._last
+            return self._applied()
+
+    def _applied(self) -> int:
+        """How many of the log's first entries have been handed to the service; the caller holds the lock."""
+        return self._followed[0].seq - 1 if self._followed else self._last
 
     def _took(self, rows: Sequence[Row]) -> None:
         """``rows``, read from the log after this node's last entry, join its tree."""
@@ -365,9 +373,8 @@ class Follower:
         """Refuse a write that changes the picture while the picture lacks entries another node wrote."""
         if self._followed or (log_ends_at is not None and log_ends_at != self._last):
             ends = self._last if log_ends_at is None else log_ends_at
-            applied = self._followed[0].seq - 1 if self._followed else self._last
             raise Behind(
-                f"another node wrote first (the log ends at {ends}, this node's picture has read to {applied}); "
+                f"another node wrote first (the log ends at {ends}, this node's picture has read to {self._applied()}); "
                 "nothing was written: ask again in a moment"
             )
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 import logging
 import struct
 import threading
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -172,8 +171,7 @@ class PostgresStore(SqlReads, Follower):
                 raise StoreError(f"cannot open the store at {self._name}: {exc}") from exc
             raise
         self._last = len(self._tree)
-        self._followed: list[Row] = []
-        self._recorded: Counter[tuple[str, str]] = Counter()
+        Follower.__init__(self)
         self._latest = LatestKeeper(url)
         if through is None or through[0] < self._last:  # a node stopped before its keeper caught up (killed, say)
             self._latest.nudge()

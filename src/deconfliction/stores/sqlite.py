@@ -16,7 +16,6 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -139,8 +138,7 @@ class SQLiteStore(SqlReads, Follower):
         self._sync_failed: str | None = None
         self._committed = threading.Event()  # wakes the sync thread: a commit no caller waits to see synced
         self._closing = threading.Event()
-        self._followed: list[Row] = []
-        self._recorded: Counter[tuple[str, str]] = Counter()
+        Follower.__init__(self)
         self._seen_version: int | None = None  # the file's data_version when the writer last read the others' entries
         self._others_read_at = -math.inf  # when this store last read another process's entries (monotonic)
         self._waking = threading.Event()
