@@ -15,9 +15,9 @@ from unittest.mock import patch
 import pytest
 
 from deconfliction.clock import ManualClock
-from deconfliction.errors import Behind, NotFound, RateLimited
+from deconfliction.errors import Behind, NotFound, RateLimited, Unauthenticated
 from deconfliction.model import Event
-from deconfliction.service import Service
+from deconfliction.service import ROOT, Service
 from deconfliction.settings import Settings
 from deconfliction.stores import open_store
 from tests.stores.test_store import BLUE, T0, _build, report
@@ -146,6 +146,16 @@ def test_a_write_refused_as_behind_is_tried_again_caught_up_and_validated_anew(n
         with pytest.raises(NotFound):  # u2 withdrawn by A between B's catching up and B's commit
             b.report(BLUE, {"asset": "u2", "position": "34.52, 71.52"})
     assert [e.data.get("asset") for e in b.store.events(types=["report.accepted"])][-1] == "u1"
+
+
+def test_a_token_made_on_one_node_is_taken_at_once_by_another(nodes: tuple[Service, Service]) -> None:
+    """Made on A and shown to B before B has followed A's write: B looks in what A wrote before it refuses it."""
+    a, b = nodes
+    a.create_party(ROOT, {"id": "blue", "name": "Blue"})
+    token = a.create_token(ROOT, "blue", "liaison")
+    assert b.authenticate(token).party == "blue"
+    with pytest.raises(Unauthenticated):
+        b.authenticate("dcf_" + "x" * 43)
 
 
 def test_checks_on_two_nodes_in_turn_are_all_recorded_in_one_log(nodes: tuple[Service, Service]) -> None:
