@@ -66,6 +66,15 @@ class Budget:
                 raise self._refuse(party, tokens)
             self._buckets[party] = (tokens - 1.0, now)
 
+    def give_back(self, party: str) -> None:
+        """Return one that :meth:`take` spent on something that did not happen after all (a write refused as
+        behind, nothing written, which is then tried again and spends anew)."""
+        if self.unlimited:
+            return
+        with self._lock:
+            now = self.clock.now()
+            self._buckets[party] = (min(float(self.burst), self._left(party, now) + 1.0), now)
+
     def spent_elsewhere(self, party: str, count: int) -> None:
         """``party`` spent ``count`` on another node: spend them here too, never refused, below nothing if need be
         (it then waits here as long as it would have there)."""

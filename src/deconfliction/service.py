@@ -1352,7 +1352,11 @@ class Service:
                 deadline=now + timedelta(seconds=self.settings.deadline_s(kind)),
                 envelope=box,
             )
-            self._commit([ev.activity_event(activity, now)])
+            try:
+                self._commit([ev.activity_event(activity, now)])
+            except Behind:  # nothing written: the try again spends anew
+                self.budget.give_back(party)
+                raise
             queries = [CheckQuery(party, kind.check_kind, v.geometry, v.window, v.radius_m, v.altitude) for v in volumes]
             seen = [s for q in queries for s in sightings(self.picture, q, buffer, self.settings.probe_near_m, now)]
             shown = self._show_activity(self.picture.activities[activity.key])

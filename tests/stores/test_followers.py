@@ -193,3 +193,37 @@ def test_a_partys_checks_on_one_node_spend_its_budget_on_every_node(fresh_db: st
     finally:
         a.store.close()
         b.store.close()
+
+
+def test_a_proposal_refused_as_behind_and_tried_again_spends_one_of_the_partys_budget(fresh_db: str) -> None:
+    """The refused try wrote nothing, so what it spent is given back: the try that goes through spends it anew."""
+    budget = Settings(check_rate_per_min=1, check_burst=2)
+    a = Service(open_store(fresh_db), ManualClock(T0), settings=budget)
+    b = Service(open_store(fresh_db), ManualClock(T0), settings=budget)
+    window = [(T0 + timedelta(hours=1)).isoformat(), (T0 + timedelta(hours=2)).isoformat()]
+
+    def proposal(n: int) -> dict[str, Any]:
+        volume = {"position": f"34.2, 71.2{n}", "radius_m": 50, "window": window}
+        key = b.look(BLUE, "71.1,34.1,71.4,34.3", kind="fires")["picture_key"]
+        return {"id": f"f{n}", "kind": "fires", "purpose": "registration fire", "volumes": [volume], "key": key}
+
+    try:
+        _build(a)
+        b.catch_up()
+        commit, tries = b.store.append, []
+
+        def another_node_writes_first(events: Any, *args: Any, **kwargs: Any) -> list[int]:
+            tries.append(len(tries))
+            if len(tries) == 1:  # far from the proposal: its key still holds
+                a.register_asset(BLUE, {"id": "u9", "kind": "unit", "position": "34.9, 71.9"})
+            return commit(events, *args, **kwargs)
+
+        with patch.object(b.store, "append", another_node_writes_first):
+            assert b.propose(BLUE, proposal(1))["id"] == "f1"
+        assert len(tries) == 2  # refused once, then written
+        assert b.propose(BLUE, proposal(2))["id"] == "f2"  # the second of its two
+        with pytest.raises(RateLimited):
+            b.propose(BLUE, proposal(3))
+    finally:
+        a.store.close()
+        b.store.close()
