@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import pytest
@@ -27,6 +27,7 @@ from deconfliction.errors import InvalidInput
 
 DECONFLICT = Path(sys.executable).parent / "deconflict"
 TIMEOUT_S = 10.0
+BOX = {"type": "Polygon", "coordinates": [[[71.0, 34.3], [71.3, 34.3], [71.3, 34.9], [71.0, 34.9], [71.0, 34.3]]]}
 
 
 def free_port() -> int:
@@ -42,6 +43,9 @@ def clean_env() -> dict[str, str]:
 
 @dataclass
 class Server:
+    """``deconflict serve`` in a process group of its own; ``with Server(...) as server`` starts it and kills it
+    at the end, however the block ends. start(), stop() and kill() stay public: a test may kill and restart it inside."""
+
     db: Path
     log: Path
     port: int = field(default_factory=free_port)
@@ -90,6 +94,13 @@ class Server:
             self.process.wait(timeout=TIMEOUT_S)
         self.process = None
 
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+
 
 @dataclass
 class Run:
@@ -130,17 +141,14 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     tmp = tmp_path_factory.mktemp("server")
     db = tmp / "s.db"
     admin = init(db)
-    server = Server(db, tmp / "server.log")
-    try:
-        server.start()
+    with Server(db, tmp / "server.log") as server:
         with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
             acknowledged: dict[str, Any] = {"admin": admin}
             call(client, "POST", "/v1/parties", admin, json={"id": "alfa", "name": "Alfa Army"})
-            box = {"type": "Polygon", "coordinates": [[[71.0, 34.3], [71.3, 34.3], [71.3, 34.9], [71.0, 34.9], [71.0, 34.3]]]}
-            call(client, "PUT", "/v1/territories/alfa", admin, json={"area": box})
+            call(client, "PUT", "/v1/territories/alfa", admin, json={"area": BOX})
             liaison = call(client, "POST", "/v1/parties/alfa/tokens", admin, json={"role": "liaison"})["token"]
             acknowledged["liaison"] = liaison
-            call(client, "POST", "/v1/aors", liaison, json={"id": "east", "area": box, "freshness_s": 86400})
+            call(client, "POST", "/v1/aors", liaison, json={"id": "east", "area": BOX, "freshness_s": 86400})
             call(client, "POST", "/v1/aors/east/confirm", liaison)
             call(client, "POST", "/v1/assets", liaison, json={"id": "qrf-1", "kind": "unit", "position": "34.60, 71.10"})
             call(client, "POST", "/v1/assets", liaison, json={"id": "post", "kind": "site", "position": "34.55, 71.02"})
@@ -157,8 +165,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             after = seen(client, liaison)
             after["healthz"] = client.get("/healthz").json()
         yield Run(acknowledged, before, after, server.url)
-    finally:
-        server.kill()
 
 
 def test_server_restart_keeps_every_acknowledged_write(run: Run) -> None:
@@ -206,10 +212,11 @@ def test_a_token_says_whose_it_is_so_a_client_names_its_own_activities(run: Run)
         assert call(client, "GET", "/v1/whoami", run.acknowledged["admin"]) == {"party": None, "role": "admin"}
 
 
-def _alfa_with_a_unit(client: httpx.Client, admin: str) -> str:
-    """Party alfa with one unit placed; alfa's liaison token."""
+def alfa_with_a_unit(client: httpx.Client, admin: str) -> str:
+    """Party alfa with its territory (BOX) and one unit placed in it; alfa's liaison token."""
     call(client, "POST", "/v1/parties", admin, json={"id": "alfa", "name": "Alfa Army"})
-    liaison: str = call(client, "POST", "/v1/parties/alfa/tokens", admin, json={"role": "liaison"})["token"]
+    call(client, "PUT", "/v1/territories/alfa", admin, json={"area": BOX})
+    liaison = str(call(client, "POST", "/v1/parties/alfa/tokens", admin, json={"role": "liaison"})["token"])
     call(client, "POST", "/v1/assets", liaison, json={"id": "qrf-1", "kind": "unit", "position": "34.60, 71.10"})
     return liaison
 
@@ -217,11 +224,9 @@ def _alfa_with_a_unit(client: httpx.Client, admin: str) -> str:
 def test_a_server_stopped_writes_its_snapshot_and_the_next_start_is_from_it(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     admin = init(db)
-    server = Server(db, tmp_path / "server.log")
-    try:
-        server.start()
+    with Server(db, tmp_path / "server.log") as server:
         with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
-            liaison = _alfa_with_a_unit(client, admin)
+            liaison = alfa_with_a_unit(client, admin)
             before = seen(client, liaison)
         server.stop()
         assert f"written to {db}.snapshot" in server.log.read_text()
@@ -229,8 +234,6 @@ def test_a_server_stopped_writes_its_snapshot_and_the_next_start_is_from_it(tmp_
         assert f"picture from the snapshot at {db}.snapshot" in server.log.read_text()
         with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
             assert seen(client, liaison) == before
-    finally:
-        server.kill()
 
 
 def test_a_serving_node_writes_snapshots_in_a_second_process_and_a_crashed_one_starts_from_the_last(tmp_path: Path) -> None:
@@ -238,12 +241,10 @@ def test_a_serving_node_writes_snapshots_in_a_second_process_and_a_crashed_one_s
     so no snapshot of its own), the node starts from that one and the log after it, with every acknowledged write."""
     db = tmp_path / "s.db"
     admin = init(db)
-    server = Server(db, tmp_path / "server.log", settings={"DECONFLICT_SNAPSHOT_EVERY_S": "0.5"})
     kept = Path(f"{db}.snapshot")
-    try:
-        server.start()
+    with Server(db, tmp_path / "server.log", settings={"DECONFLICT_SNAPSHOT_EVERY_S": "0.5"}) as server:
         with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
-            liaison = _alfa_with_a_unit(client, admin)
+            liaison = alfa_with_a_unit(client, admin)
             deadline = time.monotonic() + 3 * TIMEOUT_S
             while not kept.exists() and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -255,5 +256,3 @@ def test_a_serving_node_writes_snapshots_in_a_second_process_and_a_crashed_one_s
         assert f"picture from the snapshot at {kept}" in server.log.read_text()
         with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
             assert seen(client, liaison) == before
-    finally:
-        server.kill()

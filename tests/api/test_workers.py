@@ -21,21 +21,9 @@ import httpx
 import pytest
 
 from deconfliction.serving import WORKER_SILENT_S
-from tests.api.test_server_process import DECONFLICT, TIMEOUT_S, Server, call, clean_env, init
-
-BOX = {"type": "Polygon", "coordinates": [[[71.0, 34.3], [71.3, 34.3], [71.3, 34.9], [71.0, 34.9], [71.0, 34.3]]]}
-
+from tests.api.test_server_process import DECONFLICT, TIMEOUT_S, Server, alfa_with_a_unit, call, clean_env, init
 
 CHECK = {"position": "34.6, 71.1", "kind": "fires"}
-
-
-def _alfa(client: httpx.Client, admin: str) -> str:
-    """Party alfa with a territory and a unit; its liaison's token."""
-    call(client, "POST", "/v1/parties", admin, json={"id": "alfa", "name": "Alfa Army"})
-    call(client, "PUT", "/v1/territories/alfa", admin, json={"area": BOX})
-    liaison = str(call(client, "POST", "/v1/parties/alfa/tokens", admin, json={"role": "liaison"})["token"])
-    call(client, "POST", "/v1/assets", liaison, json={"id": "qrf-1", "kind": "unit", "position": "34.60, 71.10"})
-    return liaison
 
 
 def _soon(ask: Callable[[], Any], until: Callable[[Any], bool], timeout_s: float = 2.0) -> Any:
@@ -52,13 +40,9 @@ def workers(tmp_path: Path) -> Iterator[tuple[Server, str]]:
     """A store served by two workers; the admin token."""
     db = tmp_path / "w.db"
     admin = init(db)
-    server = Server(db, tmp_path / "server.log", args=["--workers", "2"])
-    try:
-        server.start()  # once one worker answers
+    with Server(db, tmp_path / "server.log", args=["--workers", "2"]) as server:  # started once one worker answers
         assert _soon(lambda: _apps_started(server), lambda n: n == 2, TIMEOUT_S) == 2, server.log.read_text()
         yield server, admin
-    finally:
-        server.kill()
 
 
 def _apps_started(server: Server) -> int:
@@ -69,7 +53,7 @@ def _apps_started(server: Server) -> int:
 def test_two_workers_answer_on_one_port_and_every_check_is_recorded_once_in_one_log(workers: tuple[Server, str]) -> None:
     server, admin = workers
     with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
-        liaison = _alfa(client, admin)
+        liaison = alfa_with_a_unit(client, admin)
 
     def checks(n: int) -> list[int]:
         with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:  # a connection of its own
@@ -105,11 +89,9 @@ def test_a_partys_budget_is_one_across_the_workers(tmp_path: Path) -> None:
     db = tmp_path / "b.db"
     admin = init(db)
     budget = {"DECONFLICT_CHECK_BURST": "20", "DECONFLICT_CHECK_RATE_PER_MIN": "1"}
-    server = Server(db, tmp_path / "server.log", settings=budget, args=["--workers", "2"])
-    try:
-        server.start()
+    with Server(db, tmp_path / "server.log", settings=budget, args=["--workers", "2"]) as server:
         with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
-            liaison = _alfa(client, admin)
+            liaison = alfa_with_a_unit(client, admin)
 
         def statuses(n: int) -> list[int]:
             with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
@@ -120,15 +102,13 @@ def test_a_partys_budget_is_one_across_the_workers(tmp_path: Path) -> None:
             answered = [code for codes in pool.map(statuses, [10] * 8) for code in codes]
         assert set(answered) == {200, 429}
         assert 20 <= answered.count(200) <= 28, answered  # 20, and those asked within the milliseconds of lag
-    finally:
-        server.kill()
 
 
 def test_a_write_on_one_worker_reaches_every_worker(workers: tuple[Server, str]) -> None:
     """Each request on a connection of its own: the kernel hands them to either worker."""
     server, admin = workers
     with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
-        liaison = _alfa(client, admin)
+        liaison = alfa_with_a_unit(client, admin)
         call(client, "POST", "/v1/assets", liaison, json={"id": "post", "kind": "site", "position": "34.55, 71.02"})
 
     def listed() -> set[str]:
@@ -144,7 +124,7 @@ def test_a_worker_killed_is_started_again_from_the_store_and_takes_over_the_snap
     from the store, takes the snapshots' lock the dead one held, and answers beside the other."""
     server, admin = workers
     with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
-        liaison = _alfa(client, admin)
+        liaison = alfa_with_a_unit(client, admin)
     leader = re.findall(r"worker (\d+): picture version \d+; writes the snapshots", server.log.read_text())
     assert len(leader) == 1, server.log.read_text()
     os.kill(int(leader[0]), signal.SIGKILL)
@@ -171,9 +151,7 @@ def test_a_command_writing_to_the_store_while_a_server_runs_is_followed_not_numb
     write goes after it (before, the server's write collided with it, and every write after failed)."""
     db = tmp_path / "s.db"
     admin = init(db)
-    server = Server(db, tmp_path / "server.log")
-    try:
-        server.start()
+    with Server(db, tmp_path / "server.log") as server:
         with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
             call(client, "POST", "/v1/parties", admin, json={"id": "alfa", "name": "Alfa Army"})
             made = subprocess.run(
@@ -195,8 +173,6 @@ def test_a_command_writing_to_the_store_while_a_server_runs_is_followed_not_numb
             [str(DECONFLICT), "ledger", "verify", "--db", str(db)], capture_output=True, env=clean_env(), timeout=60
         )
         assert verified.returncode == 0, verified.stdout + verified.stderr
-    finally:
-        server.kill()
 
 
 def test_the_tak_gateway_is_not_served_by_workers(tmp_path: Path) -> None:

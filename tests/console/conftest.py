@@ -51,12 +51,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     tokens = json.loads(made.stdout)["tokens"]
     shots = Path(os.environ.get("DECONFLICT_SCREENSHOTS") or tmp / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
-    server = Server(db, tmp / "server.log")
-    try:
-        server.start()
+    with Server(db, tmp / "server.log") as server:
         yield Served(server.url, tokens, shots, server)
-    finally:
-        server.kill()
 
 
 @pytest.fixture(scope="module")

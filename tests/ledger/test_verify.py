@@ -363,12 +363,8 @@ def served(record: Record, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     )
     token = json.loads(made.stdout)["token"]
     # No ticks while the tests read: the scenario's AORs lapsed years ago, and the ticker would say so in the record.
-    server = Server(copy, copy.parent / "server.log", settings={"DECONFLICT_TICK_S": "3600"})
-    try:
-        server.start()
+    with Server(copy, copy.parent / "server.log", settings={"DECONFLICT_TICK_S": "3600"}) as server:
         yield server.url, token
-    finally:
-        server.kill()
 
 
 def verify_served(url: str, token: str, *args: str) -> Run:

@@ -131,15 +131,11 @@ def _assets(server: Server, token: str) -> list[tuple[str, str, float]]:
 def test_the_server_serves_from_postgresql(postgres_url: str, tmp_path: Path) -> None:
     """``deconflict serve --db postgresql://...``: answers, and keeps what it acknowledged across a kill."""
     admin = json.loads(runner.invoke(app, ["init", "--db", postgres_url]).stdout)["admin_token"]
-    server = Server(tmp_path / "unused.db", tmp_path / "server.log", db_url=postgres_url)
-    try:
-        server.start()
+    with Server(tmp_path / "unused.db", tmp_path / "server.log", db_url=postgres_url) as server:
         liaison = _blue_with_a_post(server, admin)
         server.kill()
         server.start()
         assert _assets(server, liaison) == [("blue", "post", 34.55)]
-    finally:
-        server.kill()
 
 
 def test_a_postgresql_node_keeps_its_snapshot_in_the_users_state_folder(
@@ -153,49 +149,43 @@ def test_a_postgresql_node_keeps_its_snapshot_in_the_users_state_folder(
     assert kept is not None and kept.parent == state / "deconfliction"
     assert kept.name.endswith(f"-{postgres_url.rsplit('/', 1)[1]}.snapshot") and "***" not in kept.name
     admin = json.loads(runner.invoke(app, ["init", "--db", postgres_url]).stdout)["admin_token"]
-    server = Server(tmp_path / "unused.db", tmp_path / "server.log", db_url=postgres_url, settings={"XDG_STATE_HOME": str(state)})
-    try:
-        server.start()
+    settings = {"XDG_STATE_HOME": str(state)}
+    with Server(tmp_path / "unused.db", tmp_path / "server.log", db_url=postgres_url, settings=settings) as server:
         liaison = _blue_with_a_post(server, admin)
         server.stop()
         assert kept.exists(), server.log.read_text()
         server.start()
         assert f"picture from the snapshot at {kept}" in server.log.read_text()
         assert _assets(server, liaison) == [("blue", "post", 34.55)]
-    finally:
-        server.kill()
 
 
 def test_two_servers_on_one_database_see_each_others_writes(postgres_url: str, tmp_path: Path) -> None:
     """A write acknowledged by node A is in node B's answers shortly after, without B being asked to look."""
     admin = json.loads(runner.invoke(app, ["init", "--db", postgres_url]).stdout)["admin_token"]
-    a = Server(tmp_path / "a.db", tmp_path / "a.log", db_url=postgres_url)
-    b = Server(tmp_path / "b.db", tmp_path / "b.log", db_url=postgres_url)
-    try:
-        a.start()
-        b.start()
-        with httpx.Client(base_url=a.url, timeout=10) as on_a, httpx.Client(base_url=b.url, timeout=10) as on_b:
-            call(on_a, "POST", "/v1/parties", admin, json={"id": "blue", "name": "Blue"})
-            liaison = call(on_a, "POST", "/v1/parties/blue/tokens", admin, json={"role": "liaison"})["token"]
-            call(on_a, "POST", "/v1/assets", liaison, json={"id": "post", "kind": "site", "position": "34.55, 71.02"})
-            deadline = time.monotonic() + 5.0
-            while time.monotonic() < deadline:
-                seen = on_b.get("/v1/assets", headers={"Authorization": f"Bearer {liaison}"})
-                if seen.status_code == 200 and seen.json():
-                    break
-                time.sleep(0.02)
-            assert [x["id"] for x in call(on_b, "GET", "/v1/assets", liaison)] == ["post"]
-            answer = call(on_b, "POST", "/v1/checks", liaison, json={"position": "34.55, 71.02", "kind": "ground"})
-            assert answer["status"] == "conflict"
-            # And back: B's write (its check's record) reaches A's record.
-            size = call(on_b, "GET", "/v1/ledger/head", liaison)["tree_size"]
-            deadline = time.monotonic() + 5.0
-            while call(on_a, "GET", "/v1/ledger/head", liaison)["tree_size"] < size and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert call(on_a, "GET", "/v1/ledger/head", liaison)["tree_size"] >= size
-    finally:
-        a.kill()
-        b.kill()
+    with (
+        Server(tmp_path / "a.db", tmp_path / "a.log", db_url=postgres_url) as a,
+        Server(tmp_path / "b.db", tmp_path / "b.log", db_url=postgres_url) as b,
+        httpx.Client(base_url=a.url, timeout=10) as on_a,
+        httpx.Client(base_url=b.url, timeout=10) as on_b,
+    ):
+        call(on_a, "POST", "/v1/parties", admin, json={"id": "blue", "name": "Blue"})
+        liaison = call(on_a, "POST", "/v1/parties/blue/tokens", admin, json={"role": "liaison"})["token"]
+        call(on_a, "POST", "/v1/assets", liaison, json={"id": "post", "kind": "site", "position": "34.55, 71.02"})
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            seen = on_b.get("/v1/assets", headers={"Authorization": f"Bearer {liaison}"})
+            if seen.status_code == 200 and seen.json():
+                break
+            time.sleep(0.02)
+        assert [x["id"] for x in call(on_b, "GET", "/v1/assets", liaison)] == ["post"]
+        answer = call(on_b, "POST", "/v1/checks", liaison, json={"position": "34.55, 71.02", "kind": "ground"})
+        assert answer["status"] == "conflict"
+        # And back: B's write (its check's record) reaches A's record.
+        size = call(on_b, "GET", "/v1/ledger/head", liaison)["tree_size"]
+        deadline = time.monotonic() + 5.0
+        while call(on_a, "GET", "/v1/ledger/head", liaison)["tree_size"] < size and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert call(on_a, "GET", "/v1/ledger/head", liaison)["tree_size"] >= size
 
 
 def test_while_the_database_is_away_checks_answer_from_memory_and_say_so() -> None:

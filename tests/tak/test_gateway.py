@@ -166,7 +166,7 @@ def centre(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Centre]:
     pki = make_pki(folder, ("alfa", "nobody"))
     tcp = {"alfa": free_port(), "bravo": free_port()}
     udp, tls = free_port(), free_port()
-    server = Server(
+    with Server(
         db,
         folder / "server.log",
         args=[
@@ -186,12 +186,8 @@ def centre(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Centre]:
             "DECONFLICT_TAK_TLS_KEY": str(pki.server_key),
             "DECONFLICT_TAK_TLS_CA": str(pki.ca),
         },
-    )
-    server.start()
-    try:
+    ) as server:
         yield Centre(server.url, tcp, udp, tls, pki, tokens)
-    finally:
-        server.kill()
 
 
 # ---------------------------------------------------------------- a device, as pytak makes it
