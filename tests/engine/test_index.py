@@ -27,7 +27,7 @@ from deconfliction.engine.index import LEVELS
 from deconfliction.engine.picture import Picture
 from deconfliction.engine.rules import check
 from deconfliction.errors import InvalidInput
-from deconfliction.geo import PLANE_LATITUDE_LIMIT, LatLon
+from deconfliction.geo import PLANE_LATITUDE_LIMIT, LatLon, LocalPlane
 from deconfliction.model import (
     DEFAULT_BUFFERS_M,
     Asset,
@@ -254,3 +254,29 @@ def test_index_stays_exact_through_merges_moves_and_removals() -> None:
                 found = {f.id for f in check(picture, query, NOW, 1500.0).conflicts}
             assert must <= found and found <= may, scan_max
             assert not any(int(i[1:]) % 7 == 0 for i in found)  # withdrawn positions are gone
+
+
+def test_point_index_holds_each_current_position_once_through_moves_back_and_forth_and_removals() -> None:
+    """Slots moved among a few places (away and back, reported again where they are), removed and reused, with
+    merges at every step: a search finds each slot at its current place only, and never twice."""
+    rng = random.Random(5)
+    places = [_offset(34.5, 71.0, rng.uniform(0, 3_000), rng.uniform(0, 360)) for _ in range(6)]
+    where: dict[int, tuple[float, float]] = {}
+    plane_origin = LatLon(34.5, 71.0)
+    with patch.object(index, "SCAN_MAX", 0), patch.object(index, "MERGE_MIN_MOVES", 7):
+        points: index.PointIndex[int, int] = index.PointIndex()
+        for step in range(3_000):
+            key = rng.randrange(40)
+            if rng.random() < 0.1:
+                points.remove(key)
+                where.pop(key, None)
+            else:
+                lat, lon = where[key] = rng.choice(places)
+                points.put(key, LatLon(lat, lon), rng.choice((10.0, 300.0)), key)
+            if step % 50 == 0:
+                q_lat, q_lon = rng.choice(places)
+                slots = points.near(Point(q_lon, q_lat), LocalPlane(plane_origin), 500.0).tolist()
+                found = [points.value(s) for s in slots]
+                assert len(found) == len(set(found)), f"a slot found twice at step {step}"
+                near = {k for k, (lat, lon) in where.items() if GEOD.inv(lon, lat, q_lon, q_lat)[2] <= 500.0}
+                assert near <= set(found) <= set(where), step
