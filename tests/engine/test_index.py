@@ -280,3 +280,30 @@ def test_point_index_holds_each_current_position_once_through_moves_back_and_for
                 assert len(found) == len(set(found)), f"a slot found twice at step {step}"
                 near = {k for k, (lat, lon) in where.items() if GEOD.inv(lon, lat, q_lon, q_lat)[2] <= 500.0}
                 assert near <= set(found) <= set(where), step
+
+
+def test_a_rebuild_numbers_the_points_in_the_order_of_their_cells_and_each_key_keeps_its_point() -> None:
+    """At the end of a rebuild (``merged_at_end``) the slots are numbered anew, cell by cell; every key still finds
+    its own point and value, positions too uncertain for any level and freed slots included, and moves and removals
+    after it stay exact."""
+    rng = random.Random(8)
+    with patch.object(index, "SCAN_MAX", 0):
+        points: index.PointIndex[int, int] = index.PointIndex()
+        where: dict[int, tuple[float, float]] = {}
+        with points.merged_at_end():
+            for key in range(2_000):
+                lat, lon = where[key] = _offset(34.5, 71.0, rng.uniform(0, 20_000), rng.uniform(0, 360))
+                points.put(key, LatLon(lat, lon), 200_000.0 if key % 97 == 0 else rng.uniform(5, 3_000), key)
+            for key in range(0, 2_000, 13):
+                points.remove(key)
+                del where[key]
+        assert np.all(np.diff(points._buckets.slots) > 0), "the slots in the order of their cells"
+        for step in range(300):
+            key = rng.randrange(2_000)
+            if step % 3 == 0:
+                lat, lon = where[key] = _offset(*where.get(key, (34.5, 71.0)), rng.uniform(0, 2_000), rng.uniform(0, 360))
+                points.put(key, LatLon(lat, lon), 20.0, key)
+            q_lat, q_lon = where.get(key, (34.5, 71.0))
+            found = [points.value(s) for s in points.near(Point(q_lon, q_lat), LocalPlane(LatLon(q_lat, q_lon)), 50.0).tolist()]
+            assert len(found) == len(set(found))
+            assert (key in found) == (key in where), step

@@ -55,20 +55,21 @@ class Theatre:
     sizes: dict[str, int] = field(default_factory=dict)
 
     def picture(self) -> Picture:
-        """The theatre in the engine's in-memory picture."""
+        """The theatre in the engine's in-memory picture, loaded as the service rebuilds it from its log."""
         p = Picture()
-        for party in self.parties:
-            p.put_party(party)
-        for territory in self.territories:
-            p.put_territory(territory)
-        for aor in self.aors:
-            p.put_aor(aor)
-        for asset in self.assets:
-            p.put_asset(asset)
-        for report in self.reports:
-            p.put_report(report)
-        for zone in self.zones:
-            p.put_zone(zone)
+        with p.loading():
+            for party in self.parties:
+                p.put_party(party)
+            for territory in self.territories:
+                p.put_territory(territory)
+            for aor in self.aors:
+                p.put_aor(aor)
+            for asset in self.assets:
+                p.put_asset(asset)
+            for report in self.reports:
+                p.put_report(report)
+            for zone in self.zones:
+                p.put_zone(zone)
         return p
 
     def checks(self, count: int, kind: CheckKind, *, area: bool = False, seed: int = 2) -> list[CheckQuery]:

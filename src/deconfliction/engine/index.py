@@ -236,13 +236,36 @@ class PointIndex(Generic[K, V]):
 
     @contextmanager
     def merged_at_end(self) -> Iterator[None]:
-        """Inside the block, moves are merged once, at its end: a rebuild from the log sorts a million points once."""
+        """Inside the block, moves are merged once, at its end: a rebuild from the log sorts a million points once,
+        and numbers them anew in the order of their cells (:meth:`_renumber`) when it placed most of them."""
         self._merge_at = math.inf
         try:
             yield
         finally:
+            placed_most = self._buckets.recent.count >= len(self._slot) // 2
             self._merge()
+            if placed_most:
+                self._renumber()
             self._merge_at = max(MERGE_MIN_MOVES, len(self._slot) // MERGE_EVERY)
+
+    def _renumber(self) -> None:
+        """Number the slots in the order of their cells (just merged), so that the points a query finds in one cell
+        lie side by side in memory: their rows are read in a few cache misses rather than one each. At a million
+        points this took 0.8 s, and a point fires check's p50 went from 251 to 235 µs (2026-12-07). Points
+        that move later keep their slots; most move within a few cells."""
+        buckets, n = self._buckets, len(self._values)
+        placed = np.zeros(n, dtype=bool)
+        placed[buckets.slots] = True
+        order = np.concatenate((buckets.slots, np.flatnonzero(~placed)))  # the slots in cells, then the wide and free
+        renumbered = np.empty(n, dtype=np.int64)
+        renumbered[order] = np.arange(n)
+        self._rows[:n], self._level[:n] = self._rows[order], self._level[order]
+        values, new = self._values, renumbered.tolist()
+        self._values = [values[i] for i in order.tolist()]
+        self._slot = {key: new[slot] for key, slot in self._slot.items()}
+        self._free = [new[slot] for slot in self._free]
+        self._wide = {new[slot] for slot in self._wide}
+        buckets.slots = renumbered[buckets.slots]
 
     def _merge(self) -> None:
         """Fold the recent moves into the sorted arrays, dropping the pairs their slots left."""
