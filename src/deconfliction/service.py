@@ -1249,7 +1249,7 @@ class Service:
         centre = LatLon((box[1] + box[3]) / 2, (box[0] + box[2]) / 2)  # the box's own, not its two parts'
         slots = p.positions.near(shape, LocalPlane(centre), 0.0)
         inside = slots[in_envelope(p.positions.lon[slots], p.positions.lat[slots], box)]
-        placed = [p.positions.value(slot) for slot in inside[:LOOK_LIMIT].tolist()]
+        placed = p.positions.values(inside[:LOOK_LIMIT])
         assets = [self._show_asset(asset, report, viewer) for asset, report in placed]
         zones = [self._show_zone(z, viewer) for z in p.zones.within(shape)]
         activities = [

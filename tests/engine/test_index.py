@@ -275,8 +275,7 @@ def test_point_index_holds_each_current_position_once_through_moves_back_and_for
                 points.put(key, LatLon(lat, lon), rng.choice((10.0, 300.0)), key)
             if step % 50 == 0:
                 q_lat, q_lon = rng.choice(places)
-                slots = points.near(Point(q_lon, q_lat), LocalPlane(plane_origin), 500.0).tolist()
-                found = [points.value(s) for s in slots]
+                found = points.values(points.near(Point(q_lon, q_lat), LocalPlane(plane_origin), 500.0))
                 assert len(found) == len(set(found)), f"a slot found twice at step {step}"
                 near = {k for k, (lat, lon) in where.items() if GEOD.inv(lon, lat, q_lon, q_lat)[2] <= 500.0}
                 assert near <= set(found) <= set(where), step
@@ -304,6 +303,6 @@ def test_a_rebuild_numbers_the_points_in_the_order_of_their_cells_and_each_key_k
                 lat, lon = where[key] = _offset(*where.get(key, (34.5, 71.0)), rng.uniform(0, 2_000), rng.uniform(0, 360))
                 points.put(key, LatLon(lat, lon), 20.0, key)
             q_lat, q_lon = where.get(key, (34.5, 71.0))
-            found = [points.value(s) for s in points.near(Point(q_lon, q_lat), LocalPlane(LatLon(q_lat, q_lon)), 50.0).tolist()]
+            found = points.values(points.near(Point(q_lon, q_lat), LocalPlane(LatLon(q_lat, q_lon)), 50.0))
             assert len(found) == len(set(found))
             assert (key in found) == (key in where), step

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 import h3
 import h3.api.basic_int as h3i
@@ -183,10 +183,10 @@ class PointIndex(Generic[K, V]):
             self._view_rows()
         return slot
 
-    def value(self, slot: int) -> V:
-        value = self._values[slot]
-        assert value is not None
-        return value
+    def values(self, slots: np.ndarray) -> list[V]:
+        """The values of ``slots`` that a query found (each held: a free slot is found by none)."""
+        values = self._values
+        return cast(list[V], [values[slot] for slot in slots.tolist()])
 
     def revalue(self, key: K, value: V) -> None:
         """A new value for a point that stays where it is (nothing when ``key`` has no point)."""

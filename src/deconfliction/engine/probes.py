@@ -105,8 +105,8 @@ def sightings(picture: Picture, query: CheckQuery, buffer_m: float, near_m: floa
     found: list[Sighting] = []
     # A point check on each asset's plane, for all of them in one pass; an area is projected for each.
     xs, ys = offsets_m(index.lat[slots], index.lon[slots], area.reference)
-    for slot, d, reach, x, y in zip(*(a.tolist() for a in (slots, distances, reaches, xs, ys)), strict=True):
-        asset, report = index.value(slot)
+    placed = index.values(slots)
+    for (asset, report), d, reach, x, y in zip(placed, *(a.tolist() for a in (distances, reaches, xs, ys)), strict=True):
         if asset.party == query.asker:
             continue
         if level_for(asset.party, asset.disclosure, query.asker, asset.kind.value, picture.grants) is not Disclosure.HIDDEN:
