@@ -181,17 +181,23 @@ def check(picture: Picture, query: CheckQuery, now: datetime, buffer_m: float) -
 def stakeholders(picture: Picture, query: CheckQuery, buffer_m: float) -> set[str]:
     """Parties whose AOR or territory the buffered query touches, fresh or not."""
     area = search_area(query, buffer_m)
-    buffered: BaseGeometry | None = None
     found: set[str] = set()
     shapes = [(a.party, a.geometry) for a in picture.aors.within(area.box)]
     shapes += [(t.party, t.geometry) for t in picture.territories.within(area.box)]
     for party, geometry in shapes:
-        if party in found or not geometry.intersects(area.box):
-            continue
-        buffered = buffered or geo_buffered(area.q_xy, area.reach)
-        if _clipped_xy(area, geometry).intersects(buffered):
+        if party not in found and geometry.intersects(area.box) and _reached(area, geometry):
             found.add(party)
     return found
+
+
+def _reached(area: SearchArea, geometry: BaseGeometry) -> bool:
+    """Whether a lon/lat shape comes within the query's reach: whether it meets the buffered area.
+
+    Measured rather than intersected with a buffer polygon, whose chords fall 0.1 % inside the
+    circle, and without making one (15 µs). Nothing of the shape inside the envelope measures
+    NaN: within no reach.
+    """
+    return bool(shapely.distance(area.q_xy, _clipped_xy(area, geometry)) <= area.reach)
 
 
 def _assets(
@@ -305,10 +311,7 @@ def _coverage(picture: Picture, query: CheckQuery, now: datetime, area: SearchAr
             whole.add(aor.party)
         else:
             partial[aor.party].append(aor)
-            if lapsed is None:
-                continue
-            buffered = buffered or geo_buffered(area.q_xy, area.reach)
-            if not _clipped_xy(area, aor.geometry).intersects(buffered):
+            if lapsed is None or not _reached(area, aor.geometry):
                 continue
         if lapsed is not None:
             since = None if aor.confirmed_at is None else lapsed
