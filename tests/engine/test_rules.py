@@ -19,7 +19,7 @@ from shapely.geometry import LineString, Point, box
 
 from deconfliction.engine.picture import Picture
 from deconfliction.engine.rules import UNCOVERED_AREA_M2, border, borders, check, search_area
-from deconfliction.geo import SAFETY_FACTOR, LatLon
+from deconfliction.geo import PLANE_ORIGIN, SAFETY_FACTOR, LatLon
 from deconfliction.model import (
     AltitudeBand,
     Aor,
@@ -248,6 +248,24 @@ def test_check_unknown_in_another_partys_territory_outside_its_aors(picture: Pic
     assert [(g.party, g.reason) for g in result.gaps] == [("east", "no_aor")]
 
 
+def test_what_the_aors_leave_of_a_territory_follows_every_change_of_them_and_of_it() -> None:
+    """Two of east's AORs meet at 71.15: a check across that edge is held by them together until one is redrawn
+    short of it, and again once it is redrawn back; a territory grown past them leaves a gap too."""
+    p = Picture()
+    p.put_territory(Territory("east", box(71.0, 34.3, 71.3, 34.9)))
+    p.put_aor(Aor("east", "a", box(71.0, 34.3, 71.15, 34.9), 6 * 3600, NOW - HOUR))
+    p.put_aor(Aor("east", "b", box(71.15, 34.3, 71.3, 34.9), 6 * 3600, NOW - HOUR))
+    across_the_edge, by_the_north_edge = LatLon(34.6, 71.15), LatLon(34.89, 71.2)
+    assert ask(p, across_the_edge).status is Status.CLEAR
+    p.put_aor(Aor("east", "b", box(71.16, 34.3, 71.3, 34.9), 6 * 3600, NOW - HOUR))
+    assert [(g.party, g.reason) for g in ask(p, across_the_edge).gaps] == [("east", "no_aor")]
+    p.put_aor(Aor("east", "b", box(71.15, 34.3, 71.3, 34.9), 6 * 3600, NOW - HOUR))
+    assert ask(p, across_the_edge).status is Status.CLEAR
+    assert ask(p, by_the_north_edge).status is Status.CLEAR
+    p.put_territory(Territory("east", box(71.0, 34.3, 71.3, 35.0)))
+    assert [(g.party, g.reason) for g in ask(p, by_the_north_edge).gaps] == [("east", "no_aor")]
+
+
 def test_check_own_territory_without_aor_is_not_a_gap(picture: Picture) -> None:
     picture.put_aor(Aor("west", "west-aor", box(70.7, 34.3, 70.8, 34.4), 6 * 3600, NOW - HOUR))
     assert ask(picture, asker="west").status is Status.CLEAR
@@ -430,8 +448,10 @@ def test_coverage_gaps_are_those_of_polygon_arithmetic_on_the_plane(
     query = CheckQuery("west", CheckKind.FIRES, Point(lon, lat), Window(NOW, NOW))
     area = search_area(query, buffer_m)
     disk = area.plane.project(Point(lon, lat)).buffer(area.reach)
-    expected = [
-        ("aor_lapsed", aor.id) for aor in aors if aor.lapsed_since(NOW) and area.plane.project(aor.geometry).intersects(disk)
+    expected = [  # an AOR within the reach, measured
+        ("aor_lapsed", aor.id)
+        for aor in aors
+        if aor.lapsed_since(NOW) and area.plane.project(aor.geometry).distance(PLANE_ORIGIN) <= area.reach
     ]
     uncovered = area.plane.project(east).intersection(disk)
     if aors:

@@ -320,7 +320,7 @@ def _coverage(picture: Picture, query: CheckQuery, now: datetime, area: SearchAr
         if territory.party == query.asker or territory.party in whole or not territory.geometry.intersects(area.box):
             continue
         aors = [aor.geometry for aor in partial[territory.party]]
-        if aors and _held_in_envelope(territory.geometry, aors, area):
+        if aors and _held_in_envelope(picture, territory.party, area):
             continue
         buffered = buffered or geo_buffered(area.q_xy, area.reach)
         part = _clipped_xy(area, territory.geometry).intersection(buffered)
@@ -332,19 +332,22 @@ def _coverage(picture: Picture, query: CheckQuery, now: datetime, area: SearchAr
             gaps.append(Gap(party=territory.party, reason="no_aor", since=None))
 
 
-def _held_in_envelope(territory: BaseGeometry, aors: list[BaseGeometry], area: SearchArea) -> bool:
-    """Whether ``aors`` together hold all of ``territory`` that lies in the search envelope: then no part
-    of the buffered area (which the envelope holds) is outside them.
+def _held_in_envelope(picture: Picture, party: str, area: SearchArea) -> bool:
+    """Whether ``party``'s AORs together hold all of its territory that lies in the search envelope: then no
+    part of the buffered area (which the envelope holds) is outside them.
 
-    Asked in lon/lat, without the plane: three GEOS calls on a few vertices instead of projecting,
-    buffering and differencing. A sure answer only: an envelope that wraps around the antimeridian,
-    or a sliver between shapes that do not quite meet, says no, and the plane's arithmetic decides.
+    Asked in lon/lat, without the plane: whether the part of the territory outside every AOR
+    (:meth:`Picture.outside_aors`, made once) meets the envelope, one test on a prepared shape
+    rather than a union, an intersection and a cover on every check near an AOR's edge (80 to
+    200 µs at a million assets). A sure answer only: an envelope that wraps around the
+    antimeridian, or a sliver between shapes that do not quite meet, says no, and the plane's
+    arithmetic decides.
     """
     west, _, east, _ = area.envelope
     if west < -180.0 or east > 180.0:
         return False
-    held = aors[0] if len(aors) == 1 else shapely.union_all(aors)
-    return bool(held.covers(territory.intersection(area.box)))
+    outside = picture.outside_aors(party)
+    return outside is not None and not outside.intersects(area.box)
 
 
 def border(picture: Picture, point: LatLon) -> Border:
