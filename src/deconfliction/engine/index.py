@@ -383,7 +383,7 @@ class ShapeIndex(Generic[K, V]):
     def __init__(self) -> None:
         self._items: dict[K, tuple[BaseGeometry, V]] = {}
         self._tree: shapely.STRtree | None = None
-        self._keys: list[K] = []
+        self._values: list[V] = []  # in the tree's order
 
     def __len__(self) -> int:
         return len(self._items)
@@ -415,13 +415,14 @@ class ShapeIndex(Generic[K, V]):
         if not self._items:
             return []
         if self._tree is None:
-            self._keys = list(self._items)
-            self._tree = shapely.STRtree([self._items[k][0] for k in self._keys])
+            self._tree = shapely.STRtree([footprint for footprint, _ in self._items.values()])
+            self._values = [value for _, value in self._items.values()]
         if isinstance(box, shapely.MultiPolygon):
             hits: np.ndarray = np.unique(self._tree.query(shapely.get_parts(box))[1])
         else:
             hits = self._tree.query(box)
-        return [self._items[self._keys[i]][1] for i in sorted(hits.tolist())]
+        values = self._values
+        return [values[i] for i in sorted(hits.tolist())]
 
 
 DIRECT_PAIRS = 4096
