@@ -198,18 +198,20 @@ class PointIndex(Generic[K, V]):
         slot = self._slot.get(key)
         if slot is None:
             slot = self._slot[key] = self._new_slot()
-        else:
-            self._leave_level(slot)
         self._values[slot] = value
         self.lon[slot], self.lat[slot], self.uncertainty_m[slot] = point.lon, point.lat, uncertainty_m
         for i, level in enumerate(LEVELS):
             if uncertainty_m <= level.max_uncertainty_m:
-                self._level[slot] = i
+                cell = h3i.latlng_to_cell(point.lat, point.lon, level.resolution)
+                if self._level[slot] == i and self._cell[slot] == cell:
+                    return  # a move within its cell (most of a unit's reports): its pair still holds
+                self._leave_level(slot)
+                self._level[slot], self._cell[slot] = i, cell
                 self._held[i] += 1
-                self._cell[slot] = cell = h3i.latlng_to_cell(point.lat, point.lon, level.resolution)
                 self._buckets.recent.add(cell, slot)
                 self._moved()
                 return
+        self._leave_level(slot)
         self._wide.add(slot)
 
     def remove(self, key: K) -> None:
