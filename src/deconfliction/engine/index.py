@@ -118,8 +118,9 @@ class _Buckets:
     level cost a point check at a million assets 150 µs). Moves land in the recent pairs
     (measured on every query, so they stay few) and are merged into the sorted arrays now and
     then. A pair whose cell is no longer its slot's current cell is skipped by the query; the
-    merge drops it, found by the pair a slot leaves behind at every move (``left``) rather than
-    by testing every pair (10 of its 14 ms at a million, a random read of each slot's cell).
+    merge drops it, found by the pair a slot leaves behind when it moves to another cell or goes
+    (``left``), rather than by testing every pair (10 of its 14 ms at a million, a random read of
+    each slot's cell).
     """
 
     __slots__ = ("cells", "left", "recent", "slots")
