@@ -1143,7 +1143,12 @@ class Service:
             "status": result.status.value,
             "answer": {"conflicts": answer["conflicts"], "gaps": answer["gaps"]},
             "full": {
-                "conflicts": [show_finding(f, f.party, resolution) for f in result.conflicts],
+                # What the asker saw exactly is what its owner sees: shown once (at a million assets a fires
+                # check has about 20 findings, each a position in MGRS).
+                "conflicts": [
+                    seen if seen["disclosure"] == "exact" else show_finding(f, f.party, resolution)
+                    for f, seen in zip(result.conflicts, answer["conflicts"], strict=True)
+                ],
                 "gaps": [show_gap(g, g.party, resolution) for g in result.gaps],
             },
             "flags": flags,
