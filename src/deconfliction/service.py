@@ -1013,7 +1013,7 @@ class Service:
         try:
             answer["record"] = self.store.append_grouped(events, _synced(events))[0]
         except StoreError as exc:
-            return self._unrecorded(answer, exc)
+            return self._unrecorded(answer, exc, caller)
         self._store_lost_at = None
         if len(events) > 1:
             self.feed.publish()
@@ -1033,14 +1033,14 @@ class Service:
         try:
             answer["record"] = (await self.store.append_grouped_async(events, _synced(events)))[0]
         except StoreError as exc:
-            return self._unrecorded(answer, exc)
+            return self._unrecorded(answer, exc, caller)
         self._store_lost_at = None
         if len(events) > 1:
             self.feed.publish()
         self._watch(seen)
         return answer
 
-    def _unrecorded(self, answer: dict[str, Any], exc: StoreError) -> dict[str, Any]:
+    def _unrecorded(self, answer: dict[str, Any], exc: StoreError, caller: Caller) -> dict[str, Any]:
         """A check answered while the store is away: from the picture in memory, frozen, and saying so.
 
         The answer is still the rules' answer at that picture, so an AOR whose promise runs out
@@ -1049,6 +1049,15 @@ class Service:
         """
         now = self.clock.now()
         self._store_lost_at = self._store_lost_at or now
+        # Not in the record, so said here: the log is then the only trace of this answer.
+        log.warning(
+            "%s's %s check asked at %s answered %s and not recorded: %s",
+            caller.party,
+            answer["kind"],
+            answer["asked_at"],
+            answer["status"],
+            exc.message,
+        )
         answer["record"] = None
         answer["frozen"] = {
             "since": self._store_lost_at.isoformat(),

@@ -256,3 +256,33 @@ def test_a_serving_node_writes_snapshots_in_a_second_process_and_a_crashed_one_s
         assert f"picture from the snapshot at {kept}" in server.log.read_text()
         with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
             assert seen(client, liaison) == before
+
+
+def test_the_access_log_leaves_out_the_checks_and_reports_the_record_holds_and_keeps_every_other_request(
+    tmp_path: Path,
+) -> None:
+    """A check answered or a report taken is an entry in the record, with who asked and the whole answer: its access
+    line would only repeat it, at a sixth of a check's CPU. Every other request, and every refusal, keeps its line."""
+    db = tmp_path / "s.db"
+    admin = init(db)
+    with Server(db, tmp_path / "server.log") as server:
+        with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
+            liaison = alfa_with_a_unit(client, admin)
+            call(client, "POST", "/v1/checks", liaison, json={"position": "34.6, 71.1", "kind": "fires"})
+            call(client, "POST", "/v1/reports", liaison, json={"asset": "qrf-1", "position": "34.61, 71.11"})
+            call(client, "POST", "/v1/reports/batch", liaison, json={"reports": [{"asset": "qrf-1", "position": "34.62, 71.12"}]})
+            call(client, "GET", "/v1/picture", liaison)
+            refused = client.post("/v1/checks", headers={"Authorization": f"Bearer {liaison}"}, json={"kind": "fires"})
+            assert refused.status_code == 422
+        server.stop()
+    log = server.log.read_text()
+    assert '"GET /v1/picture HTTP/1.1" 200' in log, log
+    assert '"POST /v1/assets HTTP/1.1" 201' in log, log
+    assert '"POST /v1/checks HTTP/1.1" 422' in log, log  # the refusal keeps its line, beside the service's reason
+    assert "refused POST /v1/checks" in log, log
+    for recorded in (
+        '"POST /v1/checks HTTP/1.1" 200',
+        '"POST /v1/reports HTTP/1.1" 201',
+        '"POST /v1/reports/batch HTTP/1.1" 201',
+    ):
+        assert recorded not in log, log

@@ -87,7 +87,7 @@ def _picture(service: Service) -> None:
     service.register_asset(ALFA, {"id": "post", "kind": "site", "position": POST["position"]})
 
 
-def _refused_and_unchanged(service: Service) -> StoreError:
+def _refused_and_unchanged(service: Service, caplog: pytest.LogCaptureFixture) -> StoreError:
     """A write refused with a StoreError, the picture and the log as they were; checks answer, unrecorded."""
     version, entries = service.picture.version, service.store.last_seq()
     with pytest.raises(StoreError) as refused:
@@ -95,13 +95,17 @@ def _refused_and_unchanged(service: Service) -> StoreError:
     assert refused.value.status == 503
     assert (service.picture.version, service.store.last_seq()) == (version, entries), "nothing half-applied"
     assert "camp" not in {a["id"] for a in service.assets(ALFA)}
+    caplog.clear()
     answer = service.check(BRAVO, POST)
     assert answer["status"] == "conflict", "checks answer from memory while nothing can be written"
     assert answer["record"] is None and answer["frozen"]["reason"]
+    assert f"bravo's fires check asked at {answer['asked_at']} answered conflict and not recorded" in caplog.text
     return refused.value
 
 
-def test_a_disk_turned_read_only_refuses_writes_keeps_checks_answering_and_loses_nothing(ext4_disk: Ext4Disk) -> None:
+def test_a_disk_turned_read_only_refuses_writes_keeps_checks_answering_and_loses_nothing(
+    ext4_disk: Ext4Disk, caplog: pytest.LogCaptureFixture
+) -> None:
     path = ext4_disk.folder / "centre.db"
     service = Service(SQLiteStore(path), ManualClock(T0))
     try:
@@ -110,7 +114,7 @@ def test_a_disk_turned_read_only_refuses_writes_keeps_checks_answering_and_loses
         service.ledger_head()  # a signed head from before the failure: the record after repair must extend it
         ext4_disk.fail()
         for _attempt in range(2):  # the first write meets the error, the next the read-only file system
-            assert "read-only" in str(_refused_and_unchanged(service))
+            assert "read-only" in str(_refused_and_unchanged(service, caplog))
     finally:
         service.store.close()
 
@@ -129,7 +133,9 @@ def test_a_disk_turned_read_only_refuses_writes_keeps_checks_answering_and_loses
         again.store.close()
 
 
-def test_a_database_turned_read_only_refuses_writes_and_takes_them_again_when_writable(postgres_url: str) -> None:
+def test_a_database_turned_read_only_refuses_writes_and_takes_them_again_when_writable(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     service = Service(open_store(postgres_url), ManualClock(T0))
     database = postgres_url.rsplit("/", 1)[1]
     cut = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
@@ -138,7 +144,7 @@ def test_a_database_turned_read_only_refuses_writes_and_takes_them_again_when_wr
         with psycopg.connect(postgres_url, autocommit=True) as admin:
             admin.execute(f'ALTER DATABASE "{database}" SET default_transaction_read_only = on')
             admin.execute(cut, (database,))
-            refusals = [str(_refused_and_unchanged(service)) for _attempt in range(2)]
+            refusals = [str(_refused_and_unchanged(service, caplog)) for _attempt in range(2)]
             assert "read-only" in refusals[-1]
 
             admin.execute(f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
