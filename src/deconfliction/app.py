@@ -92,8 +92,10 @@ FOLLOW_WAIT_S = 1.0
 class BodyLimit:
     """Refuses a request body past ``max_bytes`` with 413, by its Content-Length or while it streams in.
 
-    Written as a small ASGI wrapper rather than taken from a library: Starlette and uvicorn
-    read bodies of any size into memory, and no maintained middleware caps them.
+    Written as a small ASGI wrapper rather than taken from a library: uvicorn reads bodies of any
+    size into memory, and the limits Starlette and FastAPI have had since (``max_body_size``, not in
+    every version ``pyproject.toml`` allows) refuse in their own shape (``{"detail": ...}``),
+    unlogged, where every other refusal of this API is ``{"error": ...}`` and logged with its reason.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:

@@ -1,0 +1,61 @@
+"""``deconflict bench`` runs end to end at a tiny size, as a user runs it, and writes every figure; no timing is
+asserted (the figures are in benchmarks/README.md). The alternatives are left out here: they start PostgreSQL and
+Redis, and tests/bench/test_alternatives.py holds them to the engine's answers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deconfliction.bench.run import KINDS, WORKERS
+
+DECONFLICT = Path(sys.executable).parent / "deconflict"
+SIZE = 2_000
+
+pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (Debian's package; .ci/run installs it)")
+
+
+def positive(value: object) -> bool:
+    return isinstance(value, int | float) and value > 0
+
+
+def test_a_tiny_run_prints_every_measurement_and_writes_every_figure_on_checks_answered(tmp_path: Path) -> None:
+    command = [str(DECONFLICT), "bench", "--sizes", "2k", "--checks", "100", "--http-seconds", "1", "--no-alternatives"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DECONFLICT_")} | {"COLUMNS": "200"}
+    done = subprocess.run([*command, "--out", str(tmp_path)], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    rows = [line for line in done.stdout.splitlines() if "2,000" in line]
+    expected = [f"engine {shape} {kind.value}" for kind in KINDS for shape in ("point", "polygon")]
+    expected += ["HTTP point fires, 16 clients", "HTTP polygon fires, 16 clients", f"16 clients, {WORKERS} workers"]
+    expected += ["ingest, batches of 1000, durable", "recorded fires checks (service), no load"]
+    expected += ["recorded fires checks during that ingest", "ingest, one report per request, durable", "start-up"]
+    for label in expected:
+        assert any(label in row for row in rows), (label, done.stdout)
+
+    results: dict[str, Any] = json.loads((tmp_path / "latest.json").read_text())
+    assert results["machine"]["cpu"] and positive(results["machine"]["cores"])
+    [entry] = results["sizes"]
+    assert entry["assets"] == SIZE and entry["zones"] == SIZE // 10
+    assert len(entry["engine"]) == 2 * len(KINDS)
+    for name, latency in entry["engine"].items():
+        assert all(positive(latency[k]) for k in ("p50_us", "p99_us", "per_s")), name
+    for key in ("http_point_fires", "http_polygon_fires", "http_point_fires_workers"):
+        http = entry[key]
+        # Every check wrk sent was answered 200: a refusal (a budget, a bad body) would be measured as a check.
+        assert http["requests"] > 0 and http["non_2xx"] == 0 and http["socket_errors"] == 0, (key, http)
+    assert entry["http_point_fires_workers"]["workers"] == WORKERS
+    batched = entry["ingest_batched"]
+    assert batched["reports"] == SIZE and batched["batch"] == 1000 and positive(batched["per_s"])
+    assert positive(batched["checks_quiet"]["p99_us"]) and positive(batched["checks_under_load"]["p99_us"])
+    assert entry["ingest_single"]["reports"] == 300 and positive(entry["ingest_single"]["per_s"])
+    assert all(positive(entry[k]) for k in ("startup_s", "server_rss_mib", "memory_per_asset_b", "build_picture_s"))
+    assert "postgis" not in entry and "redis" not in entry
+    assert (tmp_path / "latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
