@@ -1,6 +1,6 @@
-"""``deconflict bench`` runs end to end at a tiny size, as a user runs it, and writes every figure; no timing is
-asserted (the figures are in benchmarks/README.md). The alternatives are left out here: they start PostgreSQL and
-Redis, and tests/bench/test_alternatives.py holds them to the engine's answers."""
+"""``deconflict bench`` and ``deconflict bench-stores`` run end to end at a tiny size, as a user runs them, and write
+every figure; no timing is asserted (the figures are in benchmarks/README.md). The alternatives are left out of the
+first: they start PostgreSQL and Redis, and tests/bench/test_alternatives.py holds them to the engine's answers."""
 
 from __future__ import annotations
 
@@ -15,22 +15,28 @@ from typing import Any
 import pytest
 
 from deconfliction.bench.run import KINDS, WORKERS
+from deconfliction.bench.servers import PG_BIN
 
 DECONFLICT = Path(sys.executable).parent / "deconflict"
 SIZE = 2_000
-
-pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (Debian's package; .ci/run installs it)")
 
 
 def positive(value: object) -> bool:
     return isinstance(value, int | float) and value > 0
 
 
-def test_a_tiny_run_prints_every_measurement_and_writes_every_figure_on_checks_answered(tmp_path: Path) -> None:
-    command = [str(DECONFLICT), "bench", "--sizes", "2k", "--checks", "100", "--http-seconds", "1", "--no-alternatives"]
+def deconflict(*args: str) -> subprocess.CompletedProcess[str]:
+    """The command as a user runs it, on its defaults (no DECONFLICT_* settings), its table printed wide."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DECONFLICT_")} | {"COLUMNS": "200"}
-    done = subprocess.run([*command, "--out", str(tmp_path)], capture_output=True, text=True, timeout=300, env=env)
+    done = subprocess.run([str(DECONFLICT), *args], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (Debian's package; .ci/run installs it)")
+def test_a_tiny_run_prints_every_measurement_and_writes_every_figure_on_checks_answered(tmp_path: Path) -> None:
+    tiny = ["--sizes", "2k", "--checks", "100", "--http-seconds", "1", "--no-alternatives"]
+    done = deconflict("bench", *tiny, "--out", str(tmp_path))
 
     rows = [line for line in done.stdout.splitlines() if "2,000" in line]
     expected = [f"engine {shape} {kind.value}" for kind in KINDS for shape in ("point", "polygon")]
@@ -59,3 +65,20 @@ def test_a_tiny_run_prints_every_measurement_and_writes_every_figure_on_checks_a
     assert all(positive(entry[k]) for k in ("startup_s", "server_rss_mib", "memory_per_asset_b", "build_picture_s"))
     assert "postgis" not in entry and "redis" not in entry
     assert (tmp_path / "latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.skipif(not (PG_BIN / "initdb").exists(), reason="needs PostgreSQL 15 with PostGIS (.ci/run installs it)")
+def test_a_tiny_run_of_the_stores_side_by_side_writes_every_figure_for_both(tmp_path: Path) -> None:
+    sizes = ["--checks-size", "2k", "--startup-size", "2k"]
+    done = deconflict("bench-stores", *sizes, "--checks", "50", "--batched", "2000", "--single", "20", "--out", str(tmp_path))
+    assert "sqlite" in done.stdout and "postgresql" in done.stdout
+
+    results: dict[str, Any] = json.loads((tmp_path / "stores.json").read_text())
+    assert results["checks_size"] == results["startup_size"] == SIZE
+    assert set(results["stores"]) == {"sqlite", "postgresql"}
+    for name, store in results["stores"].items():
+        assert store["checks"]["count"] == 50 and positive(store["checks"]["p99_us"]), name
+        assert store["checks_during_ingest"]["count"] > 0, name
+        rates = ("ingest_batched_per_s", "ingest_batched_checking_per_s", "ingest_single_per_s")
+        times = ("load_s", "startup_s", "startup_from_snapshot_s", "snapshot_write_s", "snapshot_mib", "as_of_area_s")
+        assert all(positive(store[k]) for k in rates + times), (name, store)
