@@ -39,8 +39,9 @@ def test_a_tiny_run_prints_every_measurement_and_writes_every_figure_on_checks_a
     done = deconflict("bench", *tiny, "--out", str(tmp_path))
 
     rows = [line for line in done.stdout.splitlines() if "2,000" in line]
-    expected = [f"engine {shape} {kind.value}" for kind in KINDS for shape in ("point", "polygon")]
-    expected += ["HTTP point fires, 16 clients", "HTTP polygon fires, 16 clients", f"16 clients, {WORKERS} workers"]
+    asked = [f"{shape} {kind.value}" for kind in KINDS for shape in ("point", "polygon")]
+    expected = [f"engine {name}" for name in asked] + [f"HTTP {name}, 16 clients" for name in asked]
+    expected += [f"HTTP point fires, 16 clients, {WORKERS} workers"]
     expected += ["ingest, batches of 1000, durable", "recorded fires checks (service), no load"]
     expected += ["recorded fires checks during that ingest", "ingest, one report per request, durable", "start-up"]
     for label in expected:
@@ -53,11 +54,11 @@ def test_a_tiny_run_prints_every_measurement_and_writes_every_figure_on_checks_a
     assert len(entry["engine"]) == 2 * len(KINDS)
     for name, latency in entry["engine"].items():
         assert all(positive(latency[k]) for k in ("p50_us", "p99_us", "per_s")), name
-    for key in ("http_point_fires", "http_polygon_fires", "http_point_fires_workers"):
-        http = entry[key]
+    assert list(entry["http"]) == ["point_fires", "polygon_fires"] + [k for k in entry["engine"] if not k.endswith("fires")]
+    assert list(entry["http_workers"]) == ["point_fires"] and entry["http_workers"]["point_fires"]["workers"] == WORKERS
+    for key, http in [*entry["http"].items(), *entry["http_workers"].items()]:
         # Every check wrk sent was answered 200: a refusal (a budget, a bad body) would be measured as a check.
         assert http["requests"] > 0 and http["non_2xx"] == 0 and http["socket_errors"] == 0, (key, http)
-    assert entry["http_point_fires_workers"]["workers"] == WORKERS
     batched = entry["ingest_batched"]
     assert batched["reports"] == SIZE and batched["batch"] == 1000 and positive(batched["per_s"])
     assert positive(batched["checks_quiet"]["p99_us"]) and positive(batched["checks_under_load"]["p99_us"])
