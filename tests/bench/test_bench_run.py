@@ -5,10 +5,8 @@ first: they start PostgreSQL and Redis, and tests/bench/test_alternatives.py hol
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +14,15 @@ import pytest
 
 from deconfliction.bench.run import KINDS, WORKERS
 from deconfliction.bench.servers import PG_BIN
+from tests.api.test_server_process import DECONFLICT, clean_env
+from tests.bench.test_ledger_bench import positive
 
-DECONFLICT = Path(sys.executable).parent / "deconflict"
 SIZE = 2_000
-
-
-def positive(value: object) -> bool:
-    return isinstance(value, int | float) and value > 0
 
 
 def deconflict(*args: str) -> subprocess.CompletedProcess[str]:
     """The command as a user runs it, on its defaults (no DECONFLICT_* settings), its table printed wide."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DECONFLICT_")} | {"COLUMNS": "200"}
+    env = clean_env() | {"COLUMNS": "200"}
     done = subprocess.run([str(DECONFLICT), *args], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     return done
