@@ -476,8 +476,15 @@ class LocalPlane:
         return shapely.transform(geom, self._inverse)
 
     def _forward(self, coords: np.ndarray) -> np.ndarray:
-        x, y = self.xy(coords[:, 0], coords[:, 1])
-        return np.column_stack((x, y))
+        # :meth:`xy` in place on one array: a check projects a few small shapes, where numpy's cost is per
+        # call, and column_stack took a third of it.
+        plane = coords - (self.lon0, self.lat0)
+        lon = plane[:, 0]
+        lon += 180.0
+        lon %= 360.0
+        lon -= 180.0
+        plane *= (self.kx, self.ky)
+        return plane
 
     def _inverse(self, coords: np.ndarray) -> np.ndarray:
         lon = (coords[:, 0] / self.kx + self.lon0 + 180.0) % 360.0 - 180.0

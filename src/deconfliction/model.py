@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from shapely.geometry.base import BaseGeometry
 
@@ -394,9 +394,13 @@ class CheckQuery:
     altitude: AltitudeBand | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """Something within the buffer: an asset or a zone. Disclosure decides what is shown."""
+class Finding(NamedTuple):
+    """Something within the buffer: an asset or a zone. Disclosure decides what is shown.
+
+    A named tuple rather than a frozen dataclass like the others: a check at a million assets makes
+    twenty to forty of them, and a frozen dataclass costs 0.7 µs to make against 0.35 µs
+    (benchmarks/README, "Where the time goes").
+    """
 
     party: str
     object: str  # "unit", "site" or a zone kind

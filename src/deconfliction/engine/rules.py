@@ -15,6 +15,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 
 import numpy as np
 import shapely
@@ -57,6 +58,9 @@ BORDER_SEARCH_M = 50_000.0
 
 CLIP_VERTICES = 256
 """Zones with more vertices than this are cut to the check's search box before they are measured."""
+
+NEAREST_FIRST = attrgetter("distance_m", "party", "id")
+"""The order of an answer's conflicts."""
 
 
 def zone_applies(zone: Zone, kind: CheckKind) -> bool:
@@ -165,7 +169,7 @@ def check(picture: Picture, query: CheckQuery, now: datetime, buffer_m: float) -
     _coverage(picture, query, now, area, gaps)
 
     status = Status.CONFLICT if conflicts else Status.UNKNOWN if gaps else Status.CLEAR
-    conflicts.sort(key=lambda f: (f.distance_m, f.party, f.id))
+    conflicts.sort(key=NEAREST_FIRST)
     return CheckResult(
         status=status,
         conflicts=tuple(conflicts),
@@ -275,7 +279,10 @@ def _zones(picture: Picture, query: CheckQuery, area: SearchArea, conflicts: lis
     distances = shapely.distance(area.q_xy, area.plane.project_all(parts))
     # NaN (nothing of the zone inside its search box) is within no reach.
     apart = distances - half_widths - query.radius_m
-    for i in np.flatnonzero(distances <= area.reach_for(half_widths)).tolist():
+    # Squares and polygons (most zones) reach no farther than they are measured: the area's own reach, without
+    # widening each (3 µs a check at a million assets).
+    reach = area.reach_for(half_widths) if half_widths.any() else area.reach
+    for i in np.flatnonzero(distances <= reach).tolist():
         zone = candidates[i]
         conflicts.append(
             Finding(
