@@ -133,9 +133,10 @@ class _Buckets:
 
     def positions(self, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Where in the sorted arrays the pairs of ``cells`` (sorted) lie, and how many each cell has there."""
-        lo, hi = np.searchsorted(self.cells, cells, "left"), np.searchsorted(self.cells, cells, "right")
+        # ndarray's methods rather than numpy's functions, which dispatch to them for about half a µs each.
+        lo, hi = self.cells.searchsorted(cells, "left"), self.cells.searchsorted(cells, "right")
         counts = hi - lo
-        return np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum())), counts
+        return (lo - counts.cumsum() + counts).repeat(counts) + np.arange(int(counts.sum())), counts
 
 
 class PointIndex(Generic[K, V]):
@@ -422,8 +423,8 @@ class ShapeIndex(Generic[K, V]):
             self._values = [value for _, value in self._items.values()]
         if isinstance(box, shapely.MultiPolygon):
             hits: np.ndarray = np.unique(self._tree.query(shapely.get_parts(box))[1])
-        else:
-            hits = self._tree.query(box)
+        else:  # in an array of one: shapely lays a single shape out as one for 1.6 µs, twice the search itself
+            hits = self._tree.query(np.array((box,), dtype=object))[1]
         values = self._values
         return [values[i] for i in sorted(hits.tolist())]
 
