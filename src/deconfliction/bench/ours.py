@@ -68,9 +68,21 @@ def time_calls(call: Callable[[Any], object], items: Sequence[Any]) -> Latency:
     return Latency.of(samples, time.perf_counter() - started)
 
 
-def engine_checks(picture: Picture, queries: Sequence[CheckQuery], now: datetime, buffer_m: float) -> Latency:
-    """The engine alone, in process, one thread: what a check costs with no I/O at all."""
-    return time_calls(lambda q: check(picture, q, now, buffer_m), queries)
+ENGINE_ROUNDS = 5
+"""How many times the engine is asked each list of questions in process, every answer's latency counted."""
+
+
+def engine_checks(
+    picture: Picture, queries: Sequence[CheckQuery], now: datetime, buffer_m: float, rounds: int = ENGINE_ROUNDS
+) -> Latency:
+    """The engine alone, in process, one thread: what a check costs with no I/O at all.
+
+    The questions are asked ``rounds`` times over, so that a p99.9 is more than the second
+    slowest of 2,000 checks. At 1M assets, point fires, one after another on the bench machine
+    (2026-12-07): 15 single rounds gave p99 266 to 295 µs and p99.9 300 to 365 µs; four of five
+    rounds, 265 to 286 µs and 300 to 337 µs.
+    """
+    return time_calls(lambda q: check(picture, q, now, buffer_m), list(queries) * rounds)
 
 
 # ---------------------------------------------------------------- the store
