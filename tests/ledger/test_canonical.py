@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from deconfliction.events import report_event
 from deconfliction.geo import LatLon
-from deconfliction.ledger.seal import Sealed, _flat, canonical_json, parts_json
+from deconfliction.ledger.seal import Sealed, _alike, canonical_json, parts_json
 from deconfliction.model import AssetKind, Disclosure, Report
 
 STANDARD = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -28,7 +28,14 @@ scalars = st.one_of(
     st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=2),  # lone surrogates
     st.sampled_from(list(Disclosure) + list(AssetKind)),
 )
-objects = st.dictionaries(st.text(), scalars | st.lists(scalars, max_size=3), max_size=12)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.lists(inner, max_size=3).map(tuple) | st.dictionaries(st.text(), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+objects = st.dictionaries(st.text(), values, max_size=12)
 
 
 @settings(max_examples=3000)
@@ -48,12 +55,24 @@ def test_the_floats_orjson_would_write_otherwise_are_written_as_before(value: fl
     assert canonical_json({"x": value}) == f'{{"x":{written}}}'
 
 
-def test_a_reports_data_takes_the_fast_way() -> None:
-    """The reason for the two ways: a report's data, a flat object, is encoded on every report ingested."""
+def test_a_reports_data_and_a_checks_answer_take_the_fast_way() -> None:
+    """The reason for the two ways: a report's data is encoded on every report ingested, a check's answer (twice:
+    as its asker saw it and in full) on every check."""
     report = Report("west", "w-1", LatLon(34.512345, 71.123456), datetime(2026, 1, 1, tzinfo=UTC), 10.0, None, "decimal", None)
     data = report_event(report, datetime(2026, 1, 1, tzinfo=UTC), Disclosure.EXACT, AssetKind.UNIT).data
-    assert _flat(data)
-    assert canonical_json(data) == STANDARD.encode(data)
+    finding = {
+        "party": "west",
+        "object": AssetKind.UNIT,
+        "id": "w-1",
+        "name": "1 Coy",
+        "disclosure": "exact",
+        "distance_m": 812.3,
+    }
+    position = {"lat": 34.512345, "lon": 71.123456, "mgrs": "42S XD 84886 24985"}
+    answer = {"conflicts": [finding | {"position": position}], "gaps": [], "flags": (), "picture_version": 12}
+    for each in (data, answer):
+        assert _alike(each)
+        assert canonical_json(each) == STANDARD.encode(each)
 
 
 readers = st.lists(st.text(), max_size=3).map(tuple)
