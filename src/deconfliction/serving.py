@@ -95,9 +95,17 @@ def settle(service: Service) -> None:
     # first: a start makes next to no cyclic garbage (317 objects after a whole replay of a
     # million assets, none from a snapshot), and finding it walked every object (1.4 s).
     gc.freeze()
-    young, middle, _ = gc.get_threshold()
+    pace()
+
+
+def pace() -> tuple[float, tuple[int, int, int]]:
+    """Thread switches and the collector's full collections as a server holds them (the benchmark's ingest too);
+    returns the switch interval and the collector's thresholds they replaced."""
+    previous = sys.getswitchinterval(), gc.get_threshold()
+    young, middle, _ = previous[1]
     gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    return previous
 
 
 RECORDED = {("POST", "/v1/checks", 200), ("POST", "/v1/reports", 201), ("POST", "/v1/reports/batch", 201)}

@@ -30,8 +30,8 @@ from deconfliction.clock import ManualClock
 from deconfliction.engine.picture import Picture
 from deconfliction.engine.rules import check
 from deconfliction.model import CheckQuery, Event, Role
-from deconfliction.service import ROOT, SWITCH_INTERVAL_S, Caller, Service
-from deconfliction.serving import FULL_COLLECTION_EVERY
+from deconfliction.service import ROOT, Caller, Service
+from deconfliction.serving import pace
 from deconfliction.settings import Settings
 from deconfliction.stores import open_store
 
@@ -183,10 +183,7 @@ def ingest(
     # As `deconflict serve` runs (serving.settle): thread switches, and the collector's full collections held off.
     # The reports a batch replaces live on and are walked by every full collection: with Python's own thresholds
     # batched ingest at 100k was 24,823 and 29,810/s against 28,950 and 32,520/s (2026-12-07).
-    previous = sys.getswitchinterval(), gc.get_threshold()
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    previous = pace()
     thread = threading.Thread(target=checker, daemon=True)
     if checking:
         thread.start()
