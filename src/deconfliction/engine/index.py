@@ -347,7 +347,7 @@ class PointIndex(Generic[K, V]):
 
         Searching the H3 levels costs about 25 µs whatever the index holds; this costs a few
         comparisons per slot, so it wins below ``SCAN_MAX`` slots. The box is widened by the
-        largest uncertainty the levels held may hold (positions beyond them are always returned).
+        largest uncertainty a level in use may hold (positions beyond the levels are always returned).
         Only the latitudes are compared for every slot: the band they leave is a few percent of
         a theatre, and the rest is tested on it alone (at 10k points 19 µs against 35 µs for
         every test on every slot, 2026-12-07).
