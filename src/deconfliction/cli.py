@@ -872,21 +872,6 @@ def psi_ask(
         raise typer.Exit(1)
 
 
-def _machine() -> dict[str, Any]:
-    import os
-    import platform
-
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version()}
-
-
 def _bench_sets(owner_n: int, asker_n: int, met: int, resolution: int) -> tuple[list[str], list[str]]:
     """Real H3 cells: the owner's a disk of cells near the border, the asker's ``met`` of those and the rest far away."""
     import h3
@@ -1010,6 +995,7 @@ def psi_bench(
 ) -> None:
     """Measure one private cross-check (time and bytes), in process and between two processes over HTTP; print JSON."""
     from deconfliction import psi
+    from deconfliction.bench.run import machine
     from deconfliction.errors import InvalidInput
 
     try:
@@ -1018,7 +1004,7 @@ def psi_bench(
             raise InvalidInput("--met cannot be more than either set", field="met")
         owner, asker = _bench_sets(owner_cells, asker_cells, met, resolution)
         result: dict[str, Any] = {
-            "machine": _machine(),
+            "machine": machine(),
             "owner_cells": len(owner),
             "asker_cells": len(asker),
             "met": met,

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from deconfliction.bench.run import KINDS, WORKERS
+import deconfliction.bench.run as bench_run
+from deconfliction.bench.run import KINDS, WORKERS, machine
 from deconfliction.bench.servers import PG_BIN
 from tests.api.test_server_process import DECONFLICT, clean_env
 from tests.bench.test_ledger_bench import positive
@@ -44,6 +45,7 @@ def test_a_tiny_run_prints_every_measurement_and_writes_every_figure_on_checks_a
 
     results: dict[str, Any] = json.loads((tmp_path / "latest.json").read_text())
     assert results["machine"]["cpu"] and positive(results["machine"]["cores"])
+    assert results["machine"]["commit"] == machine()["commit"]
     [entry] = results["sizes"]
     assert entry["assets"] == SIZE and entry["zones"] == SIZE // 10
     assert len(entry["engine"]) == 2 * len(KINDS)
@@ -78,3 +80,13 @@ def test_a_tiny_run_of_the_stores_side_by_side_writes_every_figure_for_both(tmp_
         rates = ("ingest_batched_per_s", "ingest_batched_checking_per_s", "ingest_single_per_s")
         times = ("load_s", "startup_s", "startup_from_snapshot_s", "snapshot_write_s", "snapshot_mib", "as_of_area_s")
         assert all(positive(store[k]) for k in rates + times), (name, store)
+
+
+def test_the_figures_name_the_commit_of_the_code_that_measured_them() -> None:
+    code = Path(bench_run.__file__).parent
+    head = subprocess.run(["git", "-C", str(code), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if head.returncode:
+        pytest.skip("the installed code is not in a git checkout")
+    described = machine()
+    assert len(described["commit"]) >= 7 and head.stdout.startswith(described["commit"])
+    assert described["uncommitted_changes"] in (True, False)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import platform
+import subprocess
 import tempfile
 import threading
 import time
@@ -43,8 +45,8 @@ def parse_size(text: str) -> int:
 
 
 def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
-    cpu = "unknown"
+    """What the figures were measured on, and which code measured them."""
+    cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -52,8 +54,6 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    import os
-
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {
         "cpu": cpu,
@@ -62,7 +62,25 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        **source(),
     }
+
+
+def source() -> dict[str, Any]:
+    """The commit the measuring code was installed from, and whether it had uncommitted changes: a figure
+    in the docs names its commit, and one measured on changes not committed is not that commit's. None
+    for both where the installed code is not in a git checkout (a wheel, not ``pip install -e``)."""
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", "-C", str(Path(__file__).parent), *args], capture_output=True, text=True, timeout=10)
+
+    try:
+        commit, changed = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.TimeoutExpired):
+        return {"commit": None, "uncommitted_changes": None}
+    if commit.returncode or changed.returncode:
+        return {"commit": None, "uncommitted_changes": None}
+    return {"commit": commit.stdout.strip(), "uncommitted_changes": bool(changed.stdout.strip())}
 
 
 def concurrent_rate(
