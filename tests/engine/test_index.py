@@ -229,6 +229,50 @@ def test_index_cell_edges_stay_within_the_bounds_it_assumes(level: object) -> No
     assert level.edge_min_m <= shortest and longest <= level.edge_max_m  # type: ignore[attr-defined]
 
 
+SMALLEST_CELLS = ((23.598, -67.096), (-39.243, -57.743), (-50.252, 36.627))
+"""Where H3's cells are smallest (0.61 of the average area at resolution 8, found by sampling 60,000 places):
+there a ring of cells is nearest its centre, and a disk search too few rings wide drops points first."""
+
+
+@pytest.mark.parametrize("level", LEVELS, ids=lambda lv: f"res{lv.resolution}")
+def test_index_rings_lie_no_nearer_than_the_disk_search_counts_them(level: object) -> None:
+    """``Level.disk_k`` takes every cell whose centre lies within ``RING_SPACING`` * k shortest edges; a cell
+    of ring j beyond k must therefore lie farther than (j - 1) * that. Rings up to 100 wide, where cells are
+    smallest, around pentagons, where the rings by sqrt(3) edges first failed (39.1° N 122.3° E, resolution 7,
+    ring 30), and elsewhere; not past a quarter of the globe."""
+    rng = random.Random(11)
+    resolution: int = level.resolution  # type: ignore[attr-defined]
+    spacing = index.RING_SPACING * level.edge_min_m  # type: ignore[attr-defined]
+    places = [*SMALLEST_CELLS, (39.1, 122.3), *(h3.cell_to_latlng(p) for p in h3.get_pentagons(resolution)[:2])]
+    places += [(math.degrees(math.asin(rng.uniform(-1, 1))), rng.uniform(-180, 180)) for _ in range(2)]
+    for lat, lon in places:
+        origin = h3.latlng_to_cell(lat, lon, resolution)
+        centre = h3.cell_to_latlng(origin)
+        for j in (2, 3, 5, 14, 30, 60, 100):
+            if j * spacing > 5_000_000:
+                break
+            nearest = min(h3.great_circle_distance(centre, h3.cell_to_latlng(c), unit="m") for c in h3.grid_ring(origin, j))
+            assert nearest > (j - 1) * spacing, (lat, lon, j, nearest, (j - 1) * spacing)
+
+
+def test_index_finds_every_point_at_the_edge_of_a_wide_search_where_cells_are_smallest() -> None:
+    """Points 1 m inside a 100 km reach all round, searched from the centre and the corners of the query's cell.
+    With rings counted by sqrt(3) edges the disk search missed 100 of 25,200 of them here."""
+    lat, lon = SMALLEST_CELLS[0]
+    cell = h3.latlng_to_cell(lat, lon, LEVELS[0].resolution)
+    c_lat, c_lon = h3.cell_to_latlng(cell)
+    askers = [(c_lat, c_lon), *((c_lat + 0.98 * (a - c_lat), c_lon + 0.98 * (b - c_lon)) for a, b in h3.cell_to_boundary(cell))]
+    reach, uncertainty = 100_000.0, 10.0
+    for a_lat, a_lon in askers:
+        points: index.PointIndex[int, int] = index.PointIndex()
+        for i in range(1_800):
+            p_lat, p_lon = _offset(a_lat, a_lon, reach + uncertainty - 1.0, i / 5)
+            points.put(i, LatLon(p_lat, p_lon), uncertainty, i)
+        with patch.object(index, "SCAN_MAX", -1):
+            found = points.values(points.near(Point(a_lon, a_lat), LocalPlane(LatLon(a_lat, a_lon)), reach))
+        assert sorted(found) == list(range(1_800)), f"missed {1_800 - len(found)} asked from {a_lat}, {a_lon}"
+
+
 def test_index_stays_exact_through_merges_moves_and_removals() -> None:
     """Placed as a rebuild places them (numbered anew, cell by cell, at its end), then enough moves to merge the
     recent ones into the sorted buckets several times over."""

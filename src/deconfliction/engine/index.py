@@ -38,6 +38,12 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
+RING_SPACING = 1.5
+"""In a grid of regular hexagons the centres of ring k lie at least 1.5 * k edges from the centre cell's:
+k * sqrt(3) edges along the six lines through neighbours (the ring's corners), 1.5 * k midway between them
+(the middle of the ring's sides)."""
+
+
 class Level:
     """One H3 resolution of the point index, for positions up to ``max_uncertainty_m``.
 
@@ -60,9 +66,13 @@ class Level:
         """Rings of cells around a point's cell that surely hold everything within ``reach_m``.
 
         A point within ``reach_m`` lies in a cell whose centre is within reach + 2 edges of
-        the query cell's centre; ring k starts at least k * sqrt(3) * the shortest edge out.
+        the query cell's centre; ring k's centres lie at least ``RING_SPACING`` * k shortest
+        edges out. Until 2026-12-07 the rings were counted by the corners' sqrt(3) * k, which
+        the margins on the edges covered while k was small, and which dropped points from large
+        searches where cells are smallest (a point check of 100 km radius at 23.6° N 67.1° W
+        missed points 1 m inside its reach; tests/engine/test_index.py holds both).
         """
-        return math.ceil((reach_m + self.max_uncertainty_m + 2 * self.edge_max_m) / (math.sqrt(3) * self.edge_min_m))
+        return math.ceil((reach_m + self.max_uncertainty_m + 2 * self.edge_max_m) / (RING_SPACING * self.edge_min_m))
 
 
 LEVELS = (
