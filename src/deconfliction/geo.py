@@ -535,6 +535,13 @@ def buffered(geom: BaseGeometry, distance: float, quad_segs: int = 16) -> BaseGe
     return geom.buffer(distance, quad_segs=quad_segs)
 
 
+def beyond_chords(distance: float, quad_segs: int) -> float:
+    """What to buffer by so that the buffer's arcs, drawn with ``quad_segs`` chords a quarter circle, lie no
+    nearer than ``distance``: GEOS puts the chords' ends on the circle, and their middles fall short of it by
+    up to 1 - cos(pi / (4 * quad_segs)) of the radius (1.9 % with 4 chords, 0.12 % with 16)."""
+    return distance / math.cos(math.pi / (4 * quad_segs))
+
+
 SAFETY_FACTOR = 1.005
 """Every buffer is widened by at least 0.5 %, and by :meth:`LocalPlane.error_bound` where that is more."""
 

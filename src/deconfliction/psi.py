@@ -47,7 +47,7 @@ from deconfliction.clock import Clock
 from deconfliction.engine.picture import Picture
 from deconfliction.engine.rules import zone_applies
 from deconfliction.errors import Busy, DeconflictionError, InvalidInput, InvalidState
-from deconfliction.geo import SAFETY_FACTOR, LatLon, LocalPlane, degrees_envelope, parse_geojson, parse_position
+from deconfliction.geo import SAFETY_FACTOR, LatLon, LocalPlane, beyond_chords, degrees_envelope, parse_geojson, parse_position
 from deconfliction.geo import buffered as geo_buffered
 from deconfliction.model import ActivityKind, CheckKind, ZoneKind, check_non_negative, check_positive
 
@@ -200,8 +200,7 @@ def _shape(geom: BaseGeometry, reach_m: float, resolution: int) -> set[str]:
     minx, miny, maxx, maxy = xy.bounds
     extent = math.hypot(maxx - minx, maxy - miny) / 2 + reach_m + 1.0
     grown = reach_m * max(SAFETY_FACTOR, 1 + plane.error_bound(extent))
-    # shapely puts the buffer's vertices on the circle, so its chords cut inside it: widen by 1/cos(half a step).
-    grown = grown / math.cos(math.pi / (4 * QUAD_SEGS)) + margin_m(resolution)
+    grown = beyond_chords(grown, QUAD_SEGS) + margin_m(resolution)
     envelope = degrees_envelope((west, south, east, north), grown)
     if envelope[0] < -180.0 or envelope[2] > 180.0:
         raise InvalidInput("the shape reaches across the antimeridian (180°), which this check does not handle", field="geometry")

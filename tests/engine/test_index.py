@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from unittest.mock import patch
 
@@ -90,8 +92,20 @@ def _world(seed: int, lat: float, lon: float, assets: int, zones: int, spread_m:
     return picture
 
 
-SEARCHES = (-1, 1_000_000)
-"""Every index test runs both searches: the H3 levels (``SCAN_MAX`` -1) and the scan of small indexes."""
+SEARCHES = ("cells", "scan")
+"""Every index test runs both searches: the H3 levels and the scan of every point (see :func:`_searching`)."""
+
+
+@contextmanager
+def _searching(way: str) -> Iterator[None]:
+    """``"cells"``: the point index searches its H3 levels whatever its size and the search's; ``"scan"``: it scans
+    every point, as it does when it holds few or the search would look in too many cells."""
+    if way == "cells":
+        with patch.object(index, "SCAN_MAX", -1), patch.object(index, "CELLS_PER_POINT_MAX", math.inf):
+            yield
+    else:
+        with patch.object(index, "SCAN_MAX", 1_000_000_000):
+            yield
 
 
 def _brute_force(picture: Picture, query: CheckQuery, buffer_m: float) -> dict[str, tuple[float, float]]:
@@ -180,8 +194,8 @@ def test_near_a_pole_the_index_misses_nothing_or_the_check_is_refused(
     buffer_m = DEFAULT_BUFFERS_M[kind]
     excess = _brute_force(picture, query, buffer_m)
     must = {i for i, (e, _) in excess.items() if e <= 0}
-    for scan_max in SEARCHES:
-        with patch.object(index, "SCAN_MAX", scan_max):
+    for way in SEARCHES:
+        with _searching(way):
             try:
                 result = check(picture, query, NOW, buffer_m)
             except InvalidInput as refused:
@@ -189,7 +203,7 @@ def test_near_a_pole_the_index_misses_nothing_or_the_check_is_refused(
                 assert abs(geometry.centroid.y) > PLANE_LATITUDE_LIMIT - 0.6, "refused far from the pole"
                 continue
         found = {f.id for f in result.conflicts} | {g.asset.id for g in result.gaps if g.asset is not None}
-        assert must <= found, f"missed ({scan_max=}): { {i: round(excess[i][0], 1) for i in must - found} }"
+        assert must <= found, f"missed ({way=}): { {i: round(excess[i][0], 1) for i in must - found} }"
 
 
 def _assert_finds_what_a_brute_force_scan_finds(
@@ -207,12 +221,12 @@ def _assert_finds_what_a_brute_force_scan_finds(
     excess = _brute_force(picture, query, buffer_m)
     must = {i for i, (e, _) in excess.items() if e <= 0}
     may = {i for i, (e, whole) in excess.items() if e <= whole * MARGIN + 1.0}
-    for scan_max in SEARCHES:
-        with patch.object(index, "SCAN_MAX", scan_max):
+    for way in SEARCHES:
+        with _searching(way):
             result = check(picture, query, NOW, buffer_m)
         found = {f.id for f in result.conflicts} | {g.asset.id for g in result.gaps if g.asset is not None}
-        assert must <= found, f"missed ({scan_max=}): { {i: round(excess[i][0], 1) for i in must - found} }"
-        assert found <= may, f"beyond the margin ({scan_max=}): { {i: round(excess[i][0], 1) for i in found - may} }"
+        assert must <= found, f"missed ({way=}): { {i: round(excess[i][0], 1) for i in must - found} }"
+        assert found <= may, f"beyond the margin ({way=}): { {i: round(excess[i][0], 1) for i in found - may} }"
 
 
 @pytest.mark.parametrize("level", LEVELS, ids=lambda lv: f"res{lv.resolution}")
@@ -268,9 +282,67 @@ def test_index_finds_every_point_at_the_edge_of_a_wide_search_where_cells_are_sm
         for i in range(1_800):
             p_lat, p_lon = _offset(a_lat, a_lon, reach + uncertainty - 1.0, i / 5)
             points.put(i, LatLon(p_lat, p_lon), uncertainty, i)
-        with patch.object(index, "SCAN_MAX", -1):
+        with _searching("cells"):
             found = points.values(points.near(Point(a_lon, a_lat), LocalPlane(LatLon(a_lat, a_lon)), reach))
         assert sorted(found) == list(range(1_800)), f"missed {1_800 - len(found)} asked from {a_lat}, {a_lon}"
+
+
+def test_index_finds_every_point_round_a_large_areas_corner_at_a_wide_reach() -> None:
+    """An area too large for a disk is grown by the reach on the plane and covered with cells. The growth's arcs
+    are drawn with four chords a quarter circle: before they were drawn outside the reach (``geo.beyond_chords``),
+    a search of 120 km reach from a 50 km square missed 1,593 of these 3,600 points 1 m inside it round a corner."""
+    lat, lon = 34.5, 71.0
+    plane = LocalPlane(LatLon(lat, lon))
+    square = plane.unproject(shapely.box(-25_000, -25_000, 25_000, 25_000))
+    reach, uncertainty = 120_000.0, 10.0
+    points: index.PointIndex[int, int] = index.PointIndex()
+    for i in range(3_600):
+        turn = math.radians(i / 40)
+        corner_xy = Point(
+            25_000 + (reach + uncertainty - 1) * math.cos(turn), 25_000 + (reach + uncertainty - 1) * math.sin(turn)
+        )
+        p = plane.unproject(corner_xy)
+        points.put(i, LatLon(p.y, p.x), uncertainty, i)
+    with _searching("cells"):
+        found = points.values(points.near(square, plane, reach))
+    assert sorted(found) == list(range(3_600)), f"missed {3_600 - len(found)}"
+
+
+@pytest.mark.parametrize(
+    ("half_m", "reach_m", "cells_made"),
+    [(None, 300.0, True), (None, 120_000.0, False), (1_000.0, 300.0, True), (25_000.0, 120_000.0, False)],
+    ids=["point-300m", "point-120km", "small-area-300m", "large-area-120km"],
+)
+def test_a_search_through_more_cells_than_the_points_are_worth_scans_them_and_misses_none(
+    half_m: float | None, reach_m: float, cells_made: bool
+) -> None:
+    """Beside 20,000 points, a check of 120 km reach would look in about 170,000 cells at the finest level alone
+    (its probe watch in three times as many): the index scans the points instead and makes no cells at all, from
+    a disk or from the area's shape. A check of 300 m still searches the cells. Every way finds every point within
+    reach."""
+    rng = random.Random(3)
+    lat, lon = 34.5, 71.0
+    points: index.PointIndex[int, int] = index.PointIndex()
+    where = {}
+    for key in range(20_000):
+        p_lat, p_lon = _offset(lat, lon, rng.uniform(0, 300_000), rng.uniform(0, 360))
+        where[key] = (p_lat, p_lon, rng.choice((10.0, 300.0, 1_000.0, 3_000.0)))
+        points.put(key, LatLon(p_lat, p_lon), where[key][2], key)
+    geom = Point(lon, lat) if half_m is None else _square(lat, lon, half_m)
+    plane = LocalPlane(LatLon(lat, lon))
+    xy = shapely.points([plane.xy(p_lon, p_lat) for p_lat, p_lon, _ in where.values()])
+    distances = shapely.distance(plane.project(geom), xy)
+    within = {key for key, d in zip(where, distances, strict=True) if d <= 0.99 * (reach_m + where[key][2])}
+    numpy_int = h3.api.numpy_int
+    with (
+        patch.object(index.h3n, "grid_disk", wraps=numpy_int.grid_disk) as disk,
+        patch.object(index.h3n, "h3shape_to_cells_experimental", wraps=numpy_int.h3shape_to_cells_experimental) as cover,
+    ):
+        found = set(points.values(points.near(geom, plane, reach_m)))
+    assert (disk.called or cover.called) is cells_made
+    assert within <= found, f"missed {len(within - found)}"
+    with _searching("cells"):
+        assert within <= set(points.values(points.near(geom, plane, reach_m)))
 
 
 def test_index_stays_exact_through_merges_moves_and_removals() -> None:
@@ -293,10 +365,10 @@ def test_index_stays_exact_through_merges_moves_and_removals() -> None:
             excess = _brute_force(picture, query, 1500.0)
             must = {i for i, (e, _) in excess.items() if e <= 0}
             may = {i for i, (e, whole) in excess.items() if e <= whole * MARGIN + 1.0}
-            for scan_max in SEARCHES:
-                with patch.object(index, "SCAN_MAX", scan_max):
+            for way in SEARCHES:
+                with _searching(way):
                     found = {f.id for f in check(picture, query, NOW, 1500.0).conflicts}
-                assert must <= found and found <= may, scan_max
+                assert must <= found and found <= may, way
                 assert not any(int(i[1:]) % 7 == 0 for i in found)  # withdrawn positions are gone
 
     with picture.loading():
@@ -320,7 +392,7 @@ def test_point_index_holds_each_current_position_once_through_moves_back_and_for
     places = [_offset(34.5, 71.0, rng.uniform(0, 3_000), rng.uniform(0, 360)) for _ in range(6)]
     where: dict[int, tuple[float, float]] = {}
     plane_origin = LatLon(34.5, 71.0)
-    with patch.object(index, "SCAN_MAX", 0), patch.object(index, "MERGE_MIN_MOVES", 7):
+    with _searching("cells"), patch.object(index, "MERGE_MIN_MOVES", 7):
         points: index.PointIndex[int, int] = index.PointIndex()
         for step in range(3_000):
             key = rng.randrange(40)
@@ -343,7 +415,7 @@ def test_a_rebuild_numbers_the_points_in_the_order_of_their_cells_and_each_key_k
     its own point and value, positions too uncertain for any level and freed slots included, and moves and removals
     after it stay exact."""
     rng = random.Random(8)
-    with patch.object(index, "SCAN_MAX", 0):
+    with _searching("cells"):
         points: index.PointIndex[int, int] = index.PointIndex()
         where: dict[int, tuple[float, float]] = {}
         with points.merged_at_end():
