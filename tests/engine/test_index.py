@@ -231,16 +231,25 @@ def _assert_finds_what_a_brute_force_scan_finds(
 
 @pytest.mark.parametrize("level", LEVELS, ids=lambda lv: f"res{lv.resolution}")
 def test_index_cell_edges_stay_within_the_bounds_it_assumes(level: object) -> None:
-    """The disk search assumes every cell's edges lie within the level's bounds; sample the globe."""
+    """The disk search assumes every cell's edges lie within the level's bounds, and that no corner of a cell lies
+    farther from its centre than the longest edge (so a point lies within that of its cell's centre); sample the
+    globe, and the cells round its pentagons."""
     rng = random.Random(7)
-    shortest, longest = math.inf, 0.0
-    for _ in range(2_000):
-        lat = math.degrees(math.asin(rng.uniform(-1, 1)))
-        cell = h3.latlng_to_cell(lat, rng.uniform(-180, 180), level.resolution)  # type: ignore[attr-defined]
+    resolution: int = level.resolution  # type: ignore[attr-defined]
+    cells = [
+        h3.latlng_to_cell(math.degrees(math.asin(rng.uniform(-1, 1))), rng.uniform(-180, 180), resolution) for _ in range(2_000)
+    ]
+    cells += [cell for pentagon in h3.get_pentagons(resolution) for cell in h3.grid_disk(pentagon, 1)]
+    shortest, longest, farthest_corner = math.inf, 0.0, 0.0
+    for cell in cells:
         for edge in h3.origin_to_directed_edges(cell):
             length = h3.edge_length(edge, "m")
             shortest, longest = min(shortest, length), max(longest, length)
+        centre = h3.cell_to_latlng(cell)
+        corners = h3.cell_to_boundary(cell)
+        farthest_corner = max(farthest_corner, *(h3.great_circle_distance(centre, c, unit="m") for c in corners))
     assert level.edge_min_m <= shortest and longest <= level.edge_max_m  # type: ignore[attr-defined]
+    assert farthest_corner <= level.edge_max_m  # type: ignore[attr-defined]
 
 
 SMALLEST_CELLS = ((23.598, -67.096), (-39.243, -57.743), (-50.252, 36.627))
