@@ -4,6 +4,7 @@ first: they start PostgreSQL and Redis, and tests/bench/test_alternatives.py hol
 
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 import subprocess
@@ -12,7 +13,6 @@ from typing import Any
 
 import pytest
 
-import deconfliction.bench.run as bench_run
 from deconfliction.bench.run import KINDS, WORKERS, machine
 from deconfliction.bench.servers import PG_BIN
 from tests.api.test_server_process import DECONFLICT, clean_env
@@ -83,7 +83,7 @@ def test_a_tiny_run_of_the_stores_side_by_side_writes_every_figure_for_both(tmp_
 
 
 def test_the_figures_name_the_commit_of_the_code_that_measured_them() -> None:
-    code = Path(bench_run.__file__).parent
+    code = Path(inspect.getfile(machine)).parent
     head = subprocess.run(["git", "-C", str(code), "rev-parse", "HEAD"], capture_output=True, text=True)
     if head.returncode:
         pytest.skip("the installed code is not in a git checkout")
