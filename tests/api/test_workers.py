@@ -103,7 +103,10 @@ def test_a_partys_budget_is_one_across_the_workers(tmp_path: Path) -> None:
         with ThreadPoolExecutor(8) as pool:
             answered = [code for codes in pool.map(statuses, [10] * 8) for code in codes]
         assert set(answered) == {200, 429}
-        assert 20 <= answered.count(200) <= 28, answered  # 20, and those asked within the milliseconds of lag
+        # 20, and those asked while the other's records were on their way: milliseconds, or up to 50 ms while a
+        # worker still looks slowly (FOLLOW_IDLE_POLL_S, before the other has written); 33 once on a loaded machine.
+        # Two budgets would let 40 through wherever the kernel hands each worker two connections or more.
+        assert 20 <= answered.count(200) <= 36, answered
 
 
 def test_a_write_on_one_worker_reaches_every_worker(workers: tuple[Server, str]) -> None:

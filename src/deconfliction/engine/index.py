@@ -69,11 +69,12 @@ class Level:
 
         A point within ``reach_m`` lies in a cell whose centre is within reach + 2 edges of
         the query cell's centre (no corner of a cell lies farther from its centre than the
-        longest edge: tests/engine/test_index.py); ring k's centres lie at least ``RING_SPACING`` * k shortest
-        edges out. Until 2026-12-07 the rings were counted by the corners' sqrt(3) * k, which
-        the margins on the edges covered while k was small, and which dropped points from large
-        searches where cells are smallest (a point check of 100 km radius at 23.6° N 67.1° W
-        missed points 1 m inside its reach; tests/engine/test_index.py holds both).
+        longest edge: tests/engine/test_index.py); ring k's centres lie at least
+        ``RING_SPACING`` * k shortest edges out. Until 2026-12-07 the rings were counted by the
+        corners' sqrt(3) * k, which the margins on the edges covered while k was small, and
+        which dropped points from large searches where cells are smallest (a point check of
+        100 km radius at 23.6° N 67.1° W missed points 1 m inside its reach;
+        tests/engine/test_index.py holds both).
         """
         return math.ceil((reach_m + self.max_uncertainty_m + 2 * self.edge_max_m) / (RING_SPACING * self.edge_min_m))
 
