@@ -37,6 +37,7 @@ def test_a_tiny_run_prints_every_measurement_and_writes_every_figure_on_checks_a
     rows = [line for line in done.stdout.splitlines() if "2,000" in line]
     asked = [f"{shape} {kind.value}" for kind in KINDS for shape in ("point", "polygon")]
     expected = [f"engine {name}" for name in asked] + [f"HTTP {name}, 16 clients" for name in asked]
+    expected += ["engine point air, 100 km radius, no asset within it"]
     expected += [f"HTTP point fires, 16 clients, {WORKERS} workers"]
     expected += ["ingest, batches of 1000, durable", "recorded fires checks (service), no load"]
     expected += ["recorded fires checks during that ingest", "ingest, one report per request, durable", "start-up"]
@@ -49,7 +50,7 @@ def test_a_tiny_run_prints_every_measurement_and_writes_every_figure_on_checks_a
     [entry] = results["sizes"]
     assert entry["assets"] == SIZE and entry["zones"] == SIZE // 10
     assert len(entry["engine"]) == 2 * len(KINDS)
-    for name, latency in entry["engine"].items():
+    for name, latency in [*entry["engine"].items(), ("wide", entry["engine_wide"])]:
         assert all(positive(latency[k]) for k in ("p50_us", "p99_us", "per_s")), name
     assert list(entry["http"]) == ["point_fires", "polygon_fires"] + [k for k in entry["engine"] if not k.endswith("fires")]
     assert list(entry["http_workers"]) == ["point_fires"] and entry["http_workers"]["point_fires"]["workers"] == WORKERS

@@ -26,7 +26,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from deconfliction.bench import ours
-from deconfliction.bench.theatre import Theatre, make_theatre
+from deconfliction.bench.theatre import WIDE_RADIUS_M, Theatre, make_theatre
 from deconfliction.engine.rules import check
 from deconfliction.model import CheckKind, CheckQuery
 from deconfliction.settings import Settings
@@ -136,6 +136,10 @@ def bench_size(
         name: ours.engine_checks(picture, asked, theatre.now, Settings().buffer_m(asked[0].kind)).as_dict()
         for name, asked in questions.items()
     }
+    # Wide checks where the picture is sparse: what the index's search costs when its reach is large (a scan of
+    # every point beyond a cell count, see CELLS_PER_POINT_MAX). Fewer of them: at 1M each takes milliseconds.
+    wide = theatre.wide_checks(max(20, checks // 40))
+    result["engine_wide"] = ours.engine_checks(picture, wide, theatre.now, Settings().buffer_m(CheckKind.AIR)).as_dict()
     fires = questions["point_fires"]
     ours_answers = [check(picture, q, theatre.now, 1500.0) for q in fires[:AGREEMENT_SAMPLE]]
     del picture
@@ -302,6 +306,9 @@ def rows(results: dict[str, Any]) -> list[Row]:
         engine = entry["engine"]
         for key, value in engine.items():
             table.append(_row(n, f"engine {key.replace('_', ' ')}", value, _rate(value["per_s"])))
+        wide = entry["engine_wide"]
+        label = f"engine point air, {WIDE_RADIUS_M / 1000:.0f} km radius, no asset within it"
+        table.append(_row(n, label, wide, _rate(wide["per_s"])))
         for key, http in entry["http"].items():
             table.append(_row(n, f"HTTP {key.replace('_', ' ')}, {http['connections']} clients", http, _rate(http["per_s"])))
         for key, http in entry["http_workers"].items():

@@ -37,6 +37,10 @@ NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 BORDER_LON = 40.0
 SOUTH, NORTH = 20.0, 38.0
 DEPTH_DEG = 1.0
+WIDE_RADIUS_M = 100_000.0
+"""The radius of the bench's wide checks (the API takes up to 200 km)."""
+WIDE_EAST_DEG = 4.0
+"""The wide checks' distance east of the border: 3 degrees (about 290 km) beyond the theatre's assets."""
 PARTIES = (Party("west", "West Force"), Party("east", "East Force"), Party("relief", "Relief Agency"))
 
 
@@ -86,6 +90,14 @@ class Theatre:
             asker = rng.choice(("west", "east"))
             queries.append(CheckQuery(asker, kind, geometry, Window(self.now, self.now)))
         return queries
+
+    def wide_checks(self, count: int, *, radius_m: float = WIDE_RADIUS_M, seed: int = 3) -> list[CheckQuery]:
+        """Air checks of ``radius_m`` from points ``WIDE_EAST_DEG`` east of the border, where no asset is within
+        reach: what a wide check costs the index's search alone (the probe watch, three times as far, reaches
+        some)."""
+        rng = random.Random(seed)
+        points = [Point(BORDER_LON + WIDE_EAST_DEG, rng.uniform(SOUTH, NORTH)) for _ in range(count)]
+        return [CheckQuery("west", CheckKind.AIR, p, Window(self.now, self.now), radius_m) for p in points]
 
 
 def _random_point(rng: random.Random) -> tuple[float, float]:
