@@ -139,7 +139,7 @@ def bench_size(
     # Wide checks where the picture is sparse: what the index's search costs when its reach is large (a scan of
     # every point beyond a cell count, see CELLS_PER_POINT_MAX). Fewer of them: at 1M each takes milliseconds.
     wide = theatre.wide_checks(max(20, checks // 40))
-    result["engine_wide"] = ours.engine_checks(picture, wide, theatre.now, Settings().buffer_m(CheckKind.AIR)).as_dict()
+    result["engine_wide"] = ours.engine_checks(picture, wide, theatre.now, Settings().buffer_m(wide[0].kind)).as_dict()
     fires = questions["point_fires"]
     ours_answers = [check(picture, q, theatre.now, 1500.0) for q in fires[:AGREEMENT_SAMPLE]]
     del picture

@@ -76,7 +76,12 @@ class Level:
         100 km radius at 23.6° N 67.1° W missed points 1 m inside its reach;
         tests/engine/test_index.py holds both).
         """
-        return math.ceil((reach_m + self.max_uncertainty_m + 2 * self.edge_max_m) / (RING_SPACING * self.edge_min_m))
+        return math.ceil(self.search_m(reach_m) / (RING_SPACING * self.edge_min_m))
+
+    def search_m(self, reach_m: float) -> float:
+        """How far from a query this level is searched for points within ``reach_m``: the reach, the largest
+        uncertainty the level holds, and two of its longest edges (the query's cell and the point's)."""
+        return reach_m + self.max_uncertainty_m + 2 * self.edge_max_m
 
 
 LEVELS = (
@@ -357,8 +362,7 @@ class PointIndex(Generic[K, V]):
                 origin = h3i.latlng_to_cell(centre.y, centre.x, level.resolution)
                 cells.append(h3n.grid_disk(origin, k))
             else:
-                margin = reach_m + level.max_uncertainty_m + 2 * level.edge_max_m
-                grown = buffered(xy, beyond_chords(margin, QUAD_SEGS), QUAD_SEGS)  # a route, segment by segment
+                grown = buffered(xy, beyond_chords(level.search_m(reach_m), QUAD_SEGS), QUAD_SEGS)  # a route, segment by segment
                 count += grown.area / level.cell_area_m2  # about; the plane's metres are the ground's near its origin
                 if count > most:
                     return None
