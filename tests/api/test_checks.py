@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from pyproj import Geod
 
 from tests.api.conftest import ALFA_LAND, BRAVO_LAND, Api, at, box, iso, refusal
@@ -359,3 +361,46 @@ def test_a_check_reaching_within_56_km_of_a_pole_is_refused_and_spends_nothing(a
     refusal(api.post("/v1/checks", "bravo", json={"area": box(10.0, 89.45, 10.5, 89.55), "kind": "fires"}), 422, field="area")
     assert api.check("bravo", position="89.0, 10.0", kind="fires")["status"] == "clear", "61 km from the pole: answered"
     assert api.ok("GET", "/v1/picture", "admin", 200)["picture_version"] == before
+
+
+# ---------------------------------------------------------------------------- the route as served
+# POST /v1/checks is answered ahead of the router (deconfliction.app.HotRoute); these hold that it answers there
+# as any other route does, refusals and failures included.
+
+
+def test_a_check_past_the_body_limit_is_413_logged_and_not_recorded(covered: Api, caplog: pytest.LogCaptureFixture) -> None:
+    """By its Content-Length, and streamed in without one."""
+    caplog.set_level(logging.INFO, logger="deconfliction")
+    size = len(covered.service.store.tree)
+    padded = b'{"kind": "fires", "position": "34.6, 71.1' + b" " * (9 * 2**20) + b'"}'
+    headers = {**covered.headers("alfa"), "Content-Type": "application/json"}
+    for content in (padded, (padded[i : i + 2**20] for i in range(0, len(padded), 2**20))):
+        refusal(covered.client.post("/v1/checks", content=content, headers=headers), 413, "too_large")
+    assert len(covered.service.store.tree) == size
+    logged = [r.getMessage() for r in caplog.records if "413 too_large" in r.getMessage()]
+    assert len(logged) == 2 and all(m.startswith("refused POST /v1/checks from ") for m in logged), logged
+
+
+def test_a_check_that_fails_unexpectedly_is_a_500_not_a_dropped_connection(
+    covered: Api, lenient: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*_: Any) -> dict[str, Any]:
+        raise RuntimeError("a fault in the service")
+
+    monkeypatch.setattr(covered.service, "check_async", broken)
+    answered = lenient.post("/v1/checks", json={"kind": "fires", "position": "34.6, 71.1"}, headers=covered.headers("alfa"))
+    assert answered.status_code == 500
+
+
+def test_a_check_is_answered_below_a_root_path_as_the_router_reads_it(covered: Api) -> None:
+    """An app mounted under a prefix (ASGI's root_path) sees its own paths with or without the prefix in front."""
+    body = {"kind": "fires", "position": f"{SITE[0]}, {SITE[1]}"}
+    with TestClient(covered.app, root_path="/deconfliction") as client:
+        for path in ("/v1/checks", "/deconfliction/v1/checks"):
+            answered = client.post(path, json=body, headers=covered.headers("alfa"))
+            assert answered.status_code == 200 and answered.json()["status"] == "conflict", (path, answered.text)
+        refusal(client.post("/deconfliction/v1/checksum", json=body, headers=covered.headers("alfa")), 404, "not_found")
+
+
+def test_only_a_post_to_checks_is_a_check(covered: Api) -> None:
+    refusal(covered.client.get("/v1/checks", headers=covered.headers("alfa")), 405, "method_not_allowed")

@@ -254,7 +254,8 @@ async def check_fast(request: Request) -> Response:
     documented route in the OpenAPI document), but skips dependency solving and response
     model serialisation, which cost more than the check itself. It runs on the event loop
     (a check is CPU-only and short) and awaits its durable record, so no worker thread is
-    taken per check. tests/api runs every check test through it.
+    taken per check. It is served ahead of the router (``deconfliction.app.HotRoute``);
+    tests/api runs every check test through it.
     """
     svc: Service = request.app.state.service
     who = svc.authenticate(bearer_token(request.headers.get("authorization")), client_of(request))
