@@ -160,7 +160,8 @@ class HotRoute:
 
 
 def _route_path(scope: Scope) -> str:
-    """The request's path below the app's root path (when a proxy mounts it under one), as Starlette's router reads it."""
+    """The request's path below the app's root path (when mounted under one), as Starlette's router reads it: its
+    ``get_route_path``, private, which tests/api/test_checks.py holds this equal to."""
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
     return path[len(root) :] if root and path.startswith(root + "/") else path

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pyproj import Geod
 
+from deconfliction.app import _route_path
 from tests.api.conftest import ALFA_LAND, BRAVO_LAND, Api, at, box, iso, refusal
 
 WGS84 = Geod(ellps="WGS84")
@@ -400,6 +401,23 @@ def test_a_check_is_answered_below_a_root_path_as_the_router_reads_it(covered: A
             answered = client.post(path, json=body, headers=covered.headers("alfa"))
             assert answered.status_code == 200 and answered.json()["status"] == "conflict", (path, answered.text)
         refusal(client.post("/deconfliction/v1/checksum", json=body, headers=covered.headers("alfa")), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    ("path", "root_path", "route"),
+    [
+        ("/v1/checks", "", "/v1/checks"),
+        ("/v1/checks", "/deconfliction", "/v1/checks"),  # the prefix already taken off (a proxy's rewrite)
+        ("/deconfliction/v1/checks", "/deconfliction", "/v1/checks"),  # as ASGI servers give it
+        ("/deconflictionx/v1/checks", "/deconfliction", "/deconflictionx/v1/checks"),  # not below the root path
+    ],
+)
+def test_the_hot_route_reads_a_path_below_the_root_path_as_the_router_does(path: str, root_path: str, route: str) -> None:
+    """The path the hot route matches is the router's (Starlette's get_route_path), so no check misses it."""
+    from starlette._utils import get_route_path
+
+    scope = {"type": "http", "path": path, "root_path": root_path}
+    assert _route_path(scope) == get_route_path(scope) == route
 
 
 def test_only_a_post_to_checks_is_a_check(covered: Api) -> None:
