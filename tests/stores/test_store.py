@@ -237,3 +237,70 @@ def test_grouped_append_failure_reaches_every_caller_in_the_batch() -> None:
 
     with pytest.raises(StoreError, match="disk full"):
         GroupCommit(broken).submit([report("a", 1)])
+
+
+def _ask_in_one_turn(store: Store, callers: int, synced: bool = False) -> list[list[int]]:
+    """``callers`` appends of two events each, asked in one turn of an event loop (as a turn's checks ask for their
+    records); each caller's sequence numbers."""
+    import asyncio
+
+    async def all_at_once() -> list[list[int]]:
+        asked = [store.append_grouped_async([report(f"t{n}", 1), report(f"t{n}", 2)], synced) for n in range(callers)]
+        return list(await asyncio.gather(*asked))
+
+    return asyncio.run(all_at_once())
+
+
+def test_records_asked_in_one_turn_of_the_event_loop_land_in_the_order_asked(store: Store) -> None:
+    assert _ask_in_one_turn(store, 16) == [[2 * n + 1, 2 * n + 2] for n in range(16)]
+    logged = [(e.seq, e.data["asset"]) for e in store.events(limit=100)]
+    assert logged == [(2 * n + i, f"t{n}") for n in range(16) for i in (1, 2)]
+    assert _ask_in_one_turn(store, 3, synced=True)[2] == [37, 38], "an append that waits for its sync is not held back"
+
+
+def test_records_asked_in_one_turn_share_one_write_on_the_loops_thread() -> None:
+    import asyncio
+
+    from deconfliction.stores.base import GroupCommit
+
+    written: list[tuple[str, int]] = []
+
+    def now(events: object) -> list[int]:
+        written.append(("on the loop", len(events)))  # type: ignore[arg-type]
+        return list(range(1, len(events) + 1))  # type: ignore[arg-type]
+
+    def by_the_writer(events: object, synced: bool) -> list[int]:
+        written.append(("by the writer", len(events)))  # type: ignore[arg-type]
+        return list(range(1, len(events) + 1))  # type: ignore[arg-type]
+
+    async def turn(group: GroupCommit) -> list[list[int]]:
+        return list(await asyncio.gather(*(group.submit_async([report(f"t{n}", 1)], synced=False) for n in range(8))))
+
+    assert asyncio.run(turn(GroupCommit(by_the_writer, now))) == [[n] for n in range(1, 9)]
+    assert asyncio.run(turn(GroupCommit(by_the_writer, lambda events: None))) == [[n] for n in range(1, 9)]
+    assert written == [("on the loop", 8), ("by the writer", 8)], "one write a turn; the writer's when the loop cannot"
+
+
+def test_a_failed_write_of_a_turns_records_reaches_every_caller_and_a_cancelled_one_is_left_out() -> None:
+    import asyncio
+
+    from deconfliction.stores.base import GroupCommit
+
+    def broken(events: object) -> list[int]:
+        raise StoreError("disk full")
+
+    async def turn(group: GroupCommit) -> list[object]:
+        asked = (group.submit_async([report("a", n)], False) for n in range(3))
+        return list(await asyncio.gather(*asked, return_exceptions=True))
+
+    failed = asyncio.run(turn(GroupCommit(lambda events, synced: [], broken)))
+    assert [str(e) for e in failed] == ["disk full"] * 3
+
+    async def one_gives_up(group: GroupCommit) -> list[object]:
+        asked = [asyncio.ensure_future(group.submit_async([report("a", n)], False)) for n in range(3)]
+        await asyncio.sleep(0)  # each has asked; the write is made at the end of the next turn
+        asked[1].cancel()
+        return list(await asyncio.gather(*asked, return_exceptions=True))
+
+    answers = asyncio.run(one_gives_up(GroupCommit(lambda events, synced: [], lambda events: [1, 2, 3])))
+    assert answers[0] == [1] and isinstance(answers[1], asyncio.CancelledError) and answers[2] == [3]

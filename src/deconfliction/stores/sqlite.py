@@ -132,7 +132,7 @@ class SQLiteStore(SqlReads, Follower):
         # Taken before the lock by every writer, and held by the sync thread while it waits for the lock: a
         # writer that commits again and again would otherwise take the lock back each time it let it go.
         self._turn = threading.Lock()
-        self._group = GroupCommit(self._append)
+        self._group = GroupCommit(self._append, self._commit_now)
         self._syncing = threading.Lock()  # one disk sync at a time; those queued behind it often find theirs done
         self._synced = 0  # every entry up to here is on the disk
         self._sync_failed: str | None = None
@@ -407,17 +407,24 @@ class SQLiteStore(SqlReads, Follower):
         return self._group.submit(events, synced)
 
     async def append_grouped_async(self, events: Sequence[Event], synced: bool = True) -> list[int]:
-        # Not when another process writes too: its write lock would make this one sleep, and the event loop with it.
-        if not synced and not self._shared and not self._turn.locked() and self._lock.acquire(blocking=False):
-            # Nothing else is writing: commit here, on the event loop. Without a sync the commit takes a
-            # fraction of a millisecond, less than the group commit's two hand-offs between threads cost.
-            try:
-                seqs = self._commit_holding_lock(encode(events))
-            finally:
-                self._lock.release()
-            self._after_commit(seqs, synced=False)
-            return seqs
         return await self._group.submit_async(events, synced)
+
+    def _commit_now(self, events: Sequence[Event]) -> list[int] | None:
+        """Commit ``events`` (no sync awaited) on the caller's thread, the event loop's, if nothing else is writing;
+        None if something is (the group commit's thread then takes them).
+
+        Not when another process writes too: its write lock would make this one sleep, and the event loop with
+        it. Without a sync the commit takes a fraction of a millisecond, less than the group commit's two
+        hand-offs between threads cost.
+        """
+        if self._shared or self._turn.locked() or not self._lock.acquire(blocking=False):
+            return None
+        try:
+            seqs = self._commit_holding_lock(encode(events))
+        finally:
+            self._lock.release()
+        self._after_commit(seqs, synced=False)
+        return seqs
 
     def load(self, after: int = 0) -> Iterator[Event]:
         skip = ",".join("?" * len(RECORD_ONLY))
