@@ -304,3 +304,22 @@ def test_a_failed_write_of_a_turns_records_reaches_every_caller_and_a_cancelled_
 
     answers = asyncio.run(one_gives_up(GroupCommit(lambda events, synced: [], lambda events: [1, 2, 3])))
     assert answers[0] == [1] and isinstance(answers[1], asyncio.CancelledError) and answers[2] == [3]
+
+
+def test_a_turns_write_stopped_before_it_ran_cancels_its_callers_and_keeps_nothing_gathered() -> None:
+    """As when the loop stops between a check asking for its record and the end of the turn: nothing was written."""
+    import asyncio
+
+    from deconfliction.stores.base import GroupCommit
+
+    group = GroupCommit(lambda events, synced: [], lambda events: [1])
+
+    async def stopped() -> object:
+        asked = asyncio.ensure_future(group.submit_async([report("a", 1)], False))
+        await asyncio.sleep(0)  # it has asked; the turn's write is due
+        for flush in list(group._flushes):
+            flush.cancel()
+        return (await asyncio.gather(asked, return_exceptions=True))[0]
+
+    assert isinstance(asyncio.run(stopped()), asyncio.CancelledError)
+    assert group._gathered == {} and group._flushes == set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import queue
 import threading
 from collections import Counter
@@ -114,6 +115,10 @@ def newest_reports(rows: Sequence[Row]) -> dict[str, int]:
     return {r.subject: r.seq for r in rows if r.type == SUPERSEDED and r.subject is not None}
 
 
+_Gathered = list[tuple[list[Event], asyncio.Future[list[int]]]]
+"""The appends gathered in one turn of an event loop, each with the future its caller awaits."""
+
+
 class GroupCommit:
     """Group commit: appends queued while a transaction is being synced share the next one.
 
@@ -140,7 +145,7 @@ class GroupCommit:
         self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        self._gathered: dict[asyncio.AbstractEventLoop, list[tuple[list[Event], asyncio.Future[list[int]]]]] = {}
+        self._gathered: dict[asyncio.AbstractEventLoop, _Gathered] = {}
         self._flushes: set[asyncio.Task[None]] = set()  # held until done: the loop keeps only weak references
 
     def _ensure_writer(self) -> None:
@@ -180,8 +185,15 @@ class GroupCommit:
         if len(gathered) == 1:  # the first of this turn: the write is made once the turn's callbacks have run
             flush = loop.create_task(self._flush(loop))
             self._flushes.add(flush)
-            flush.add_done_callback(self._flushes.discard)
+            flush.add_done_callback(functools.partial(self._flushed, loop, gathered))
         return await future
+
+    def _flushed(self, loop: asyncio.AbstractEventLoop, gathered: _Gathered, flush: asyncio.Task[None]) -> None:
+        self._flushes.discard(flush)
+        if self._gathered.get(loop) is gathered:  # cancelled before it ran (its loop stopping): nothing was written
+            del self._gathered[loop]
+            for _, future in gathered:
+                future.cancel()
 
     async def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         gathered = self._gathered.pop(loop)
