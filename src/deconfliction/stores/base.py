@@ -190,8 +190,9 @@ class GroupCommit:
 
     def _flushed(self, loop: asyncio.AbstractEventLoop, gathered: _Gathered, flush: asyncio.Task[None]) -> None:
         self._flushes.discard(flush)
-        if self._gathered.get(loop) is gathered:  # cancelled before it ran (its loop stopping): nothing was written
-            del self._gathered[loop]
+        if flush.cancelled():  # the loop is stopping, before or while the write was made: so are the requests that wait
+            if self._gathered.get(loop) is gathered:  # before it ran: nothing was written
+                del self._gathered[loop]
             for _, future in gathered:
                 future.cancel()
 
@@ -202,10 +203,6 @@ class GroupCommit:
             seqs = self._write_now(events) if self._write_now is not None else None
             if seqs is None:
                 seqs = await self._submit_to_writer(events, False)
-        except asyncio.CancelledError:  # the loop is stopping: so are the requests that wait
-            for _, future in gathered:
-                future.cancel()
-            raise
         except Exception as exc:  # each waiter gets the error, as from the writer thread
             for _, future in gathered:
                 if not future.done():
