@@ -533,21 +533,6 @@ def test_the_one_latitude_helpers_give_what_the_array_ones_give(lat: float, marg
     assert geo.degree_margins_at(lat, margin_m) == pytest.approx((dlat[0], dlon[0]), rel=1e-12)
 
 
-@given(
-    origins=st.lists(st.tuples(st.floats(-89.9, 89.9), st.floats(-180.0, 180.0)), min_size=1, max_size=8),
-    point=st.tuples(st.floats(-89.9, 89.9), st.floats(-180.0, 180.0)),
-)
-def test_offsets_place_a_point_on_each_origin_s_plane_as_that_plane_does(
-    origins: list[tuple[float, float]], point: tuple[float, float]
-) -> None:
-    """The probe watch places a point check on every hidden asset's plane at once; one plane at a time is the truth."""
-    lat, lon = np.array(origins).T
-    xs, ys = geo.offsets_m(lat, lon, LatLon(*point))
-    for (origin_lat, origin_lon), x, y in zip(origins, xs, ys, strict=True):
-        expected = LocalPlane(LatLon(origin_lat, origin_lon)).xy(point[1], point[0])
-        assert (x, y) == pytest.approx(expected, rel=1e-12, abs=1e-6)
-
-
 def test_a_box_past_180_is_read_as_its_two_parts_one_each_side() -> None:
     """What every search does with the box around a buffer beside the antimeridian."""
     east_past, west_past = geo.wrapped((179.9, 1.0, 180.2, 2.0)), geo.wrapped((-180.2, 1.0, -179.9, 2.0))

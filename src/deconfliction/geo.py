@@ -381,9 +381,8 @@ def metres_per_degree_at(lat: float) -> tuple[float, float]:
     """:func:`metres_per_degree` at one latitude, in plain floats.
 
     Written twice because numpy costs about a microsecond for each operation on one number,
-    and a check makes a plane for itself (and an area's check one for each hidden asset it
-    comes near); the math module does the whole of it in a tenth of that (tests/test_geo.py
-    holds the two equal).
+    and a check makes a plane for itself and one for each hidden asset it comes near; the
+    math module does the whole of it in a tenth of that (tests/test_geo.py holds the two equal).
     """
     phi = math.radians(lat)
     w = math.sqrt(1 - _E2 * math.sin(phi) ** 2)
@@ -419,13 +418,6 @@ def farthest_m(xy: BaseGeometry) -> float:
     """How far the farthest vertex of a plane geometry lies from the plane's origin, metres."""
     coords = shapely.get_coordinates(xy)
     return float(np.hypot(coords[:, 0], coords[:, 1]).max())
-
-
-def offsets_m(lat: np.ndarray, lon: np.ndarray, point: LatLon) -> tuple[np.ndarray, np.ndarray]:
-    """Where ``point`` lies on the local plane at each origin (``lat``, ``lon``), metres east and north: what
-    ``LocalPlane(origin).xy`` gives one origin at a time, for many origins in one vectorised pass."""
-    kx, ky = metres_per_degree(lat)
-    return ((point.lon - lon + 180.0) % 360.0 - 180.0) * kx, (point.lat - lat) * ky
 
 
 EARTH_RADIUS_M = 6_371_000.0

@@ -48,7 +48,7 @@ from deconfliction.engine.activities import (
 from deconfliction.engine.changes import Changed, PictureKey
 from deconfliction.engine.picture import Picture
 from deconfliction.engine.probes import ProbeWatch, Sighting, sightings
-from deconfliction.engine.rules import border, borders, check, zone_applies
+from deconfliction.engine.rules import border, borders, check_in, search_area, zone_applies
 from deconfliction.errors import (
     AlreadyExists,
     Behind,
@@ -1122,8 +1122,9 @@ class Service:
         self.budget.check(asker)  # a party that has spent its budget is refused before any work
         with self._turn, self._reading:
             activity = None if body.get("activity") is None else self._own_activity(asker, body["activity"], "activity")
-            result = check(self.picture, query, now, self.settings.buffer_m(kind))
-            seen = sightings(self.picture, query, self.settings.buffer_m(kind), self.settings.probe_near_m, now)
+            area = search_area(query, self.settings.buffer_m(kind))
+            result = check_in(self.picture, query, now, area)
+            seen = sightings(self.picture, query, area, self.settings.probe_near_m, now)
         # Spent once the check could be answered: a refusal (an unknown activity, a place past the plane's
         # reach) changes nothing, the budget included.
         self.budget.take(asker)
@@ -1372,7 +1373,8 @@ class Service:
                 self.budget.give_back(party)
                 raise
             queries = [CheckQuery(party, kind.check_kind, v.geometry, v.window, v.radius_m, v.altitude) for v in volumes]
-            seen = [s for q in queries for s in sightings(self.picture, q, buffer, self.settings.probe_near_m, now)]
+            near_m = self.settings.probe_near_m
+            seen = [s for q in queries for s in sightings(self.picture, q, search_area(q, buffer), near_m, now)]
             shown = self._show_activity(self.picture.activities[activity.key])
         self._watch(seen)
         return shown

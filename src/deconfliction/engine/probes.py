@@ -44,8 +44,8 @@ from shapely.geometry.base import BaseGeometry
 
 from deconfliction.disclosure import level_for
 from deconfliction.engine.picture import Picture
-from deconfliction.engine.rules import measure, search_area
-from deconfliction.geo import PLANE_ORIGIN, LatLon, LocalPlane, offsets_m
+from deconfliction.engine.rules import SearchArea, measure
+from deconfliction.geo import PLANE_ORIGIN, LatLon, LocalPlane
 from deconfliction.geo import buffered as geo_buffered
 from deconfliction.model import CheckQuery, Disclosure
 
@@ -89,15 +89,15 @@ class Sighting(NamedTuple):
         return geo_buffered(self.geometry(), self.reach_m)
 
 
-def sightings(picture: Picture, query: CheckQuery, buffer_m: float, near_m: float, at: datetime) -> list[Sighting]:
-    """What ``query`` tells its asker about each asset hidden from it that its answer can place.
+def sightings(picture: Picture, query: CheckQuery, area: SearchArea, near_m: float, at: datetime) -> list[Sighting]:
+    """What ``query`` (searching ``area``, as its check did) tells its asker about each asset hidden from it that its
+    answer can place.
 
     The same test as the check's own (distance less uncertainty within the reach), so a
     sighting is a hit exactly when the answer holds a finding (or a stale gap) for the asset.
     A miss places an asset only where an earlier hit's area could reach, so assets are
     looked for within twice the reach (and at least ``near_m``) beyond the buffered area.
     """
-    area = search_area(query, buffer_m)
     index = picture.hidden_positions
     beyond = max(2.0 * area.reach, near_m)
     slots, distances, reaches = measure(area, index, index.near(query.geometry, area.plane, area.reach + beyond), beyond)
@@ -105,16 +105,16 @@ def sightings(picture: Picture, query: CheckQuery, buffer_m: float, near_m: floa
         return []  # near no hidden asset (most ground checks): the passes below cost about 10 µs for none
     place = (round(area.reference.lat, 4), round(area.reference.lon, 4), round(area.reach))
     found: list[Sighting] = []
-    # A point check on each asset's plane, for all of them in one pass; an area is projected for each.
-    xs, ys = offsets_m(index.lat[slots], index.lon[slots], area.reference)
     placed = index.values(slots)
-    for (asset, report), d, reach, x, y in zip(placed, *(a.tolist() for a in (distances, reaches, xs, ys)), strict=True):
+    for (asset, report), d, reach in zip(placed, distances.tolist(), reaches.tolist(), strict=True):
         if asset.party == query.asker:
             continue
         if level_for(asset.party, asset.disclosure, query.asker, asset.kind.value, picture.grants) is not Disclosure.HIDDEN:
             continue  # a grant opened it: the asker sees it, there is nothing to probe
         point = report.point
-        shape = (x, y) if area.q_xy is PLANE_ORIGIN else LocalPlane(point).project(query.geometry)
+        # The query on the asset's own plane: a point check's place alone (most checks), an area whole.
+        plane, ref = LocalPlane(point), area.reference
+        shape = plane.xy(ref.lon, ref.lat) if area.q_xy is PLANE_ORIGIN else plane.project(query.geometry)
         hit = d <= reach
         near = d <= reach + near_m
         who = (query.asker, asset.party, asset.id, asset.kind.value, asset.name)

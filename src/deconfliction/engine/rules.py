@@ -105,6 +105,7 @@ class SearchArea:
     plane: LocalPlane
     q_xy: BaseGeometry  # the query's geometry on the plane
     radius: float  # how far q_xy reaches from the plane's origin (0 for a point), metres
+    buffer_m: float  # the buffer the check keeps, metres
     base: float  # the query's radius plus the buffer, metres
     reach: float  # base widened by the plane's error bound, metres: reach_for(0)
     envelope: tuple[float, float, float, float]  # lon/lat box that holds the whole buffered area (may pass ±180°)
@@ -153,7 +154,7 @@ def search_area(query: CheckQuery, buffer_m: float) -> SearchArea:
     base = query.radius_m + buffer_m
     reach = base * max(SAFETY_FACTOR, 1 + plane.error_bound(extent))
     envelope = degrees_envelope(bounds, reach + 1.0)
-    return SearchArea(ref, plane, q_xy, radius, base, reach, envelope, wrapped_box(envelope))
+    return SearchArea(ref, plane, q_xy, radius, buffer_m, base, reach, envelope, wrapped_box(envelope))
 
 
 def check(picture: Picture, query: CheckQuery, now: datetime, buffer_m: float) -> CheckResult:
@@ -161,7 +162,12 @@ def check(picture: Picture, query: CheckQuery, now: datetime, buffer_m: float) -
 
     >>> check(picture, CheckQuery("isaf", CheckKind.FIRES, Point(71.013, 34.552), window), now, 1500)
     """
-    area = search_area(query, buffer_m)
+    return check_in(picture, query, now, search_area(query, buffer_m))
+
+
+def check_in(picture: Picture, query: CheckQuery, now: datetime, area: SearchArea) -> CheckResult:
+    """:func:`check` on the query's search area, made already: the probe watch's sightings measure from the same
+    (making it twice cost a server's check 5 µs)."""
     conflicts: list[Finding] = []
     gaps: list[Gap] = []
     _assets(picture, query, now, area, conflicts, gaps)
@@ -176,7 +182,7 @@ def check(picture: Picture, query: CheckQuery, now: datetime, buffer_m: float) -
         gaps=tuple(gaps),
         border=border(picture, area.reference),
         reference=area.reference,
-        buffer_m=buffer_m,
+        buffer_m=area.buffer_m,
         picture_version=picture.version,
         envelope=area.envelope,
     )
