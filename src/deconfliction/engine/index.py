@@ -400,12 +400,12 @@ class PointIndex(Generic[K, V]):
         return np.concatenate((inside, wide))
 
 
-SCAN_MAX = 15_000
+SCAN_MAX = 40_000
 """Up to this many points, :meth:`PointIndex.near` scans them all (see ``_scan``). Measured with the bench
-theatre, a point fires check's p50 scanning against searching the H3 levels: 61-62 against 65 µs at 10k,
-68 against 66 µs at 15k, 75-76 against 67-68 µs at 20k. The search alone at 15k: a fires check's 27 against
-29 µs, a ground check's 27 against 26; the probe watch's, three times as far, 31 against 43 and 29 against 31
-µs (at 20k 35 against 48 and 34 against 29). 2026-12-07, AMD EPYC, both in turn in one process."""
+theatre, a check and its probe watch's sightings through the service's path, p50 scanning against searching
+the H3 levels: point fires 81 against 101 µs at 20k, 93 against 109 at 30k, 98 against 109 at 40k, 103
+against 112 at 50k; point ground 74 against 88, 83 against 92, 87 against 92, 91 against 93 (2026-12-08,
+AMD EPYC, both in turn in one process, six passes each, with the latitudes side by side: 15,000 before)."""
 
 MERGE_MIN_MOVES = 1024
 """Moves kept aside before they are merged (at least; more in a large picture, 1/MERGE_EVERY of it)."""
