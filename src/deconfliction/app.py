@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from deconfliction import __version__
 from deconfliction import snapshot as snapshots
 from deconfliction.api.psi import router as psi_router
-from deconfliction.api.routes import check_fast, log_refusal, router
+from deconfliction.api.routes import CHECKS, check_fast, log_refusal, router
 from deconfliction.api.stream import router as stream_router
 from deconfliction.console import mount_console
 from deconfliction.errors import DeconflictionError, RetryLater, TooLarge
@@ -126,7 +126,7 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
-CHECKS_PATH = "/v1/checks"
+CHECKS_PATH = router.prefix + CHECKS
 
 
 class HotRoute:

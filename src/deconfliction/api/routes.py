@@ -240,7 +240,11 @@ def confirm_aor(aor_id: str, svc: Svc, who: Who) -> Json:
     return svc.confirm_aor(who, aor_id)
 
 
-@router.post("/checks", tags=["checks"], responses=LIMITED)
+CHECKS = "/checks"
+"""The checks' route below the router's prefix (``app.HotRoute`` answers it ahead of the router)."""
+
+
+@router.post(CHECKS, tags=["checks"], responses=LIMITED)
 async def post_check(data: CheckIn, svc: Svc, who: Who) -> Json:
     """Is it safe to do this here, now? conflict, unknown or clear, with the reasons; recorded."""
     return await svc.check_async(who, body(data))

@@ -74,12 +74,13 @@ def source() -> dict[str, Any]:
     def git(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["git", "-C", str(Path(__file__).parent), *args], capture_output=True, text=True, timeout=10)
 
+    unknown = {"commit": None, "uncommitted_changes": None}
     try:
         commit, changed = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.TimeoutExpired):
-        return {"commit": None, "uncommitted_changes": None}
+        return unknown
     if commit.returncode or changed.returncode:
-        return {"commit": None, "uncommitted_changes": None}
+        return unknown
     return {"commit": commit.stdout.strip(), "uncommitted_changes": bool(changed.stdout.strip())}
 
 
