@@ -4,7 +4,7 @@ By hand, for as long as you like (the seeds and the dictionary steer it towards 
 
     .venv/bin/python -m tests.fuzz.positions -dict=tests/fuzz/positions.dict -max_total_time=600 tests/fuzz/seeds
 
-The suite runs it for a bounded number of inputs (tests/test_fuzz.py). A failure prints the input
+The suite runs it for a bounded number of inputs (tests/reliability/test_fuzz_positions.py). A failure prints the input
 that broke a promise and writes it as ``crash-*``: add it to the seeds once fixed.
 """
 
