@@ -7,6 +7,7 @@ how far off a reading may be, not how many decimals it happens to print.
 from __future__ import annotations
 
 import functools
+import json
 import math
 import re
 from decimal import Decimal
@@ -21,6 +22,7 @@ from pyproj import Geod, Transformer
 from shapely.geometry import LineString, MultiPolygon, Polygon
 
 from deconfliction import geo
+from deconfliction.disclosure import show_point
 from deconfliction.errors import InvalidInput, InvalidPosition
 from deconfliction.geo import PLANE_LATITUDE_LIMIT, LatLon, LocalPlane
 from tests.fuzz.invariants import holds_for
@@ -1015,3 +1017,9 @@ def test_an_mgrs_square_that_barely_touches_its_zone_reads_back(text: str, refer
     same place; where mgrs writes one it cannot read (2 mm south of the equator), the read-back gives none."""
     assert geo.to_mgrs(geo.parse_position(text).point) == reference
     holds_for(text)
+
+
+def test_a_place_a_hair_from_the_meridian_or_the_equator_reads_back_without_a_sign() -> None:
+    """Rounded to the read-back's seven decimals, 0.9 mm west of the meridian is 0, not -0."""
+    shown = show_point(geo.parse_position("S0.00000001W0.0000000080").point)
+    assert json.dumps([shown["lat"], shown["lon"]]) == "[0.0, 0.0]"

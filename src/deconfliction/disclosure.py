@@ -60,7 +60,8 @@ def distance_band(distance_m: float) -> str:
 
 
 def show_point(point: LatLon) -> dict[str, Any]:
-    return {"lat": round(point.lat, 7), "lon": round(point.lon, 7), "mgrs": to_mgrs(point)}
+    # + 0.0: a place a hair west of the meridian or south of the equator rounds to -0.0, a sign that means nothing.
+    return {"lat": round(point.lat, 7) + 0.0, "lon": round(point.lon, 7) + 0.0, "mgrs": to_mgrs(point)}
 
 
 def show_cell(point: LatLon, resolution: int) -> str:
