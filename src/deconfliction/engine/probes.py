@@ -103,7 +103,8 @@ def sightings(picture: Picture, query: CheckQuery, area: SearchArea, near_m: flo
     slots, distances, reaches = measure(area, index, index.near(query.geometry, area.plane, area.reach + beyond), beyond)
     if not len(slots):
         return []  # near no hidden asset (most ground checks): the passes below cost about 10 µs for none
-    place = (round(area.reference.lat, 4), round(area.reference.lon, 4), round(area.reach))
+    ref = area.reference
+    place = (round(ref.lat, 4), round(ref.lon, 4), round(area.reach))
     found: list[Sighting] = []
     placed = index.values(slots)
     for (asset, report), d, reach in zip(placed, distances.tolist(), reaches.tolist(), strict=True):
@@ -113,7 +114,7 @@ def sightings(picture: Picture, query: CheckQuery, area: SearchArea, near_m: flo
             continue  # a grant opened it: the asker sees it, there is nothing to probe
         point = report.point
         # The query on the asset's own plane: a point check's place alone (most checks), an area whole.
-        plane, ref = LocalPlane(point), area.reference
+        plane = LocalPlane(point)
         shape = plane.xy(ref.lon, ref.lat) if area.q_xy is PLANE_ORIGIN else plane.project(query.geometry)
         hit = d <= reach
         near = d <= reach + near_m
