@@ -20,7 +20,7 @@ from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
 from deconfliction.engine.picture import Picture
-from deconfliction.engine.rules import check, search_area, stakeholders
+from deconfliction.engine.rules import check_in, search_area, stakeholders
 from deconfliction.errors import InvalidInput
 from deconfliction.geo import Box, LatLon, LocalPlane, buffered
 from deconfliction.model import Activity, ActivityKind, ActivityState, CheckQuery, Volume, Window, Zone
@@ -61,10 +61,11 @@ def affected_parties(
     found: set[str] = set()
     for volume in volumes:
         query = volume_query(party, kind, volume)
-        result = check(picture, query, now, buffer_m)
+        area = search_area(query, buffer_m)
+        result = check_in(picture, query, now, area)
         found.update(f.party for f in result.conflicts)
         found.update(g.party for g in result.gaps if g.asset is not None)
-        found.update(stakeholders(picture, query, buffer_m))
+        found.update(stakeholders(picture, area))
     found.discard(party)
     return tuple(sorted(found))
 

@@ -188,9 +188,8 @@ def check_in(picture: Picture, query: CheckQuery, now: datetime, area: SearchAre
     )
 
 
-def stakeholders(picture: Picture, query: CheckQuery, buffer_m: float) -> set[str]:
-    """Parties whose AOR or territory the buffered query touches, fresh or not."""
-    area = search_area(query, buffer_m)
+def stakeholders(picture: Picture, area: SearchArea) -> set[str]:
+    """Parties whose AOR or territory a query's buffered ``area`` touches, fresh or not."""
     found: set[str] = set()
     shapes = [(a.party, a.geometry) for a in picture.aors.within(area.box)]
     shapes += [(t.party, t.geometry) for t in picture.territories.within(area.box)]
